@@ -1,0 +1,1 @@
+"""sensorstream's Kafka side: config, records, the worker loop and the CLI."""

@@ -1,0 +1,1 @@
+"""The model: TimesNet in Paddle, data loading, training, export, evaluation, prediction."""
