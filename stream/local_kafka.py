@@ -1,0 +1,440 @@
+"""A real single-node Apache Kafka 4.x broker (KRaft, broker+controller) for development and tests.
+
+The broker's jars come from Maven Central through ``deploy/kafka/pom.xml`` and are
+copied once into ``~/.cache/sensorstream/kafka/<version>/lib``. Each broker lives in
+its own data directory, which holds everything it needs to be restarted, stopped or
+inspected by a later process: ``server.properties``, ``log4j2.properties``, the pid
+file, the log file, the cluster id, the controller port and the topic data.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from stream.errors import SensorstreamError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PORT = 9092
+LOG_TAIL_LINES = 15
+JAVA_HINT = "install Java 17+, e.g. apt-get install openjdk-17-jre-headless"
+MAVEN_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.7.1:copy-dependencies"
+# The copied lib dir records which pom produced it, so editing the pom re-copies.
+POM_STAMP = ".pom-sha256"
+
+LOG4J2_PROPERTIES = """\
+# Written by sensorstream: warnings from everything, startup/shutdown from the server.
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.console.ref = STDOUT
+logger.raftserver.name = kafka.server.KafkaRaftServer
+logger.raftserver.level = INFO
+"""
+
+
+def cache_root() -> Path:
+    """Where sensorstream caches downloads: $SENSORSTREAM_CACHE_DIR, else ~/.cache/sensorstream."""
+    override = os.environ.get("SENSORSTREAM_CACHE_DIR")
+    if override:
+        return Path(override).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "sensorstream"
+
+
+def pom_path() -> Path:
+    """The broker's pom in the source tree next to the (editable-installed) stream package."""
+    path = Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "pom.xml"
+    if not path.is_file():
+        raise SensorstreamError(
+            f"{path} not found: the local broker needs the sensorstream source tree "
+            "(install it with `pip install -e .` from a git checkout)"
+        )
+    return path
+
+
+def kafka_version(pom: Path) -> str:
+    """The Kafka version the pom asks for (its kafka.version property)."""
+    match = re.search(r"<kafka\.version>\s*([^<\s]+)\s*</kafka\.version>", pom.read_text())
+    if not match:
+        raise SensorstreamError(f"{pom} has no <kafka.version> property: restore it from git")
+    return match.group(1)
+
+
+def ensure_jars(cache_dir: Path | None = None) -> Path:
+    """The directory of the broker's runtime jars, copied from Maven Central on first use."""
+    pom = pom_path()
+    root = cache_dir if cache_dir is not None else cache_root()
+    lib = root / "kafka" / kafka_version(pom) / "lib"
+    pom_sha = hashlib.sha256(pom.read_bytes()).hexdigest()
+    stamp = lib / POM_STAMP
+    if stamp.is_file() and stamp.read_text().strip() == pom_sha:
+        return lib
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise SensorstreamError(
+            f"the Kafka jars are not cached in {lib} and `mvn` is not on PATH: "
+            "install Maven (e.g. apt-get install maven) and run again"
+        )
+    lib.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="lib.partial.", dir=lib.parent))
+    logger.info("copying Kafka jars pom=%s into=%s", pom, lib)
+    started_s = time.monotonic()
+    result = subprocess.run(
+        [mvn, "-B", "-q", "-f", str(pom), MAVEN_PLUGIN, "-DincludeScope=runtime",
+         f"-DoutputDirectory={staging}"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise SensorstreamError(
+            f"mvn could not fetch the Kafka jars (exit {result.returncode}); check network "
+            f"access to Maven Central\n{_tail(result.stdout + result.stderr)}"
+        )
+    (staging / POM_STAMP).write_text(pom_sha + "\n")
+    _install_dir(staging, lib)
+    logger.info("copied Kafka jars lib=%s elapsed_s=%.1f", lib, time.monotonic() - started_s)
+    return lib
+
+
+def _install_dir(staging: Path, target: Path) -> None:
+    """Move a complete staging dir into place; a concurrent copier that got there first wins."""
+    if target.exists():
+        stale = target.with_name(f"{target.name}.old.{os.getpid()}")
+        target.rename(stale)
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        staging.rename(target)
+    except OSError:
+        # Another process renamed its own complete copy in between: use that one.
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (target / POM_STAMP).is_file():
+            raise
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a listener could bind 127.0.0.1:port now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def default_data_dir(port: int) -> Path:
+    """The data dir a broker on this port uses unless told otherwise."""
+    return cache_root() / "kafka-data" / str(port)
+
+
+def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines of some output, for error messages."""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    """What a running local broker looks like from outside."""
+
+    bootstrap: str
+    pid: int
+    data_dir: Path
+
+
+class LocalKafka:
+    """One local Kafka broker on 127.0.0.1:port whose state lives in data_dir."""
+
+    def __init__(
+        self,
+        port: int = DEFAULT_PORT,
+        data_dir: Path | str | None = None,
+        start_timeout_s: float = 90.0,
+        stop_timeout_s: float = 30.0,
+        heap_max_mb: int = 512,
+    ) -> None:
+        self.port = port
+        self.data_dir = (Path(data_dir).expanduser() if data_dir else default_data_dir(port)).absolute()
+        self.start_timeout_s = start_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self.heap_max_mb = heap_max_mb
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """host:port for clients."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        """The file holding the broker's pid while it runs."""
+        return self.data_dir / "broker.pid"
+
+    @property
+    def log_file(self) -> Path:
+        """The broker's stdout/stderr (log4j2 console appender)."""
+        return self.data_dir / "broker.log"
+
+    def status(self) -> BrokerStatus | None:
+        """The running broker, or None if it is not running and answering."""
+        pid = self._live_pid()
+        if pid is None or not self._answers():
+            return None
+        return BrokerStatus(self.bootstrap, pid, self.data_dir)
+
+    def start(self) -> bool:
+        """Start the broker and wait until it answers; False if it was already running."""
+        if self._already_running():
+            return False
+        java = shutil.which("java")
+        if java is None:
+            raise SensorstreamError(f"no `java` on PATH: {JAVA_HINT}")
+        if not port_is_free(self.port):
+            raise SensorstreamError(
+                f"port {self.port} is taken by another process: stop it or pick another "
+                "port with --port N"
+            )
+        lib = ensure_jars()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        properties = self._write_config()
+        self._format_storage(java, lib, properties)
+        self._launch(java, lib, properties)
+        self._wait_ready()
+        return True
+
+    def stop(self) -> bool:
+        """SIGTERM the broker, SIGKILL it after stop_timeout_s; False if it was not running."""
+        pid = self._live_pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        logger.info("stopping Kafka pid=%d bootstrap=%s", pid, self.bootstrap)
+        os.kill(pid, signal.SIGTERM)
+        if not self._wait_exit(pid, self.stop_timeout_s):
+            logger.warning("Kafka did not stop in time pid=%d timeout_s=%.0f: killing it",
+                           pid, self.stop_timeout_s)
+            os.kill(pid, signal.SIGKILL)
+            self._wait_exit(pid, 10.0)
+        self.pid_file.unlink(missing_ok=True)
+        self._process = None
+        return True
+
+    def _already_running(self) -> bool:
+        """A live broker from this data dir: True if it answers; wait for it if still starting."""
+        pid = self._live_pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        if not self._answers():
+            self._wait_ready()
+        logger.info("Kafka already running pid=%d bootstrap=%s", pid, self.bootstrap)
+        return True
+
+    def _live_pid(self) -> int | None:
+        """The pid from the pid file if that process is alive and is this data dir's broker."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        if not _process_alive(pid, self._process):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return pid  # no /proc to check against: trust the pid file
+        # A recycled pid belongs to some other program: the pid file is stale.
+        return pid if str(self.data_dir / "server.properties") in cmdline else None
+
+    def _controller_port(self) -> int:
+        """The controller's port, chosen once per data dir so restarts find the same quorum."""
+        path = self.data_dir / "controller.port"
+        if path.is_file():
+            port = int(path.read_text().strip())
+            if not port_is_free(port):
+                raise SensorstreamError(
+                    f"controller port {port} (remembered in {path}) is taken by another "
+                    "process: stop it, or delete that file to pick a new one"
+                )
+            return port
+        port = free_port()
+        path.write_text(f"{port}\n")
+        return port
+
+    def _cluster_id(self) -> str:
+        """The cluster id (22-char base64 UUID), created once per data dir."""
+        path = self.data_dir / "cluster.id"
+        if path.is_file():
+            return path.read_text().strip()
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        path.write_text(cluster_id + "\n")
+        return cluster_id
+
+    def _write_config(self) -> Path:
+        """Write server.properties and log4j2.properties; return the server.properties path."""
+        cport = self._controller_port()
+        settings = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{cport}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{cport}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.data_dir / "logs"),
+            "num.partitions": "1",
+            "auto.create.topics.enable": "true",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            # One member per group in tests: waiting for more only slows every join.
+            "group.initial.rebalance.delay.ms": "0",
+        }
+        path = self.data_dir / "server.properties"
+        path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+        (self.data_dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
+        return path
+
+    def _format_storage(self, java: str, lib: Path, properties: Path) -> None:
+        """Format the KRaft log dir once (a restart finds meta.properties and skips this)."""
+        if (self.data_dir / "logs" / "meta.properties").is_file():
+            return
+        result = subprocess.run(
+            [java, "-Xmx256m", *self._log4j_args(), "-cp", f"{lib}/*",
+             "kafka.tools.StorageTool", "format", "-t", self._cluster_id(),
+             "-c", str(properties), "--ignore-formatted"],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise SensorstreamError(
+                f"formatting the Kafka storage in {self.data_dir} failed "
+                f"(exit {result.returncode}); delete that dir to start clean\n"
+                f"{_tail(result.stdout + result.stderr)}"
+            )
+
+    def _log4j_args(self) -> list[str]:
+        """JVM flags pointing log4j2 at this data dir's config."""
+        return [f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}"]
+
+    def _launch(self, java: str, lib: Path, properties: Path) -> None:
+        """Start the JVM in its own session (it outlives the CLI) and write the pid file."""
+        command = [java, f"-Xmx{self.heap_max_mb}m", "-Xms256m", *self._log4j_args(),
+                   "-cp", f"{lib}/*", "kafka.Kafka", str(properties)]
+        with open(self.log_file, "ab") as log:
+            self._process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.data_dir, start_new_session=True,
+            )
+        self.pid_file.write_text(f"{self._process.pid}\n")
+        logger.info("started Kafka pid=%d bootstrap=%s data_dir=%s",
+                    self._process.pid, self.bootstrap, self.data_dir)
+
+    def _wait_ready(self) -> None:
+        """Block until the broker lists topics; raise with the log tail if it dies or stalls."""
+        deadline_s = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline_s:
+            pid = self._live_pid()
+            if pid is None:
+                self.pid_file.unlink(missing_ok=True)
+                raise SensorstreamError(
+                    f"the Kafka broker exited during start; its log {self.log_file} ends "
+                    f"with:\n{self._log_tail()}"
+                )
+            if self._answers():
+                return
+            time.sleep(0.25)
+        raise SensorstreamError(
+            f"the Kafka broker did not answer on {self.bootstrap} within "
+            f"{self.start_timeout_s:.0f} s; stop it with `sensorstream kafka stop`; its log "
+            f"{self.log_file} ends with:\n{self._log_tail()}"
+        )
+
+    def _answers(self) -> bool:
+        """Whether a client can list topics (a bare TCP connect succeeds too early)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0):
+                pass
+        except OSError:
+            return False
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000,
+                                     bootstrap_timeout_ms=5000)
+        except KafkaError:
+            return False
+        try:
+            admin.list_topics()
+            return True
+        except KafkaError:
+            return False
+        finally:
+            admin.close()
+
+    def _wait_exit(self, pid: int, timeout_s: float) -> bool:
+        """Wait for the process to go away; True if it did within timeout_s."""
+        deadline_s = time.monotonic() + timeout_s
+        while time.monotonic() < deadline_s:
+            if not _process_alive(pid, self._process):
+                return True
+            time.sleep(0.1)
+        return not _process_alive(pid, self._process)
+
+    def _log_tail(self) -> str:
+        """The last lines of the broker's log file."""
+        try:
+            return _tail(self.log_file.read_text(errors="replace"))
+        except FileNotFoundError:
+            return "(no log file)"
+
+
+def _process_alive(pid: int, own: subprocess.Popen[bytes] | None) -> bool:
+    """Whether pid runs; reaps it first if it is our child, so a zombie counts as dead."""
+    if own is not None and own.pid == pid:
+        return own.poll() is None
+    try:
+        reaped_pid, _ = os.waitpid(pid, os.WNOHANG)
+        if reaped_pid == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: its parent reaps it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
