@@ -27,8 +27,8 @@ class Normalization:
     std: np.ndarray  # float32 [C], every entry > 0
 
     def __post_init__(self) -> None:
-        mean = np.asarray(self.mean, dtype=np.float32).reshape(-1)
-        std = np.asarray(self.std, dtype=np.float32).reshape(-1)
+        mean = np.array(self.mean, dtype=np.float32).reshape(-1)
+        std = np.array(self.std, dtype=np.float32).reshape(-1)
         if mean.shape != std.shape or mean.size == 0:
             raise ModelError(
                 f"normalization needs one mean and one std per channel, got {mean.size} means "
@@ -36,7 +36,9 @@ class Normalization:
             )
         if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
             raise ModelError("normalization mean must be finite and std finite and positive")
-        # Frozen dataclass: store the checked float32 copies so callers cannot alias them.
+        # Frozen dataclass: keep read-only float32 copies so nobody edits a shipped model's stats.
+        mean.setflags(write=False)
+        std.setflags(write=False)
         object.__setattr__(self, "mean", mean)
         object.__setattr__(self, "std", std)
 
