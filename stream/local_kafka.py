@@ -262,10 +262,14 @@ class LocalKafka:
             return None
         if not _process_alive(pid, self._process):
             return None
+        if self._process is not None and self._process.pid == pid:
+            return pid
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         except OSError:
-            return pid  # no /proc to check against: trust the pid file
+            cmdline = ""
+        if not cmdline:
+            return pid  # no /proc, or a process mid-exec: trust the pid file
         # A recycled pid belongs to some other program: the pid file is stale.
         return pid if str(self.data_dir / "server.properties") in cmdline else None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,8 @@ def _broker(args: argparse.Namespace) -> LocalKafka:
     """The LocalKafka the arguments describe (imported here: it pulls in kafka-python)."""
     from stream.local_kafka import LocalKafka
 
+    # kafka-python narrates every readiness probe at INFO; only its problems matter here.
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
     return LocalKafka(port=args.port, data_dir=args.data_dir)
 
 
