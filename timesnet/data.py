@@ -583,6 +583,10 @@ def _csv_times(times: list[str], line_numbers: list[int], column: str, name: str
         return np.array(times, dtype=np.float64)
     except ValueError:
         pass
+    if _is_number(times[0]):  # a numeric column with a stray value: name that value
+        bad = next(i for i, text in enumerate(times) if not _is_number(text))
+        raise DataFormatError(f"{name}: line {line_numbers[bad]}: column {column!r}: expected a "
+                              f"number like the rows before, found {times[bad]!r}")
     stamps = np.empty(len(times), dtype=np.float64)
     for i, text in enumerate(times):
         try:
@@ -594,6 +598,15 @@ def _csv_times(times: list[str], line_numbers: list[int], column: str, name: str
             moment = moment.replace(tzinfo=timezone.utc)
         stamps[i] = moment.timestamp()
     return stamps
+
+
+def _is_number(text: str) -> bool:
+    """True when text parses as a float."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _group_label(
