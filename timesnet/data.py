@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -468,54 +469,59 @@ def read_paddlex_csv(
 
     ``path_or_text`` is a Path, a file name, or the CSV text itself (a str with a
     newline, or bytes). Cases follow the order of each group's first row; rows are
-    sorted by time within a group (numbers, or ISO-8601 dates).
+    sorted by time within a group (numbers, or ISO-8601 dates, naive ones read as UTC).
     """
     name, raw = _csv_source(path_or_text)
-    rows = csv.reader(io.StringIO(_decode(raw, name)))
-    header = [column.strip() for column in next(rows, [])]
+    reader = csv.reader(io.StringIO(_decode(raw, name)))
+    header = [column.strip() for column in next(reader, [])]
     if not any(header):
         raise DataFormatError(f"{name}: empty file; expected a header row with {group_column}, "
                               f"{time_column} and feature columns")
     cols = _csv_columns(header, name, group_column, time_column, label_column, feature_columns)
-    groups: dict[str, list[int]] = {}
-    times: list[str] = []
-    features: list[list[str]] = []
-    row_labels: list[str] = []
-    line_numbers: list[int] = []
-    for row in rows:
-        if not row or not any(field.strip() for field in row):
-            continue
-        if len(row) != len(header):
-            raise DataFormatError(f"{name}: line {rows.line_num}: expected {len(header)} fields "
-                                  f"like the header, found {len(row)}")
-        groups.setdefault(row[cols["group"]].strip(), []).append(len(times))
-        times.append(row[cols["time"]].strip())
-        features.append([row[i] for i in cols["features"]])
-        row_labels.append(row[cols["label"]].strip() if "label" in cols else "")
-        line_numbers.append(rows.line_num)
-    if not times:
-        raise DataFormatError(f"{name}: no data rows after the header")
-    values = _csv_features(features, line_numbers, header, cols["features"], name)  # [rows, C]
-    stamps = _csv_times(times, line_numbers, time_column, name)  # [rows]
+    rows = _collect_csv_rows(reader, len(header), cols, name)
+    values = _csv_features(rows.features, rows.lines, header, cols.features, name)  # [rows, C]
+    stamps = _csv_times(rows.times, rows.lines, time_column, name)  # [rows]
     series: list[np.ndarray] = []
     group_labels: list[str] = []
     group_lines: list[int] = []
-    for group, members in groups.items():
+    for group, members in rows.groups.items():
         idx = np.asarray(members, dtype=np.int64)
         order = idx[np.argsort(stamps[idx], kind="stable")]
         repeated = np.flatnonzero(np.diff(stamps[order]) == 0)
         if repeated.size:
-            raise DataFormatError(f"{name}: line {line_numbers[order[repeated[0] + 1]]}: group "
-                                  f"{group!r} has two rows at time {times[order[repeated[0]]]!r}")
-        series.append(values[order])
-        group_lines.append(line_numbers[members[0]])
-        if "label" in cols:
-            group_labels.append(_group_label(group, members, row_labels, line_numbers, name))
+            second = order[repeated[0] + 1]
+            raise DataFormatError(f"{name}: line {rows.lines[second]}: group {group!r} has two "
+                                  f"rows at time {rows.times[second]!r}")
+        series.append(values[order])  # [T, C]
+        group_lines.append(rows.lines[members[0]])
+        if cols.label is not None:
+            group_labels.append(_group_label(group, members, rows, name))
     y: np.ndarray | None = None
     vocab = tuple(str(label) for label in labels) if labels is not None else ()
-    if "label" in cols:
+    if cols.label is not None:
         y, vocab = _label_ids(group_labels, group_lines, name, labels, None)
     return _finish(name, series, length, y, vocab, hashlib.sha256(raw).hexdigest())
+
+
+@dataclass(frozen=True)
+class _CsvColumns:
+    """Positions of the CSV columns by role."""
+
+    group: int
+    time: int
+    label: int | None
+    features: list[int]
+
+
+@dataclass(frozen=True)
+class _CsvRows:
+    """The raw fields of every data row, and each group's row indices in file order."""
+
+    groups: dict[str, list[int]]
+    times: list[str]
+    features: list[list[str]]
+    labels: list[str]
+    lines: list[int]  # file line number of each row, for messages
 
 
 def _csv_source(path_or_text: str | Path | bytes) -> tuple[str, bytes]:
@@ -530,16 +536,13 @@ def _csv_source(path_or_text: str | Path | bytes) -> tuple[str, bytes]:
 def _csv_columns(
     header: list[str], name: str, group_column: str, time_column: str, label_column: str,
     feature_columns: Sequence[str] | None,
-) -> dict:
-    """Column positions: group, time, optional label, and the feature list."""
+) -> _CsvColumns:
+    """Column positions: group, time, optional label, and the features (default: the rest)."""
     found = ", ".join(header)
     for role, column in (("group", group_column), ("time", time_column)):
         if column not in header:
             raise DataFormatError(f"{name}: line 1: no {role} column {column!r} "
                                   f"(columns: {found}); rename it or pass {role}_column")
-    cols: dict = {"group": header.index(group_column), "time": header.index(time_column)}
-    if label_column in header:
-        cols["label"] = header.index(label_column)
     if feature_columns is None:
         taken = {group_column, time_column, label_column}
         feature_columns = [column for column in header if column not in taken]
@@ -550,8 +553,39 @@ def _csv_columns(
     if not feature_columns:
         raise DataFormatError(f"{name}: line 1: no feature columns besides {group_column}, "
                               f"{time_column} and {label_column}")
-    cols["features"] = [header.index(column) for column in feature_columns]
-    return cols
+    return _CsvColumns(
+        group=header.index(group_column),
+        time=header.index(time_column),
+        label=header.index(label_column) if label_column in header else None,
+        features=[header.index(column) for column in feature_columns],
+    )
+
+
+def _collect_csv_rows(reader: Any, width: int, cols: _CsvColumns, name: str) -> _CsvRows:
+    """Read every non-blank data row; rows must have as many fields as the header."""
+    data: list[list[str]] = []
+    lines: list[int] = []
+    for row in reader:
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if len(row) != width:
+            raise DataFormatError(f"{name}: line {reader.line_num}: expected {width} fields "
+                                  f"like the header, found {len(row)}")
+        data.append(row)
+        lines.append(reader.line_num)
+    if not data:
+        raise DataFormatError(f"{name}: no data rows after the header")
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(data):
+        groups.setdefault(row[cols.group].strip(), []).append(i)
+    label = cols.label
+    return _CsvRows(
+        groups=groups,
+        times=[row[cols.time].strip() for row in data],
+        features=[[row[i] for i in cols.features] for row in data],
+        labels=[row[label].strip() for row in data] if label is not None else [""] * len(data),
+        lines=lines,
+    )
 
 
 def _csv_features(
@@ -609,14 +643,12 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _group_label(
-    group: str, members: list[int], row_labels: list[str], line_numbers: list[int], name: str
-) -> str:
+def _group_label(group: str, members: list[int], rows: _CsvRows, name: str) -> str:
     """The one label of a group; an error naming the group if it changes or is empty."""
-    first = row_labels[members[0]]
+    first = rows.labels[members[0]]
     for member in members:
-        if row_labels[member] != first or not first:
-            raise DataFormatError(f"{name}: line {line_numbers[member]}: group {group!r} has label "
-                                  f"{row_labels[member]!r} but its first row has {first!r}; "
+        if rows.labels[member] != first or not first:
+            raise DataFormatError(f"{name}: line {rows.lines[member]}: group {group!r} has label "
+                                  f"{rows.labels[member]!r} but its first row has {first!r}; "
                                   "a label must be constant and non-empty within a group")
     return first
