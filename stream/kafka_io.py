@@ -1,0 +1,111 @@
+"""Kafka clients built from the config, and a producer that latches failures.
+
+Producer errors fail fast (quixstreams' internal producer does the same): the
+first failed send is remembered and re-raised at the next flush, so the worker
+never commits offsets past a record whose output was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from stream.config import KafkaConfig
+from stream.errors import SensorstreamError
+
+log = logging.getLogger(__name__)
+
+
+class ProducerFailed(SensorstreamError):
+    """A produced record was not acknowledged; nothing after it may be committed."""
+
+
+def client_settings(kafka: KafkaConfig) -> dict[str, Any]:
+    """Settings shared by every client (bootstrap, id, security)."""
+    settings: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap_servers.split(","),
+        "client_id": kafka.client_id,
+        "request_timeout_ms": kafka.request_timeout_ms,
+    }
+    security = getattr(kafka, "security_settings", None)
+    if callable(security):
+        settings.update(security())
+    return settings
+
+
+def make_consumer(kafka: KafkaConfig, group_id: str | None, **overrides: Any) -> KafkaConsumer:
+    """A byte-level consumer with manual commits."""
+    settings = client_settings(kafka) | {
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": kafka.auto_offset_reset,
+        "max_poll_records": kafka.max_poll_records,
+        "fetch_min_bytes": kafka.fetch_min_bytes,
+        "fetch_max_wait_ms": kafka.fetch_max_wait_ms,
+        "max_partition_fetch_bytes": kafka.max_partition_fetch_bytes,
+        "session_timeout_ms": kafka.session_timeout_ms,
+        "max_poll_interval_ms": kafka.max_poll_interval_ms,
+    }
+    settings.update(overrides)
+    return KafkaConsumer(**settings)
+
+
+class LatchingProducer:
+    """KafkaProducer whose delivery failures surface at `flush`."""
+
+    def __init__(self, kafka: KafkaConfig, **overrides: Any) -> None:
+        settings = client_settings(kafka) | {
+            "acks": "all",
+            "linger_ms": kafka.producer_linger_ms,
+            "batch_size": kafka.producer_batch_size,
+            "compression_type": kafka.compression_type,
+            "max_in_flight_requests_per_connection": 5,
+        }
+        settings.update(overrides)
+        self.producer = KafkaProducer(**settings)
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+    ) -> None:
+        """Queue one record; a failure is latched for the next flush."""
+        future = self.producer.send(
+            topic, value=value, key=key, headers=headers or None, partition=partition
+        )
+        future.add_errback(self._failed, topic)
+
+    def send_many(self, topic: str, items: Iterable[tuple[bytes | None, bytes]]) -> None:
+        """Queue (key, value) records to one topic."""
+        for key, value in items:
+            self.send(topic, value, key)
+
+    def flush(self, timeout_s: float) -> None:
+        """Wait for every queued record; raise if any was not acknowledged."""
+        self.producer.flush(timeout=timeout_s)
+        self.raise_if_failed()
+
+    def raise_if_failed(self) -> None:
+        """Re-raise the first delivery failure, if any."""
+        with self._lock:
+            if self._error is not None:
+                raise ProducerFailed(f"producing failed: {self._error}") from self._error
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Flush what can be flushed and close."""
+        self.producer.close(timeout=timeout_s)
+
+    def _failed(self, exc: BaseException, topic: str) -> None:
+        with self._lock:
+            if self._error is None:
+                log.error("produce failed topic=%s error=%s", topic, exc)
+                self._error = exc

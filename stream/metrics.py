@@ -1,0 +1,93 @@
+"""The worker's Prometheus metrics, all on one injected registry.
+
+Names are a public contract: the Grafana dashboard and the alert rules in
+deploy/ query them, and a test checks that every name they use exists.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+INFERENCE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class WorkerMetrics:
+    """Every series the worker exports."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        r = registry
+        self.records_consumed = Counter(
+            "sensorstream_records_consumed", "Kafka records read", ["topic"], registry=r
+        )
+        self.samples_consumed = Counter(
+            "sensorstream_samples_consumed", "Valid samples decoded from records", registry=r
+        )
+        self.dead_letters = Counter(
+            "sensorstream_dead_letters", "Records sent to the dead-letter topic", ["reason"],
+            registry=r,
+        )
+        self.window_samples = Counter(
+            "sensorstream_window_samples",
+            "Samples dropped, filled or reordered by the window policies",
+            ["outcome"], registry=r,
+        )
+        self.devices_evicted = Counter(
+            "sensorstream_devices_evicted", "Device states dropped", ["reason"], registry=r
+        )
+        self.windows_emitted = Counter(
+            "sensorstream_windows_emitted", "Windows classified and produced as events", registry=r
+        )
+        self.windows_skipped = Counter(
+            "sensorstream_windows_skipped_replay",
+            "Windows rebuilt after a restart but already emitted before it", registry=r,
+        )
+        self.events = Counter(
+            "sensorstream_events", "Events produced, by label", ["label"], registry=r
+        )
+        self.batch_size = Histogram(
+            "sensorstream_batch_size", "Windows per predictor call", buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.inference_seconds = Histogram(
+            "sensorstream_inference_seconds", "Predictor time per batch",
+            buckets=INFERENCE_BUCKETS_S, registry=r,
+        )
+        self.end_to_end_seconds = Histogram(
+            "sensorstream_end_to_end_latency_seconds",
+            "Event produced minus the Kafka timestamp of the record that completed the window",
+            buckets=LATENCY_BUCKETS_S, registry=r,
+        )
+        self.predictor_errors = Counter(
+            "sensorstream_predictor_errors", "Predictor calls that raised", registry=r
+        )
+        self.commits = Counter("sensorstream_commits", "Offset commits", registry=r)
+        self.consumer_lag = Gauge(
+            "sensorstream_consumer_lag", "High watermark minus position",
+            ["topic", "partition"], registry=r,
+        )
+        self.active_devices = Gauge(
+            "sensorstream_active_devices", "Devices with window state", registry=r
+        )
+        self.window_state_bytes = Gauge(
+            "sensorstream_window_state_bytes", "Memory held by device ring buffers", registry=r
+        )
+        self.pending_windows = Gauge(
+            "sensorstream_pending_windows", "Windows waiting for or inside the predictor",
+            registry=r,
+        )
+        self.paused_partitions = Gauge(
+            "sensorstream_paused_partitions", "Partitions paused by backpressure", registry=r
+        )
+        self.assigned_partitions = Gauge(
+            "sensorstream_assigned_partitions", "Partitions owned by this worker", registry=r
+        )
+        self.model_info = Gauge(
+            "sensorstream_model_info", "The served model (value 1)",
+            ["name", "version", "architecture", "device"], registry=r,
+        )
+        self.alerts = Counter(
+            "sensorstream_alerts", "Label alerts fired", ["rule"], registry=r
+        )

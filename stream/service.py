@@ -1,0 +1,90 @@
+"""Assembling a worker from a config: model, topics, HTTP, signals.
+
+Shared by `sensorstream run`, the demo and the benchmarks, so that all three
+exercise exactly the same start-up checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from prometheus_client import CollectorRegistry
+
+from stream.config import Config, check_against_model
+from stream.errors import SensorstreamError
+from stream.http_server import HttpServer
+from stream.topics import ensure_topics
+from stream.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+def load_model(config: Config) -> object:
+    """The predictor named by `[model]`, or one line that says what to fix."""
+    from timesnet.errors import ModelError
+    from timesnet.predictor import load_predictor
+
+    try:
+        predictor = load_predictor(
+            config.model.path, device=config.model.device, threads=config.model.threads
+        )
+    except ModelError as exc:
+        raise SensorstreamError(f"model.path: {exc}") from exc
+    manifest = predictor.manifest
+    check_against_model(config, manifest.window_length, manifest.channels)
+    return predictor
+
+
+def build_worker(
+    config: Config,
+    predictor: object | None = None,
+    registry: CollectorRegistry | None = None,
+    event_extras: dict[str, object] | None = None,
+) -> Worker:
+    """A worker with its topics ensured and its model loaded (not yet polling)."""
+    predictor = predictor if predictor is not None else load_model(config)
+    ensure_topics(config.kafka)
+    return Worker(config, predictor, registry=registry, event_extras=event_extras)
+
+
+def start_http(config: Config, worker: Worker) -> HttpServer:
+    """Serve /metrics, /healthz and /readyz for `worker` on `[metrics]` host:port."""
+    server = HttpServer(
+        config.metrics.host,
+        config.metrics.port,
+        worker.metrics.registry,
+        alive=lambda: not worker.stopping,
+        ready=worker.ready,
+    )
+    try:
+        server.start()
+    except OSError as exc:
+        raise SensorstreamError(
+            f"metrics: cannot listen on {config.metrics.host}:{config.metrics.port} ({exc}); "
+            "set metrics.port to a free port (0 picks one)"
+        ) from exc
+    return server
+
+
+@contextmanager
+def stop_on_signals(worker: Worker) -> Iterator[None]:
+    """SIGTERM and SIGINT ask the worker to drain and stop (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("signal=%s stopping", signal.Signals(signum).name)
+        worker.request_stop()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

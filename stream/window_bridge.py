@@ -1,0 +1,104 @@
+"""Between Kafka records and windows/: source ids, poll indexes, window rows."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from kafka.structs import TopicPartition
+
+from stream.columns import WindowRows
+from stream.config import WindowsConfig
+from stream.offsets import OffsetTracker
+from stream.records import InputRecord
+from windows import WindowBatch, WindowConfig, WindowStore
+
+_OFFSET_BITS = 40  # Kafka offsets stay far below 2**40 in practice; sources above it
+
+
+def make_window_store(config: WindowsConfig, channels: int) -> WindowStore:
+    """The window store for the `[windows]` config and the model's channel count."""
+    return WindowStore(
+        WindowConfig(
+            length=config.length,
+            hop=config.hop,
+            channels=channels,
+            reorder_ms=config.reorder_ms,
+            gap_ms=config.gap_ms,
+            gap_policy=config.gap_policy,
+            max_fill=config.max_fill,
+            interval_ms=config.interval_ms,
+            idle_ms=config.idle_ms,
+            max_devices=config.max_devices,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class PollIndex:
+    """Per-record source ids, offsets and Kafka timestamps of one poll."""
+
+    sources: npt.NDArray[np.int32]  # [R]
+    offsets: npt.NDArray[np.int64]  # [R]
+    timestamps_ms: npt.NDArray[np.int64]  # [R]
+
+    @staticmethod
+    def build(records: list[InputRecord], tracker: OffsetTracker) -> PollIndex:
+        """Index the records of a poll."""
+        ids: dict[tuple[str, int], int] = {}
+        sources = np.empty(len(records), dtype=np.int32)
+        offsets = np.empty(len(records), dtype=np.int64)
+        stamps = np.empty(len(records), dtype=np.int64)
+        for i, record in enumerate(records):
+            key = (record.topic, record.partition)
+            sid = ids.get(key)
+            if sid is None:
+                sid = ids[key] = tracker.source_id(TopicPartition(*key))
+            sources[i], offsets[i], stamps[i] = sid, record.offset, record.timestamp_ms
+        return PollIndex(sources, offsets, stamps)
+
+    def next_offsets(self) -> dict[int, int]:
+        """Source -> one past the highest offset read in this poll."""
+        if not len(self.sources):
+            return {}
+        result: dict[int, int] = {}
+        for source in np.unique(self.sources).tolist():
+            result[source] = int(self.offsets[self.sources == source].max()) + 1
+        return result
+
+    def timestamps_of(
+        self, sources: npt.NDArray[np.int32], offsets: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int64]:
+        """Kafka timestamps of the given records (now, for records not in this poll)."""
+        result = np.full(len(offsets), time.time_ns() // 1_000_000, dtype=np.int64)
+        if not len(self.offsets) or not len(offsets):
+            return result
+        keys = (self.sources.astype(np.int64) << _OFFSET_BITS) | self.offsets
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        wanted = (sources.astype(np.int64) << _OFFSET_BITS) | offsets
+        at = np.searchsorted(sorted_keys, wanted)
+        found = at < len(sorted_keys)
+        found[found] = sorted_keys[at[found]] == wanted[found]
+        result[found] = self.timestamps_ms[order[at[found]]]
+        return result
+
+
+def to_rows(batch: WindowBatch, index: PollIndex, config: WindowsConfig) -> WindowRows:
+    """Window rows for the batcher, with latency origins and recovery anchors."""
+    count = len(batch.device_ids)
+    return WindowRows(
+        device_ids=list(batch.device_ids),
+        data=batch.data,
+        start_ts_ms=batch.start_ts_ms,
+        end_ts_ms=batch.end_ts_ms,
+        anchor_ts_ms=batch.anchor_ts_ms,
+        sources=batch.last_sources,
+        first_offsets=batch.first_offsets,
+        last_offsets=batch.last_offsets,
+        ready_offsets=batch.ready_offsets,
+        ready_record_ts_ms=index.timestamps_of(batch.last_sources, batch.ready_offsets),
+        enqueued_at_s=np.full(count, time.monotonic()),
+    )

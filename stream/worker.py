@@ -1,0 +1,363 @@
+"""The worker: Kafka in, per-device windows, batched predictions, events out.
+
+One `step()` is the whole data path, top to bottom:
+
+    poll -> decode and validate -> append to the device buffers -> ready windows
+    -> dynamic batch -> predict (on the predictor thread) -> produce events -> commit
+
+Bad records become dead letters; producer, commit and predictor failures stop
+the worker without committing past them (at-least-once: a restart replays from
+the last commit and loses nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from kafka.structs import TopicPartition
+from prometheus_client import CollectorRegistry
+
+from stream.batching import DynamicBatcher
+from stream.columns import WindowRows
+from stream.config import Config
+from stream.events import EventSource, ModelRef, dead_letter_headers, encode_events
+from stream.inference import Classified, InferenceThread
+from stream.kafka_io import LatchingProducer, make_consumer
+from stream.metrics import WorkerMetrics
+from stream.offsets import OffsetTracker
+from stream.rebalance import RebalanceHandler
+from stream.records import DeadLetter, InputRecord, RecordDecoder, SampleBatch
+from stream.recovery import ResumeFilter, anchor_record_key, latest_anchor_per_device
+from stream.stats import WorkerStats
+from stream.window_bridge import PollIndex, make_window_store, to_rows
+
+log = logging.getLogger(__name__)
+
+HOUSEKEEPING_INTERVAL_S = 1.0
+
+
+@dataclass
+class _Produced:
+    """Batches produced since the last flush (their offsets stay held until it)."""
+
+    tokens: list[int] = field(default_factory=list)
+
+
+class Worker:
+    """One consumer in the group, one predictor thread, one producer."""
+
+    def __init__(
+        self,
+        config: Config,
+        predictor: object,
+        registry: CollectorRegistry | None = None,
+        event_extras: dict[str, object] | None = None,
+    ) -> None:
+        self.config = config
+        self.predictor = predictor
+        self.manifest = predictor.manifest  # type: ignore[attr-defined]
+        self.event_extras = event_extras or {}
+        self.metrics = WorkerMetrics(registry or CollectorRegistry())
+        self.stats = WorkerStats()
+        self.decoder = RecordDecoder(self.manifest.channels, config.records)
+        self.store = make_window_store(config.windows, self.manifest.channels)
+        self.batcher = DynamicBatcher(config.batching.max_batch, config.batching.max_wait_ms)
+        self.offsets = OffsetTracker()
+        hop, length = config.windows.hop, config.windows.length
+        self.resume = ResumeFilter(skip_after_anchor=max(hop - length, 0))
+        self.labels = np.array(self.manifest.labels, dtype=object)
+        self.model_ref = ModelRef(name=self.manifest.name, version=self.manifest.version)
+        self._stop = threading.Event()
+        self._produced = _Produced()
+        self._paused = False
+        self._last_commit_s = time.monotonic()
+        self._last_housekeeping_s = 0.0
+        self._last_poll_s = 0.0
+        self._counters_seen: dict[str, int] = {}
+        self.consumer = None
+        self.producer: LatchingProducer | None = None
+        self.inference: InferenceThread | None = None
+
+    # -- lifecycle ------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Stop polling; `run` drains, flushes, commits and returns."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a stop was requested."""
+        return self._stop.is_set()
+
+    def ready(self) -> tuple[bool, str]:
+        """Model loaded, partitions assigned, and the poll loop alive."""
+        if self.consumer is None:
+            return False, "not started"
+        if not self.offsets.assigned_sources:
+            return False, "no partitions assigned"
+        if time.monotonic() - self._last_poll_s > 30:
+            return False, "poll loop stalled"
+        return True, f"model={self.manifest.name}:{self.manifest.version}"
+
+    def open(self) -> None:
+        """Connect the clients and subscribe (partitions arrive with the first polls)."""
+        kafka = self.config.kafka
+        self.metrics.model_info.labels(
+            self.manifest.name, self.manifest.version, self.manifest.architecture,
+            self.config.model.device,
+        ).set(1)
+        self.producer = LatchingProducer(kafka)
+        self.inference = InferenceThread(self.predictor)
+        self.consumer = make_consumer(kafka, kafka.group_id)
+        self.rebalance = RebalanceHandler(self)
+        self.consumer.subscribe(kafka.input_topics, listener=self.rebalance)
+
+    def run(self) -> None:
+        """Steps until a stop is requested, then drains within the deadline."""
+        if self.consumer is None:
+            self.open()
+        try:
+            while not self._stop.is_set():
+                self.step()
+            self.drain(self.config.delivery.shutdown_deadline_s)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the clients (no commit: `drain` commits what is safe)."""
+        if self.inference is not None:
+            self.inference.close()
+        if self.consumer is not None:
+            self.consumer.close(autocommit=False)
+        if self.producer is not None:
+            self.producer.close()
+
+    # -- the data path ----------------------------------------------------------
+    def step(self) -> None:
+        """One pass of the loop."""
+        records, index = self._poll()
+        samples, dead_letters = self.decoder.decode(records)
+        self._send_dead_letters(dead_letters)
+        self._append_samples(samples, index)
+        self._queue_ready_windows(index)
+        self._submit_batches()
+        self._produce_events(self.inference.collect(timeout_s=self._collect_wait_s()))
+        self._maybe_commit()
+        self._apply_backpressure()
+        self._housekeeping()
+
+    def _poll(self) -> tuple[list[InputRecord], PollIndex]:
+        fetched = self.consumer.poll(
+            timeout_ms=self._poll_timeout_ms(), max_records=self.config.kafka.max_poll_records
+        )
+        self._last_poll_s = time.monotonic()
+        records: list[InputRecord] = []
+        for tp, batch in fetched.items():
+            records.extend(InputRecord.from_consumer_record(r) for r in batch)
+            self.metrics.records_consumed.labels(tp.topic).inc(len(batch))
+        self.stats.records += len(records)
+        return records, PollIndex.build(records, self.offsets)
+
+    def _send_dead_letters(self, dead_letters: list[DeadLetter]) -> None:
+        topic = self.config.kafka.dead_letter_topic
+        for dl in dead_letters:
+            record = dl.record
+            source = self.offsets.source_id(TopicPartition(record.topic, record.partition))
+            if record.offset <= self.offsets.skip_through(source):
+                continue  # sent before a restart; replaying it must not send it twice
+            self.producer.send(topic, record.value, record.key, dead_letter_headers(dl))
+            self.metrics.dead_letters.labels(dl.reason).inc()
+            self.stats.count_dead_letter(dl.reason)
+
+    def _append_samples(self, samples: SampleBatch, index: PollIndex) -> None:
+        self.metrics.samples_consumed.inc(len(samples))
+        self.stats.samples += len(samples)
+        if len(samples):
+            sources = index.sources[samples.record_index]
+            offsets = index.offsets[samples.record_index]
+            device_ids, timestamps, values = (
+                samples.device_ids, samples.timestamps_ms, samples.values,
+            )
+            keep = self.resume.keep_mask(device_ids, timestamps)
+            if keep is not None:
+                picked = np.flatnonzero(keep)
+                device_ids = [device_ids[i] for i in picked.tolist()]
+                timestamps, values = timestamps[picked], values[picked]
+                sources, offsets = sources[picked], offsets[picked]
+            if len(device_ids):
+                self.store.append_bulk(
+                    device_ids, timestamps, values, sources, offsets, now_ms=_now_ms()
+                )
+        for source, next_offset in index.next_offsets().items():
+            self.offsets.consumed(source, next_offset)
+
+    def _queue_ready_windows(self, index: PollIndex) -> None:
+        rows = to_rows(self.store.ready_windows(), index, self.config.windows)
+        if not len(rows):
+            return
+        emitted = self.offsets.already_emitted(rows.sources, rows.ready_offsets)
+        if emitted.any():
+            self.metrics.windows_skipped.inc(int(emitted.sum()))
+            rows = rows.take(~emitted)
+        self.batcher.add(rows)
+
+    def _submit_batches(self, force: bool = False) -> None:
+        while self.inference.can_submit():
+            batch = self.batcher.next_batch(time.monotonic(), force=force)
+            if batch is None:
+                return
+            self.inference.submit(batch, self.offsets.hold(batch))
+
+    def _produce_events(self, classified: list[Classified]) -> None:
+        for done in classified:
+            self._produce_batch(done)
+
+    def _produce_batch(self, done: Classified) -> None:
+        rows, probabilities = done.rows, done.probabilities
+        kafka = self.config.kafka
+        sources = [
+            EventSource(topic=tp.topic, partition=tp.partition, first_offset=first, last_offset=last)
+            for tp, first, last in zip(
+                map(self.offsets.partition, rows.sources.tolist()),
+                rows.first_offsets.tolist(), rows.last_offsets.tolist(), strict=True,
+            )
+        ]
+        encoded = encode_events(
+            rows.device_ids, rows.start_ts_ms, rows.end_ts_ms, probabilities, self.manifest.labels,
+            self.model_ref, sources, _now_ms(), self.event_extras,
+        )
+        for device_id, value in zip(rows.device_ids, encoded, strict=True):
+            self.producer.send(kafka.output_topic, value, device_id.encode())
+        self._produce_anchors(rows)
+        class_ids = probabilities.argmax(axis=1)
+        now_ms = _now_ms()
+        latencies_s = (now_ms - rows.ready_record_ts_ms) / 1000.0
+        self._observe(done, class_ids, latencies_s)
+        self._produced.tokens.append(done.token)
+
+    def _produce_anchors(self, rows: WindowRows) -> None:
+        state_topic = self.config.kafka.state_topic_name
+        for (source, device), anchor in latest_anchor_per_device(rows).items():
+            tp = self.offsets.partition(source)
+            self.producer.send(
+                state_topic, str(anchor).encode(), anchor_record_key(tp.topic, device),
+                partition=tp.partition,
+            )
+
+    def _observe(
+        self, done: Classified, class_ids: npt.NDArray[np.int64], latencies_s: npt.NDArray[np.float64]
+    ) -> None:
+        count = len(done.rows)
+        self.metrics.batch_size.observe(count)
+        self.metrics.inference_seconds.observe(done.inference_s)
+        self.metrics.windows_emitted.inc(count)
+        labels, counts = np.unique(class_ids, return_counts=True)
+        for class_id, n in zip(labels.tolist(), counts.tolist(), strict=True):
+            self.metrics.events.labels(self.labels[class_id]).inc(n)
+        for latency in latencies_s.tolist():
+            self.metrics.end_to_end_seconds.observe(latency)
+        self.stats.record_batch(count, done.inference_s, latencies_s)
+
+    def _maybe_commit(self, force: bool = False) -> None:
+        interval_s = self.config.delivery.commit_interval_ms / 1000.0
+        if not force and time.monotonic() - self._last_commit_s < interval_s:
+            return
+        self.commit()
+
+    def commit(self, only: set[TopicPartition] | None = None) -> None:
+        """Flush the producer, then commit every position that is safe now."""
+        self.producer.flush(self.config.delivery.producer_flush_timeout_s)
+        for token in self._produced.tokens:
+            self.offsets.release(token)
+        self._produced.tokens.clear()
+        positions = self.offsets.positions(self.store.low_watermarks(), self.batcher.waiting())
+        if only is not None:
+            positions = {tp: meta for tp, meta in positions.items() if tp in only}
+        if positions:
+            self.consumer.commit(positions)
+            self.offsets.committed(positions)
+            self.metrics.commits.inc()
+            log.debug("committed %s", {f"{tp.topic}[{tp.partition}]": m.offset for tp, m in positions.items()})
+        self._last_commit_s = time.monotonic()
+
+    # -- flow control -----------------------------------------------------------
+    def _pending_windows(self) -> int:
+        return self.batcher.pending + self.inference.in_flight * self.config.batching.max_batch
+
+    def _apply_backpressure(self) -> None:
+        bound = self.config.batching.max_pending_windows
+        pending = self._pending_windows()
+        assigned = list(self.consumer.assignment())
+        if not self._paused and pending > bound and assigned:
+            self.consumer.pause(*assigned)
+            self._paused = True
+            log.info("backpressure pause pending=%d bound=%d", pending, bound)
+        elif self._paused and pending <= bound // 2:
+            self.consumer.resume(*assigned)
+            self._paused = False
+            log.info("backpressure resume pending=%d", pending)
+        self.metrics.paused_partitions.set(len(assigned) if self._paused else 0)
+        self.metrics.pending_windows.set(pending)
+
+    def _poll_timeout_ms(self) -> int:
+        if self.inference.in_flight:
+            return 2
+        deadline = self.batcher.deadline_s()
+        if deadline is not None:
+            return int(max(0.0, min(deadline - time.monotonic(), 0.1)) * 1000)
+        return 100
+
+    def _collect_wait_s(self) -> float:
+        # Block briefly for results only when the predictor is the bottleneck.
+        return 0.005 if not self.inference.can_submit() else 0.0
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now - self._last_housekeeping_s < HOUSEKEEPING_INTERVAL_S:
+            return
+        self._last_housekeeping_s = now
+        self.store.evict_idle(_now_ms())
+        self._export_store_counters()
+        self.metrics.active_devices.set(self.store.active_devices)
+        self.metrics.window_state_bytes.set(self.store.memory_bytes())
+        assignment = self.consumer.assignment()
+        self.metrics.assigned_partitions.set(len(assignment))
+        for tp in assignment:
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                lag = max(highwater - self.consumer.position(tp), 0)
+                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+
+    def _export_store_counters(self) -> None:
+        for name, value in self.store.counters.items():
+            delta = value - self._counters_seen.get(name, 0)
+            self._counters_seen[name] = value
+            if delta <= 0:
+                continue
+            if name.startswith("evicted_") or name == "dropped_rebalance":
+                self.metrics.devices_evicted.labels(name.removeprefix("evicted_")).inc(delta)
+            elif name != "windows":
+                self.metrics.window_samples.labels(name).inc(delta)
+
+    # -- draining ---------------------------------------------------------------
+    def flush_all(self, deadline_s: float) -> bool:
+        """Push every waiting window through the predictor and producer; True if all made it."""
+        end = time.monotonic() + deadline_s
+        while (self.batcher.pending or self.inference.in_flight) and time.monotonic() < end:
+            self._submit_batches(force=True)
+            self._produce_events(self.inference.collect(timeout_s=0.05))
+        return not (self.batcher.pending or self.inference.in_flight)
+
+    def drain(self, deadline_s: float) -> None:
+        """Shutdown: finish in-flight work, flush, commit."""
+        complete = self.flush_all(deadline_s)
+        self.commit()
+        log.info("drained complete=%s windows=%d", complete, self.stats.windows)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
