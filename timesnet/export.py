@@ -1,0 +1,77 @@
+"""Export a trained TimesNet to a model directory (inference graph + weights + manifest)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+
+import paddle
+from paddle.static import InputSpec
+
+from timesnet.errors import ModelError
+from timesnet.manifest import (
+    MODEL_PREFIX,
+    NETWORK_FILE,
+    ModelManifest,
+    load_manifest,
+    model_version,
+    write_manifest,
+)
+from timesnet.network import ProbabilityHead, TimesNet, TimesNetConfig
+
+logger = logging.getLogger(__name__)
+
+ARCHITECTURE = "timesnet"
+
+
+def export_model(
+    network: TimesNet,
+    out_dir: str | Path,
+    *,
+    name: str,
+    labels: tuple[str, ...],
+    normalization: dict,
+    training_config: dict,
+    training: dict,
+) -> ModelManifest:
+    """Save `network` (eval mode) under `out_dir` with its manifest; returns the manifest.
+
+    The exported graph takes normalized windows x [B, L, C] float32 and returns
+    probabilities [B, K]; the predictor applies `normalization` before calling it.
+    """
+    config = network.config
+    if len(labels) != config.num_classes:
+        raise ModelError(f"{len(labels)} labels for a network with {config.num_classes} classes")
+    directory = Path(out_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    network.eval()
+    spec = InputSpec([None, config.window_length, config.channels], "float32", "x")
+    paddle.jit.save(ProbabilityHead(network), str(directory / MODEL_PREFIX), input_spec=[spec])
+    paddle.save(network.state_dict(), str(directory / NETWORK_FILE))
+    manifest = ModelManifest(
+        name=name,
+        version=model_version(directory),
+        architecture=ARCHITECTURE,
+        labels=tuple(labels),
+        channels=config.channels,
+        window_length=config.window_length,
+        normalization=dict(normalization),
+        periods=config.periods,
+        hyperparameters={"network": config.to_dict(), "training": dict(training_config)},
+        training=dict(training),
+        test_metrics=None,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    write_manifest(directory, manifest)
+    logger.info("exported model dir=%s version=%s", directory, manifest.version)
+    return manifest
+
+
+def load_network(model_dir: str | Path) -> TimesNet:
+    """The dynamic-graph network of a model directory, in eval mode (checks the manifest)."""
+    manifest = load_manifest(model_dir)
+    network = TimesNet(TimesNetConfig.from_dict(manifest.hyperparameters["network"]))
+    network.set_state_dict(paddle.load(str(Path(model_dir) / NETWORK_FILE)))
+    network.eval()
+    return network

@@ -1,0 +1,156 @@
+"""The batch-invariant predictor the worker calls: Paddle Inference over an exported model.
+
+CPU runs with oneDNN on. One oneDNN fuse pass, ``operator_reshape_onednn_fuse_pass``
+(it folds a transpose+reshape pair into one oneDNN op), makes ``create_predictor``
+fail on TimesNet-style "reshape [B, L, D] -> [B, rows, P, D] then transpose" graphs
+with "The type tensor<-1x315x32xf32> of outputs[0][0] must be equal to type
+tensor<-1x1x315x32xf32>" (isolated by deleting one pass at a time: the unsqueeze and
+squeeze-transpose passes are innocent). This network folds channels-first and does
+not hit it, but the pass is deleted anyway so that a variant cannot break serving;
+turning oneDNN off instead costs 5-10x in throughput.
+
+GPU ("gpu" or "gpu:N") uses the same API and the plain CUDA kernels; TensorRT is
+not wired in because it cannot be tested on this project's CPU-only CI.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from timesnet.errors import ModelError
+from timesnet.manifest import GRAPH_FILE, PARAMS_FILE, ModelManifest, load_manifest
+from timesnet.normalization import Normalization
+
+logger = logging.getLogger(__name__)
+
+DELETED_ONEDNN_PASSES = ("operator_reshape_onednn_fuse_pass",)
+GPU_MEMORY_POOL_MB = 256
+
+
+class Predictor:
+    """Probabilities for raw windows; one call at a time (a lock serializes concurrent calls).
+
+    Paddle releases the GIL while it runs, so a worker thread calling `predict_batch`
+    does not stall the Kafka loop. Each window's result is independent of its
+    batch-mates (periods are fixed in the graph; see tests/timesnet).
+    """
+
+    def __init__(self, manifest: ModelManifest, paddle_predictor: object) -> None:
+        self.manifest = manifest
+        self._normalization = Normalization.from_dict(manifest.normalization)
+        self._predictor = paddle_predictor
+        self._input = paddle_predictor.get_input_handle(paddle_predictor.get_input_names()[0])
+        self._output = paddle_predictor.get_output_handle(paddle_predictor.get_output_names()[0])
+        self._lock = threading.Lock()
+
+    @property
+    def num_classes(self) -> int:
+        """K, the number of labels."""
+        return len(self.manifest.labels)
+
+    def predict_batch(self, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """Raw windows x [B, L, C] -> probabilities float32 [B, K] (normalization applied here)."""
+        windows = self._check(x)
+        if windows.shape[0] == 0:
+            return np.zeros((0, self.num_classes), dtype=np.float32)
+        normalized = np.ascontiguousarray(self._normalization.apply(windows), dtype=np.float32)
+        with self._lock:
+            self._input.reshape(list(normalized.shape))
+            self._input.copy_from_cpu(normalized)
+            self._predictor.run()
+            probabilities = self._output.copy_to_cpu()  # [B, K]
+        return np.asarray(probabilities, dtype=np.float32)
+
+    def predict_one(self, window: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """One raw window [L, C] -> probabilities [K]."""
+        return self.predict_batch(np.asarray(window)[None])[0]
+
+    def _check(self, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """x as float32 [B, L, C], or a ModelError naming the expected shape."""
+        windows = np.asarray(x, dtype=np.float32)
+        length, channels = self.manifest.window_length, self.manifest.channels
+        if windows.ndim != 3 or windows.shape[1:] != (length, channels):
+            raise ModelError(
+                f"model {self.manifest.name} expects windows shaped [batch, {length}, {channels}] "
+                f"(length {length}, {channels} channels), got {list(windows.shape)}; "
+                "check the window length and the channel count of the input"
+            )
+        if not np.isfinite(windows).all():
+            raise ModelError("windows contain NaN or infinity; fill or drop missing samples first")
+        return windows
+
+
+def load_predictor(model_dir: str | Path, device: str = "cpu", threads: int = 2) -> Predictor:
+    """Load an exported model for inference on "cpu", "gpu" or "gpu:N" and warm it up."""
+    from paddle import inference
+
+    manifest = load_manifest(model_dir)
+    directory = Path(model_dir)
+    config = inference.Config(str(directory / GRAPH_FILE), str(directory / PARAMS_FILE))
+    _configure_device(config, device, threads)
+    config.disable_glog_info()
+    with _native_stdout_to_stderr():
+        try:
+            paddle_predictor = inference.create_predictor(config)
+        except Exception as exc:  # Paddle raises bare RuntimeError/ValueError variants here
+            raise ModelError(f"Paddle Inference could not load {directory} on {device}: "
+                             f"{str(exc).strip().splitlines()[-1]}") from exc
+        predictor = Predictor(manifest, paddle_predictor)
+        # The first runs pick oneDNN kernels and allocate; pay for that at load, not on live data.
+        warmup = np.zeros((1, manifest.window_length, manifest.channels), dtype=np.float32)
+        predictor.predict_batch(warmup)
+        predictor.predict_batch(np.repeat(warmup, 8, axis=0))
+    logger.info("predictor loaded model=%s version=%s device=%s threads=%d",
+                manifest.name, manifest.version, device, threads)
+    return predictor
+
+
+@contextmanager
+def _native_stdout_to_stderr() -> Iterator[None]:
+    """Send file descriptor 1 to stderr for a while.
+
+    Paddle's C++ passes print diagnostics ("ReduceMeanCheckIfOneDNNSupport") straight
+    to fd 1 while building the predictor, which would corrupt JSON-lines output on stdout.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _configure_device(config: object, device: str, threads: int) -> None:
+    """Point an inference.Config at the CPU (oneDNN) or a GPU; ModelError on a bad name."""
+    if threads < 1:
+        raise ModelError(f"threads must be >= 1, got {threads}")
+    if device == "cpu":
+        config.disable_gpu()
+        config.enable_mkldnn()
+        config.set_cpu_math_library_num_threads(threads)
+        for pass_name in DELETED_ONEDNN_PASSES:
+            config.delete_pass(pass_name)
+        return
+    if device == "gpu" or device.startswith("gpu:"):
+        index_text = device.partition(":")[2] or "0"
+        if not index_text.isdigit():
+            raise ModelError(f"device {device!r}: expected 'gpu' or 'gpu:N' with N a GPU index")
+        import paddle
+
+        if not paddle.is_compiled_with_cuda():
+            raise ModelError(f"device {device!r} requested but this Paddle build has no CUDA; "
+                             "install paddlepaddle-gpu or use device 'cpu'")
+        config.enable_use_gpu(GPU_MEMORY_POOL_MB, int(index_text))
+        return
+    raise ModelError(f"unknown device {device!r}; use 'cpu', 'gpu' or 'gpu:N'")
