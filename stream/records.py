@@ -197,12 +197,12 @@ class RecordDecoder:
             got.chunk_ts.append(timestamps)
             got.chunk_values.append(array)
             return
+        if type(values[0]) is list:
+            _reject(
+                "missing_field",
+                "interval_ms: required when values is an array of samples (a chunk)",
+            )
         if len(values) != self.channels:
-            if type(values[0]) is list:
-                _reject(
-                    "missing_field",
-                    "interval_ms: required when values is an array of samples (a chunk)",
-                )
             _reject(
                 "wrong_channel_count",
                 f"values: expected {self.channels} numbers (the model's channels), "
