@@ -178,7 +178,8 @@ class LocalKafka:
         heap_max_mb: int = 512,
     ) -> None:
         self.port = port
-        self.data_dir = (Path(data_dir).expanduser() if data_dir else default_data_dir(port)).absolute()
+        chosen = Path(data_dir).expanduser() if data_dir else default_data_dir(port)
+        self.data_dir = chosen.absolute()
         self.start_timeout_s = start_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self.heap_max_mb = heap_max_mb
@@ -422,15 +423,9 @@ class LocalKafka:
 
 
 def _process_alive(pid: int, own: subprocess.Popen[bytes] | None) -> bool:
-    """Whether pid runs; reaps it first if it is our child, so a zombie counts as dead."""
+    """Whether pid runs; a zombie counts as gone (and is reaped if it is our child)."""
     if own is not None and own.pid == pid:
         return own.poll() is None
-    try:
-        reaped_pid, _ = os.waitpid(pid, os.WNOHANG)
-        if reaped_pid == pid:
-            return False
-    except ChildProcessError:
-        pass  # not our child: its parent reaps it
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -438,7 +433,18 @@ def _process_alive(pid: int, own: subprocess.Popen[bytes] | None) -> bool:
     except PermissionError:
         return True
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        )
+    except (OSError, ValueError):
         return True
-    return state != "Z"
+    # A JVM's main thread turns zombie while its other threads still shut down (and
+    # still hold the ports): the process is gone only when the zombie is alone.
+    zombie = status.get("State", "").strip().startswith("Z")
+    if not zombie or status.get("Threads", "1").strip() != "1":
+        return True
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass  # someone else's child: its parent reaps it
+    return False

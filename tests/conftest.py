@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-import kafka_helpers
 from stream.local_kafka import LocalKafka, free_port
+from tests import kafka_helpers
 
 BOOTSTRAP_ENV = "SENSORSTREAM_BOOTSTRAP"
 

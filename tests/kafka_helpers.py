@@ -1,4 +1,4 @@
-"""Producing to and reading back from a real broker, for tests (conftest exposes these as fixtures)."""
+"""Produce to and read back from a real broker in tests (conftest exposes these as fixtures)."""
 
 from __future__ import annotations
 

@@ -24,8 +24,8 @@ def sample_records(seed: int) -> list[tuple[bytes, bytes]]:
         device_id = f"dev-{rng.randrange(DEVICES)}"
         next_ts_ms[device_id] += 10
         values = [round(rng.uniform(-20.0, 20.0), 6) for _ in range(3)]
-        value = orjson.dumps({"device_id": device_id, "ts": next_ts_ms[device_id], "values": values})
-        records.append((device_id.encode(), value))
+        sample = {"device_id": device_id, "ts": next_ts_ms[device_id], "values": values}
+        records.append((device_id.encode(), orjson.dumps(sample)))
     return records
 
 
