@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,8 @@ class TrainingConfig:
     label_smoothing: float = 0.1
     patience: int = 25  # epochs without validation improvement before stopping
     grad_clip_norm: float = 1.0
+    cosine_schedule: bool = True  # anneal to min_lr_ratio * learning_rate over `epochs`
+    min_lr_ratio: float = 0.02
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -84,23 +86,36 @@ def train_network(
     y_train: npt.NDArray[np.int64],
     validation: tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]] | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    stop_epoch: int | None = None,
 ) -> TrainingResult:
-    """Train on x_train [N, L, C] / y_train [N]; early-stop on `validation` when given."""
+    """Train on x_train [N, L, C] / y_train [N]; early-stop on `validation` when given.
+
+    `stop_epoch` ends training early while keeping the learning-rate schedule of the
+    full `training.epochs`, so a refit follows the selection run's trajectory.
+    """
     paddle.seed(training.seed)
     rng = np.random.default_rng(training.seed)
     network = TimesNet(config)
+    schedule = training.learning_rate
+    if training.cosine_schedule:
+        schedule = paddle.optimizer.lr.CosineAnnealingDecay(
+            training.learning_rate, T_max=training.epochs,
+            eta_min=training.learning_rate * training.min_lr_ratio,
+        )
     optimizer = paddle.optimizer.AdamW(
-        learning_rate=training.learning_rate,
+        learning_rate=schedule,
         parameters=network.parameters(),
         weight_decay=training.weight_decay,
         grad_clip=paddle.nn.ClipGradByGlobalNorm(training.grad_clip_norm),
     )
     history: list[EpochRecord] = []
     best: tuple[float, float] | None = None  # (val_accuracy, -val_loss), larger is better
-    best_epoch, best_state = training.epochs, None
-    for epoch in range(1, training.epochs + 1):
+    best_epoch, best_state = stop_epoch or training.epochs, None
+    for epoch in range(1, (stop_epoch or training.epochs) + 1):
         started = time.perf_counter()
         loss = _train_epoch(network, optimizer, x_train, y_train, training, rng)
+        if training.cosine_schedule:
+            schedule.step()
         val_accuracy = val_loss = None
         if validation is not None:
             val_accuracy, val_loss = evaluate_network(network, *validation)
@@ -236,8 +251,8 @@ def fit_model_dir(
     if refit or selection is None:
         epochs = selection.best_epoch if selection is not None else training.epochs
         final, normalization = _fit_part(
-            dataset, None, network_options, top_k, replace(training, epochs=epochs),
-            lambda record: report(record, epochs, "refit"),
+            dataset, None, network_options, top_k, training,
+            lambda record: report(record, epochs, "refit"), stop_epoch=epochs,
         )
     info = _training_info(dataset, selection, final, training, val_fraction, refit, command)
     info["seconds"] = round(time.perf_counter() - started, 1)
@@ -260,6 +275,7 @@ def _fit_part(
     top_k: int,
     training: TrainingConfig,
     on_epoch: Callable[[EpochRecord], None],
+    stop_epoch: int | None = None,
 ) -> tuple[TrainingResult, Normalization]:
     """Fit normalization and periods on `train_part`, then train (early-stop on validation)."""
     normalization = Normalization.fit(train_part.x)
@@ -274,7 +290,7 @@ def _fit_part(
     validation = None
     if validation_part is not None:
         validation = (normalization.apply(validation_part.x), validation_part.y)
-    result = train_network(config, training, x, train_part.y, validation, on_epoch)
+    result = train_network(config, training, x, train_part.y, validation, on_epoch, stop_epoch)
     return result, normalization
 
 

@@ -42,6 +42,8 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--cosine", action=argparse.BooleanOptionalAction, default=True,
+                   help="cosine learning-rate decay over --epochs (default on)")
     p.add_argument("--d-model", type=int, default=32)
     p.add_argument("--d-ff", type=int, default=32)
     p.add_argument("--e-layers", type=int, default=2)
@@ -129,7 +131,7 @@ def _train(args: argparse.Namespace) -> int:
         training = TrainingConfig(
             epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
             weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-            patience=args.patience, seed=args.seed, augment=augment,
+            patience=args.patience, seed=args.seed, augment=augment, cosine_schedule=args.cosine,
         )
         network_options = {"d_model": args.d_model, "d_ff": args.d_ff, "e_layers": args.e_layers,
                            "num_kernels": args.num_kernels, "dropout": args.dropout}

@@ -1,0 +1,75 @@
+"""Model fixtures: the UWave files, the shipped model and its predictor, a tiny trained model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from timesnet.data import Dataset, read_dataset
+from timesnet.predictor import Predictor, load_predictor
+
+REPO = Path(__file__).resolve().parents[2]
+UWAVE_DIR = REPO / ".." / "shared" / "data" / "uwave"
+UWAVE_TRAIN_FILE = UWAVE_DIR / "UWaveGestureLibrary_TRAIN.ts"
+UWAVE_TEST_FILE = UWAVE_DIR / "UWaveGestureLibrary_TEST.ts"
+SHIPPED_MODEL_DIR = REPO / "models" / "uwave"
+
+# Small enough to train in seconds on a busy 2-core machine, big enough to learn something.
+TINY_TRAIN_FLAGS = [
+    "--epochs", "3", "--d-model", "8", "--d-ff", "8", "--e-layers", "1",
+    "--num-kernels", "2", "--top-k", "2", "--val-fraction", "0.25", "--seed", "3",
+]
+
+
+@pytest.fixture(scope="session")
+def shipped_predictor() -> Predictor:
+    """The predictor of models/uwave, loaded once per session (CPU, 2 threads)."""
+    return load_predictor(SHIPPED_MODEL_DIR)
+
+
+@pytest.fixture(scope="session")
+def uwave_test_set(shipped_predictor: Predictor) -> Dataset:
+    """The 320 UWave test cases, label ids in the shipped model's label order."""
+    manifest = shipped_predictor.manifest
+    return read_dataset(UWAVE_TEST_FILE, manifest.window_length, manifest.labels)
+
+
+@pytest.fixture(scope="session")
+def subset_ts_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A .ts file with the header of UWave TRAIN and its first 5 cases of each class."""
+    lines = UWAVE_TRAIN_FILE.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().lower() == "@data") + 1
+    kept: list[str] = []
+    per_class: dict[str, int] = {}
+    for line in lines[start:]:
+        label = line.rsplit(":", 1)[-1].strip()
+        if line.strip() and per_class.get(label, 0) < 5:
+            per_class[label] = per_class.get(label, 0) + 1
+            kept.append(line)
+    path = tmp_path_factory.mktemp("subset") / "uwave_subset.ts"
+    path.write_text("\n".join(lines[:start] + kept) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def train_tiny(subset_ts_file: Path) -> Callable[[Path, list[str]], int]:
+    """A function that runs `sensorstream train` on the subset with the tiny flags."""
+    from stream.cli import main
+
+    def run(out_dir: Path, extra: list[str] | None = None) -> int:
+        argv = ["train", "--data", str(subset_ts_file), "--out", str(out_dir)]
+        return main(argv + TINY_TRAIN_FLAGS + list(extra or []))
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(
+    tmp_path_factory: pytest.TempPathFactory, train_tiny: Callable[[Path, list[str]], int]
+) -> Path:
+    """A tiny model trained once per session by the real `train` command."""
+    out_dir = tmp_path_factory.mktemp("tiny") / "model"
+    assert train_tiny(out_dir, []) == 0
+    return out_dir
