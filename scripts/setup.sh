@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Idempotent set-up for development and CI: Java 17+ and Maven (for the local Kafka
+# broker), the .venv, and the project installed editable with its dev extra.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_install() {
+  # Only reached when a tool is missing, so a prepared machine never needs root or network.
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup.sh: $* missing and no apt-get here: install Java 17+ and Maven yourself" >&2
+    exit 1
+  fi
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"
+}
+
+packages=()
+command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || packages+=(maven)
+if [ "${#packages[@]}" -gt 0 ]; then
+  apt_install "${packages[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+    || { echo "setup.sh: python3 is older than 3.10; install Python 3.10+" >&2; exit 1; }
+  python3 -m venv .venv
+fi
+
+# Reinstall only when pyproject.toml changed: an editable build fetches setuptools
+# into an isolated env each time, which costs seconds and needs the network.
+stamp=.venv/.sensorstream-installed
+wanted="$(sha256sum pyproject.toml | cut -d' ' -f1) $(pwd)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  .venv/bin/python -m pip install -q -e ".[dev]"
+  echo "$wanted" > "$stamp"
+fi
