@@ -19,6 +19,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from itertools import accumulate
 from typing import Any, NoReturn, Protocol
 
 import numpy as np
@@ -133,17 +134,26 @@ def _json_type(value: Any) -> str:
 
 @dataclass(slots=True)
 class _Collected:
-    """What one decode call gathers before the columns are built."""
+    """What one decode call gathers, per accepted record, before the columns are built."""
 
-    single_index: list[int]
-    single_devices: list[str]
-    single_ts: list[int]
-    single_values: list[list[Any]]
-    chunk_index: list[int]
-    chunk_devices: list[str]
-    chunk_ts: list[npt.NDArray[np.int64]]
-    chunk_values: list[npt.NDArray[np.float32]]
+    index: list[int]  # record index
+    devices: list[str]
+    ts_ms: list[int]
+    interval_ms: list[float]  # 0 for a single sample
+    counts: list[int]  # samples in the record
+    is_chunk: list[bool]
+    rows: list[Any]  # per record: a sample's value list, or a chunk's numeric array [n, C]
     dead: list[tuple[int, DeadLetter]]
+
+    def starts(self) -> list[int]:
+        """Position of each record's first row in `rows`."""
+        return list(accumulate(self.counts, initial=0))[:-1]
+
+    def keep(self, keep: Sequence[bool]) -> None:
+        """Drop the records whose flag is False, rows included."""
+        for name in ("index", "devices", "ts_ms", "interval_ms", "counts", "is_chunk", "rows"):
+            column = getattr(self, name)
+            setattr(self, name, [item for item, ok in zip(column, keep, strict=True) if ok])
 
 
 class RecordDecoder:
@@ -155,19 +165,19 @@ class RecordDecoder:
 
     def decode(self, records: Sequence[InputRecord]) -> tuple[SampleBatch, list[DeadLetter]]:
         """Decode one poll; samples keep record order, dead letters are in record order too."""
-        got = _Collected([], [], [], [], [], [], [], [], [])
+        got = _Collected([], [], [], [], [], [], [], [])
         for index, record in enumerate(records):
             try:
                 self._decode_one(index, record, got)
             except _Reject as rejected:
                 got.dead.append((index, DeadLetter(record, rejected.reason, rejected.message)))
-        singles = self._convert_singles(records, got)
-        batch = _assemble(got, singles, self.channels)
+        values = self._values(records, got)
+        batch = _columns(got, values)
         got.dead.sort(key=lambda item: item[0])
         return batch, [letter for _, letter in got.dead]
 
     def _decode_one(self, index: int, record: InputRecord, got: _Collected) -> None:
-        """Validate one record and append it to the singles or the chunks of `got`."""
+        """Validate one record's structure and queue its rows; numbers are checked per poll."""
         obj = self._parse(record.value)
         missing = [name for name in ("device_id", "ts", "values") if name not in obj]
         if missing:
@@ -188,32 +198,28 @@ class RecordDecoder:
             _reject("wrong_type", f"values: expected an array, got {_json_type(values)}")
         if not values:
             _reject("empty_values", "values: expected at least one sample, got []")
+        is_chunk = "interval_ms" in obj
         # Booleans survive numpy's dtype inference as 0/1, so look for them where they can be.
-        may_hold_bool = b"true" in record.value or b"false" in record.value  # type: ignore[operator]
-        if "interval_ms" in obj:
-            timestamps, array = self._chunk(ts_ms, obj["interval_ms"], values, may_hold_bool)
-            got.chunk_index.append(index)
-            got.chunk_devices.append(device_id)
-            got.chunk_ts.append(timestamps)
-            got.chunk_values.append(array)
-            return
-        if type(values[0]) is list:
-            _reject(
-                "missing_field",
-                "interval_ms: required when values is an array of samples (a chunk)",
-            )
-        if len(values) != self.channels:
-            _reject(
-                "wrong_channel_count",
-                f"values: expected {self.channels} numbers (the model's channels), "
-                f"got {len(values)}",
-            )
-        if may_hold_bool:
-            _explain_row(values, "values")
-        got.single_index.append(index)
-        got.single_devices.append(device_id)
-        got.single_ts.append(ts_ms)
-        got.single_values.append(values)
+        if b"true" in record.value or b"false" in record.value:  # type: ignore[operator]
+            _explain(values, is_chunk, self.channels)
+        interval_ms = 0
+        if is_chunk:
+            interval_ms = self._chunk_shape(ts_ms, obj["interval_ms"], values)
+            # Converted now, not per poll: a poll's worth of row lists kept alive makes
+            # Python's cyclic GC rescan them over and over (bench: ~6x slower).
+            values = self._array(values)
+            if values is None:
+                _explain(obj["values"], True, self.channels)
+                _reject("wrong_type", "values: expected arrays of numbers only")
+        else:
+            self._sample_shape(values)
+        got.index.append(index)
+        got.devices.append(device_id)
+        got.ts_ms.append(ts_ms)
+        got.interval_ms.append(interval_ms)
+        got.counts.append(len(values) if is_chunk else 1)
+        got.is_chunk.append(is_chunk)
+        got.rows.append(values)
 
     def _parse(self, value: bytes | None) -> dict[str, Any]:
         """The record's JSON object, or a rejection saying why there is none."""
@@ -251,13 +257,25 @@ class RecordDecoder:
             )
         return device_id
 
-    def _chunk(
-        self, ts_ms: int, interval_ms: Any, values: list[Any], may_hold_bool: bool
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """Timestamps [n] and values [n, C] of a chunk record, checked as whole arrays."""
+    def _sample_shape(self, values: list[Any]) -> None:
+        """A single sample holds exactly C entries and is not a chunk missing its interval."""
+        if type(values[0]) is list:
+            _reject(
+                "missing_field",
+                "interval_ms: required when values is an array of samples (a chunk)",
+            )
+        if len(values) != self.channels:
+            _reject(
+                "wrong_channel_count",
+                f"values: expected {self.channels} numbers (the model's channels), "
+                f"got {len(values)}",
+            )
+
+    def _chunk_shape(self, ts_ms: int, interval_ms: Any, values: list[Any]) -> float:
+        """The chunk's interval, once it and the chunk's size and first sample are sound."""
         if type(interval_ms) is not int and type(interval_ms) is not float:
             _reject("wrong_type", f"interval_ms: expected a number, got {_json_type(interval_ms)}")
-        if not interval_ms >= 1 or interval_ms == float("inf"):
+        if not 1 <= interval_ms <= _MAX_TS_MS:
             _reject(
                 "bad_interval",
                 f"interval_ms: expected a number of milliseconds >= 1, got {_show(interval_ms)}",
@@ -268,98 +286,105 @@ class RecordDecoder:
                 f"values: {len(values)} samples in one chunk; at most "
                 f"{self.limits.max_chunk_samples} (records.max_chunk_samples)",
             )
+        if ts_ms + (len(values) - 1) * interval_ms > _MAX_TS_MS:
+            _reject("bad_timestamp", f"ts: the chunk's last sample falls after {_MAX_TS_MS}")
+        _explain_chunk_row(values[0], 0, self.channels)
+        return interval_ms
+
+    def _values(self, records: Sequence[InputRecord], got: _Collected) -> npt.NDArray[np.float32]:
+        """All samples as float32 [N, C], singles converted at once; bad ones dead-lettered."""
+        singles = [k for k, chunk in enumerate(got.is_chunk) if not chunk]
+        single_array = self._array([got.rows[k] for k in singles]) if singles else None
+        if singles and single_array is None:
+            # Rare: some sample holds a non-number. Find which, then retry without them.
+            got.keep(self._explain_singles(records, got))
+            return self._values(records, got)
+        starts = got.starts()
+        merged = np.empty((sum(got.counts), self.channels), dtype=np.float64)  # [N, C]
+        if singles:
+            merged[[starts[k] for k in singles]] = single_array
+        for k, chunk in enumerate(got.is_chunk):
+            if chunk:
+                merged[starts[k] : starts[k] + got.counts[k]] = got.rows[k]
+        with np.errstate(over="ignore"):  # beyond float32's range -> inf, rejected just below
+            values = merged.astype(np.float32)  # [N, C]
+        finite = np.isfinite(values).all(axis=1)  # [N]
+        if finite.all():
+            return values
+        keep = [True] * len(got.index)
+        owners = np.repeat(np.arange(len(got.index)), got.counts)  # [N] record of each row
+        for row in np.flatnonzero(~finite).tolist():
+            k = int(owners[row])
+            if keep[k]:
+                keep[k] = False
+                column = int(np.flatnonzero(~np.isfinite(values[row]))[0])
+                if got.is_chunk[k]:
+                    where, bad = f"values[{row - starts[k]}][{column}]", merged[row, column]
+                else:
+                    where, bad = f"values[{column}]", got.rows[k][column]
+                self._dead(records, got, k, "non_finite_value", _non_finite(where, float(bad)))
+        rows_kept = np.repeat(np.asarray(keep), got.counts)
+        got.keep(keep)
+        return values[rows_kept]
+
+    def _array(self, rows: list[Any]) -> npt.NDArray[Any] | None:
+        """rows as a numeric [n, C] array, or None when they are not all C numbers."""
         try:
-            array = np.array(values)  # [n, C] when well formed
+            array = np.array(rows)
         except ValueError:
-            array = None
-        if (
-            array is None
-            or array.ndim != 2
-            or array.dtype.kind not in _NUMERIC_KINDS
-            or may_hold_bool
-        ):
-            for row_number, row in enumerate(values):
-                _explain_chunk_row(row, row_number, self.channels)
-        if array is None or array.ndim != 2 or array.dtype.kind not in _NUMERIC_KINDS:
-            _reject("wrong_type", "values: expected an array of samples, each an array of numbers")
-        if array.shape[1] != self.channels:
-            _reject(
-                "wrong_channel_count",
-                f"values: every sample has {array.shape[1]} numbers; expected {self.channels} "
-                "(the model's channels)",
-            )
-        values_f32 = _to_float32(array)
-        bad = ~np.isfinite(values_f32)
-        if bad.any():
-            row, column = (int(i) for i in np.argwhere(bad)[0])
-            _reject_non_finite(f"values[{row}][{column}]", values[row][column])
-        steps = np.arange(len(values), dtype=np.int64)
-        if type(interval_ms) is int:
-            offsets = steps * interval_ms
-        else:
-            offsets = np.rint(steps * interval_ms).astype(np.int64)
-        return ts_ms + offsets, values_f32
+            return None
+        ok = array.ndim == 2 and array.shape[1] == self.channels
+        return array if ok and array.dtype.kind in _NUMERIC_KINDS else None
 
-    def _convert_singles(
-        self, records: Sequence[InputRecord], got: _Collected
-    ) -> npt.NDArray[np.float32]:
-        """All single samples [S, C] in one conversion; bad ones become dead letters."""
-        if not got.single_values:
-            return np.empty((0, self.channels), dtype=np.float32)
-        try:
-            array = np.array(got.single_values)  # [S, C]
-        except ValueError:
-            array = None
-        if array is None or array.ndim != 2 or array.dtype.kind not in _NUMERIC_KINDS:
-            # Rare: some sample holds a non-number. Find which, drop them, convert the rest.
-            keep = [self._single_ok(records, got, k) for k in range(len(got.single_values))]
-            _keep_singles(got, keep)
-            if not got.single_values:
-                return np.empty((0, self.channels), dtype=np.float32)
-            array = np.array(got.single_values)
-        values_f32 = _to_float32(array)
-        finite = np.isfinite(values_f32).all(axis=1)
-        if not finite.all():
-            for k in np.flatnonzero(~finite).tolist():
-                column = int(np.flatnonzero(~np.isfinite(values_f32[k]))[0])
-                self._single_ok(records, got, k, column)
-            _keep_singles(got, finite.tolist())
-            values_f32 = values_f32[finite]
-        return values_f32
+    def _explain_singles(self, records: Sequence[InputRecord], got: _Collected) -> list[bool]:
+        """Per record: False for single samples that are not C numbers, dead-lettered."""
+        keep = []
+        for k, row in enumerate(got.rows):
+            try:
+                if not got.is_chunk[k]:
+                    _explain_row(row, "values")
+                    if self._array([row]) is None:
+                        _reject("wrong_type", "values: expected numbers only")
+            except _Reject as rejected:
+                self._dead(records, got, k, rejected.reason, rejected.message)
+                keep.append(False)
+                continue
+            keep.append(True)
+        return keep
 
-    def _single_ok(
-        self, records: Sequence[InputRecord], got: _Collected, k: int, bad_column: int = -1
-    ) -> bool:
-        """Whether single sample k is valid; if not, record its dead letter."""
-        index = got.single_index[k]
-        try:
-            _explain_row(got.single_values[k], "values")
-            if bad_column >= 0:
-                _reject_non_finite(f"values[{bad_column}]", got.single_values[k][bad_column])
-        except _Reject as rejected:
-            got.dead.append((index, DeadLetter(records[index], rejected.reason, rejected.message)))
-            return False
-        return True
+    def _dead(
+        self, records: Sequence[InputRecord], got: _Collected, k: int, reason: str, message: str
+    ) -> None:
+        """Dead-letter queued record k."""
+        index = got.index[k]
+        got.dead.append((index, DeadLetter(records[index], reason, message)))
 
 
-def _keep_singles(got: _Collected, keep: list[bool]) -> None:
-    """Drop the single samples whose flag is False, keeping the lists aligned."""
-    for name in ("single_index", "single_devices", "single_ts", "single_values"):
-        column = getattr(got, name)
-        setattr(got, name, [item for item, ok in zip(column, keep, strict=True) if ok])
+def _columns(got: _Collected, values: npt.NDArray[np.float32]) -> SampleBatch:
+    """Expand the per-record lists to per-sample columns, all in record order."""
+    counts = np.asarray(got.counts, dtype=np.int64)  # [R]
+    total = int(counts.sum())
+    starts = np.cumsum(counts) - counts
+    step = np.arange(total, dtype=np.int64) - np.repeat(starts, counts)  # [N] position in record
+    interval = np.repeat(np.asarray(got.interval_ms, dtype=np.float64), counts)  # [N]
+    timestamps = np.repeat(np.asarray(got.ts_ms, dtype=np.int64), counts)  # [N]
+    timestamps += np.rint(step * interval).astype(np.int64)
+    devices = np.repeat(np.asarray(got.devices, dtype=object), counts).tolist()
+    record_index = np.repeat(np.asarray(got.index, dtype=np.int32), counts)  # [N]
+    return SampleBatch(devices, timestamps, values, record_index)
 
 
-def _to_float32(array: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
-    """float32 copy; values beyond float32's range become inf and are rejected right after."""
-    with np.errstate(over="ignore"):
-        return array.astype(np.float32)
+def _explain(values: list[Any], is_chunk: bool, channels: int) -> None:
+    """Reject the first entry of a sample or chunk that is not a number (slow path)."""
+    if is_chunk:
+        for row_number, row in enumerate(values):
+            _explain_chunk_row(row, row_number, channels)
+    else:
+        _explain_row(values, "values")
 
 
-def _reject_non_finite(where: str, value: Any) -> NoReturn:
-    _reject(
-        "non_finite_value",
-        f"{where}: expected a finite number within float32 range, got {_show(value)}",
-    )
+def _non_finite(where: str, value: Any) -> str:
+    return f"{where}: expected a finite number within float32 range, got {_show(value)}"
 
 
 def _explain_row(row: list[Any], where: str) -> None:
@@ -453,22 +478,3 @@ def _timestamp_ms(ts: Any) -> int:
     if not 0 <= timestamp_ms <= _MAX_TS_MS:
         _reject("bad_timestamp", f"ts: expected a time from 1970 on, got {_show(ts)}")
     return timestamp_ms
-
-
-def _assemble(got: _Collected, singles: npt.NDArray[np.float32], channels: int) -> SampleBatch:
-    """Concatenate singles and chunks, then restore record order if they interleave."""
-    counts = [len(ts) for ts in got.chunk_ts]
-    index = np.concatenate(
-        [np.asarray(got.single_index, dtype=np.int32)]
-        + [np.full(n, i, dtype=np.int32) for i, n in zip(got.chunk_index, counts, strict=True)]
-    )  # [N]
-    timestamps = np.concatenate([np.asarray(got.single_ts, dtype=np.int64), *got.chunk_ts])  # [N]
-    values = np.concatenate([singles.reshape(-1, channels), *got.chunk_values])  # [N, C]
-    devices = list(got.single_devices)
-    for device_id, n in zip(got.chunk_devices, counts, strict=True):
-        devices.extend([device_id] * n)
-    if len(index) > 1 and got.single_index and got.chunk_index and (np.diff(index) < 0).any():
-        order = np.argsort(index, kind="stable")
-        index, timestamps, values = index[order], timestamps[order], values[order]
-        devices = np.asarray(devices, dtype=object)[order].tolist()
-    return SampleBatch(devices, timestamps, values, index)

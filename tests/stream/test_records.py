@@ -234,12 +234,17 @@ MALFORMED = [
         "wrong_channel_count",
         "values: expected 3 numbers (the model's channels), got 2",
     ),
-    ({**CHUNK, "values": [[1, 2, 3], [1, 2]]}, None, "wrong_channel_count", None),
+    (
+        {**CHUNK, "values": [[1, 2, 3], [1, 2]]},
+        None,
+        "wrong_channel_count",
+        "values[1]: expected 3 numbers (the model's channels), got 2",
+    ),
     (
         {**CHUNK, "values": [[1, 2, 3, 4], [1, 2, 3, 4]]},
         None,
         "wrong_channel_count",
-        "values: every sample has 4 numbers; expected 3 (the model's channels)",
+        "values[0]: expected 3 numbers (the model's channels), got 4",
     ),
     (
         {**GOOD, "values": [1, 2, 1e39]},
