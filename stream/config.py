@@ -73,6 +73,11 @@ class KafkaConfig(_Section):
             )
         return value
 
+    @property
+    def state_topic_name(self) -> str:
+        """The compacted changelog of window anchors, one per consumer group."""
+        return f"{self.group_id}-window-anchors"
+
     @model_validator(mode="after")
     def _consistent(self) -> KafkaConfig:
         """Outputs must not feed back into the inputs; timeouts must nest as Kafka requires."""
@@ -82,6 +87,11 @@ class KafkaConfig(_Section):
                     f"{key}: must differ from every input topic (a loop otherwise), "
                     f"got {getattr(self, key)!r}"
                 )
+        if self.state_topic_name in self.input_topics:
+            raise ValueError(
+                f"group_id: its changelog topic {self.state_topic_name!r} is an input topic; "
+                "choose another group_id"
+            )
         if self.fetch_max_wait_ms >= self.request_timeout_ms:
             raise ValueError(
                 f"fetch_max_wait_ms: expected less than request_timeout_ms "
@@ -189,7 +199,8 @@ class Config(BaseModel):
 
 
 SECTIONS: dict[str, type[_Section]] = {
-    name: field.annotation for name, field in Config.model_fields.items()  # type: ignore[misc]
+    name: field.annotation
+    for name, field in Config.model_fields.items()  # type: ignore[misc]
 }
 
 
@@ -289,7 +300,9 @@ def _env_key(name: str) -> tuple[str, str]:
     """('windows', 'hop') from SENSORSTREAM__WINDOWS__HOP."""
     parts = name[len(ENV_PREFIX) :].split("__")
     if len(parts) != 2 or not all(parts):
-        raise ConfigError(f"{name}: expected an environment variable named {ENV_PREFIX}SECTION__KEY")
+        raise ConfigError(
+            f"{name}: expected an environment variable named {ENV_PREFIX}SECTION__KEY"
+        )
     return parts[0].lower(), parts[1].lower()
 
 
@@ -378,9 +391,17 @@ def _expected(error: Mapping[str, Any], section: str, key: str) -> str:
     }
     kind_type = error["type"]
     if kind_type == "greater_than":
-        return f"expected a positive {kind}" if ctx["gt"] == 0 else f"expected {article} {kind} > {ctx['gt']}"
+        return (
+            f"expected a positive {kind}"
+            if ctx["gt"] == 0
+            else f"expected {article} {kind} > {ctx['gt']}"
+        )
     if kind_type == "greater_than_equal":
-        return f"expected a non-negative {kind}" if ctx["ge"] == 0 else f"expected {article} {kind} >= {ctx['ge']}"
+        return (
+            f"expected a non-negative {kind}"
+            if ctx["ge"] == 0
+            else f"expected {article} {kind} >= {ctx['ge']}"
+        )
     if kind_type == "less_than_equal":
         return f"expected {article} {kind} <= {ctx['le']}"
     if kind_type == "literal_error":

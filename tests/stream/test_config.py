@@ -267,3 +267,11 @@ def test_check_against_model_names_the_key_when_length_differs():
 def test_check_against_model_rejects_a_model_without_channels():
     with pytest.raises(ConfigError, match=r"^model.path: .* declares 0 channels"):
         check_against_model(Config(), window_length=315, channels=0)
+
+
+def test_state_topic_is_derived_from_the_group_and_never_an_input():
+    assert Config().kafka.state_topic_name == "sensorstream-window-anchors"
+    with pytest.raises(ConfigError, match=r"^--set: kafka.group_id: its changelog topic"):
+        load_config(
+            None, ['kafka.input_topics=["g-window-anchors"]', "kafka.group_id=g"], environ={}
+        )
