@@ -30,10 +30,9 @@ def shipped_predictor() -> Predictor:
 
 
 @pytest.fixture(scope="session")
-def uwave_test_set(shipped_predictor: Predictor) -> Dataset:
-    """The 320 UWave test cases, label ids in the shipped model's label order."""
-    manifest = shipped_predictor.manifest
-    return read_dataset(UWAVE_TEST_FILE, manifest.window_length, manifest.labels)
+def uwave_test_set() -> Dataset:
+    """The 320 UWave test cases (labels "1.0".."8.0", the order every UWave model uses)."""
+    return read_dataset(UWAVE_TEST_FILE, 315)
 
 
 @pytest.fixture(scope="session")
