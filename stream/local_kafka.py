@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,8 @@ POM_STAMP = ".pom-sha256"
 LOG4J2_PROPERTIES = """\
 # Written by sensorstream: warnings from everything, startup/shutdown from the server.
 status = warn
+# The console appender flushes every line, and Kafka's own hook already logs the shutdown.
+shutdownHook = disable
 appender.console.type = Console
 appender.console.name = STDOUT
 appender.console.layout.type = PatternLayout
@@ -274,29 +277,28 @@ class LocalKafka:
         # A recycled pid belongs to some other program: the pid file is stale.
         return pid if str(self.data_dir / "server.properties") in cmdline else None
 
+    def _remembered(self, name: str, make: Callable[[], str]) -> str:
+        """A value kept in data_dir/name, made once, so restarts reuse it."""
+        path = self.data_dir / name
+        if not path.is_file():
+            path.write_text(make() + "\n")
+        return path.read_text().strip()
+
     def _controller_port(self) -> int:
         """The controller's port, chosen once per data dir so restarts find the same quorum."""
-        path = self.data_dir / "controller.port"
-        if path.is_file():
-            port = int(path.read_text().strip())
-            if not port_is_free(port):
-                raise SensorstreamError(
-                    f"controller port {port} (remembered in {path}) is taken by another "
-                    "process: stop it, or delete that file to pick a new one"
-                )
-            return port
-        port = free_port()
-        path.write_text(f"{port}\n")
+        port = int(self._remembered("controller.port", lambda: str(free_port())))
+        if not port_is_free(port):
+            raise SensorstreamError(
+                f"controller port {port} (remembered in {self.data_dir / 'controller.port'}) is "
+                "taken by another process: stop it, or delete that file to pick a new one"
+            )
         return port
 
     def _cluster_id(self) -> str:
         """The cluster id (22-char base64 UUID), created once per data dir."""
-        path = self.data_dir / "cluster.id"
-        if path.is_file():
-            return path.read_text().strip()
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        path.write_text(cluster_id + "\n")
-        return cluster_id
+        return self._remembered(
+            "cluster.id", lambda: base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        )
 
     def _write_config(self) -> Path:
         """Write server.properties and log4j2.properties; return the server.properties path."""
