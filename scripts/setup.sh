@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 apt_install() {
   # Only reached when a tool is missing, so a prepared machine never needs root or network.
   if ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup.sh: $* missing and no apt-get here: install Java 17+ and Maven yourself" >&2
+    echo "setup.sh: $* missing and no apt-get here: install Java 17+, Maven and Prometheus (promtool) yourself" >&2
     exit 1
   fi
   local sudo=""
@@ -19,6 +19,8 @@ apt_install() {
 packages=()
 command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)
+# Debian's prometheus package ships promtool (rule checks and unit tests) and the server.
+command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 if [ "${#packages[@]}" -gt 0 ]; then
   apt_install "${packages[@]}"
 fi
