@@ -1,11 +1,22 @@
-"""What the worker does when the group moves partitions to or from it."""
+"""What the worker does when the group moves partitions to or from it.
+
+kafka-python 3 calls rebalance listeners on its network thread, where blocking
+client calls (commit, committed offsets) are refused. The worker's own thread is
+meanwhile parked inside `poll`, so the listener hands the blocking work to a
+short-lived thread and yields to the network loop until it is done: the commit
+and offset fetches it issues then run on the loop as usual, before the
+partitions move.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from kafka import ConsumerRebalanceListener
+from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
+from kafka.net.selector import KernelEvent
 from kafka.structs import TopicPartition
 
 from stream.kafka_io import make_consumer
@@ -17,14 +28,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class RebalanceHandler(ConsumerRebalanceListener):
+class RebalanceHandler(AsyncConsumerRebalanceListener):
     """Revoke: finish, flush, commit, forget. Assign: seek to the commit, restore anchors."""
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self._changelog = make_consumer(worker.config.kafka, None, enable_auto_commit=False)
 
-    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Called by kafka-python before partitions are taken away."""
+        await _off_network_thread(self.revoke, sorted(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Called by kafka-python once partitions are given."""
+        await _off_network_thread(self.assign, sorted(assigned))
+
+    def revoke(self, revoked: list[TopicPartition]) -> None:
         """Nothing of a revoked partition may be half-done when its new owner starts."""
         worker = self.worker
         revoked = [tp for tp in revoked if worker.offsets.source_id(tp) in worker.offsets.assigned_sources]
@@ -37,7 +56,7 @@ class RebalanceHandler(ConsumerRebalanceListener):
         worker.store.drop_sources(sources)
         worker.resume.drop_sources(sources)
 
-    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+    def assign(self, assigned: list[TopicPartition]) -> None:
         """Start each partition at its committed offset and resume devices at their anchors."""
         worker = self.worker
         if not assigned:
@@ -57,6 +76,26 @@ class RebalanceHandler(ConsumerRebalanceListener):
     def close(self) -> None:
         """Close the changelog reader."""
         self._changelog.close()
+
+
+async def _off_network_thread(
+    work: Callable[[list[TopicPartition]], None], partitions: list[TopicPartition]
+) -> None:
+    """Run blocking `work` on a helper thread while the network loop keeps running."""
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work(partitions)
+        except BaseException as exc:  # re-raised below, on the network thread
+            failure.append(exc)
+
+    helper = threading.Thread(target=target, name="rebalance", daemon=True)
+    helper.start()
+    while helper.is_alive():
+        await KernelEvent("_sleep", 0.005)  # the selector's own sleep: yields to the loop
+    if failure:
+        raise failure[0]
 
 
 def _names(tps: list[TopicPartition]) -> str:

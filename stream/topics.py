@@ -63,7 +63,7 @@ def _partition_counts(admin: KafkaAdminClient, topics: list[str]) -> dict[str, i
     counts: dict[str, int] = {}
     for meta in admin.describe_topics(topics):
         if not meta.get("error_code") and meta.get("partitions"):
-            counts[meta["topic"]] = len(meta["partitions"])
+            counts[meta["name"]] = len(meta["partitions"])
     return counts
 
 
