@@ -17,6 +17,8 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "kafka",
     "model",
+    "run",
+    "demo",
 )
 
 
@@ -39,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.log_level.upper() != "DEBUG":
+        logging.getLogger("kafka").setLevel(logging.WARNING)  # its INFO is per-connection chatter
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

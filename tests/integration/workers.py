@@ -24,7 +24,7 @@ from stream.worker import Worker
 
 REPO = Path(__file__).resolve().parents[2]
 UWAVE = REPO.parent / "shared" / "data" / "uwave"
-SHIPPED_MODEL = REPO / "models" / "uwave"
+SHIPPED_MODEL = Path(os.environ.get("SENSORSTREAM_TEST_MODEL", REPO / "models" / "uwave"))
 
 
 @dataclass(frozen=True)
