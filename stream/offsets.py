@@ -126,6 +126,10 @@ class OffsetTracker:
         if next_offset > self._next_offset.get(source, -1):
             self._next_offset[source] = next_offset
 
+    def next_offset(self, source: int) -> int:
+        """One past the highest offset handled of a source (-1 before any)."""
+        return self._next_offset.get(source, -1)
+
     def skip_through(self, source: int) -> int:
         """Offsets at or below this were emitted before a restart (replay zone)."""
         return self._skip_through.get(source, NOTHING_EMITTED)

@@ -57,8 +57,10 @@ class Worker:
         predictor: object,
         registry: CollectorRegistry | None = None,
         event_extras: dict[str, object] | None = None,
+        bounds: dict[TopicPartition, tuple[int, int]] | None = None,
     ) -> None:
         self.config = config
+        self.bounds = bounds  # replay: read [start, end) of these partitions, no group, no commits
         self.predictor = predictor
         self.manifest = predictor.manifest  # type: ignore[attr-defined]
         self.event_extras = event_extras or {}
@@ -74,7 +76,7 @@ class Worker:
         self.model_ref = ModelRef(name=self.manifest.name, version=self.manifest.version)
         self._stop = threading.Event()
         self._produced = _Produced()
-        self._paused = False
+        self._paused: list[TopicPartition] = []  # paused by backpressure (not by a replay's end)
         self._last_commit_s = time.monotonic()
         self._last_housekeeping_s = 0.0
         self._last_poll_s = 0.0
@@ -112,16 +114,31 @@ class Worker:
         ).set(1)
         self.producer = LatchingProducer(kafka)
         self.inference = InferenceThread(self.predictor)
-        self.consumer = make_consumer(kafka, kafka.group_id)
-        self.rebalance = RebalanceHandler(self)
-        self.consumer.subscribe(kafka.input_topics, listener=self.rebalance)
+        if self.bounds is None:
+            self.consumer = make_consumer(kafka, kafka.group_id)
+            self.rebalance = RebalanceHandler(self)
+            self.consumer.subscribe(kafka.input_topics, listener=self.rebalance)
+            return
+        self.consumer = make_consumer(kafka, None)
+        self.consumer.assign(list(self.bounds))
+        for tp, (start, _) in self.bounds.items():
+            self.offsets.assign(tp, None)
+            self.consumer.seek(tp, start)
+
+    @property
+    def finished(self) -> bool:
+        """A bounded (replay) run has read its whole range and handed everything on."""
+        if self.bounds is None or self.batcher.pending or self.inference.in_flight:
+            return False
+        # position, not the last record seen: transaction markers take offsets too
+        return all(self.consumer.position(tp) >= end for tp, (_, end) in self.bounds.items())
 
     def run(self) -> None:
-        """Steps until a stop is requested, then drains within the deadline."""
+        """Steps until a stop is requested (or a bounded range is done), then drains."""
         if self.consumer is None:
             self.open()
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and not self.finished:
                 self.step()
             self.drain(self.config.delivery.shutdown_deadline_s)
         finally:
@@ -157,10 +174,19 @@ class Worker:
         self._last_poll_s = time.monotonic()
         records: list[InputRecord] = []
         for tp, batch in fetched.items():
+            if self.bounds is not None:
+                batch = self._within_bounds(tp, batch)
             records.extend(InputRecord.from_consumer_record(r) for r in batch)
             self.metrics.records_consumed.labels(tp.topic).inc(len(batch))
         self.stats.records += len(records)
         return records, PollIndex.build(records, self.offsets)
+
+    def _within_bounds(self, tp: TopicPartition, batch: list) -> list:
+        end = self.bounds[tp][1]
+        if batch and batch[-1].offset >= end - 1:
+            self.consumer.pause(tp)  # nothing past the range is read
+            self.offsets.consumed(self.offsets.source_id(tp), end)
+        return [r for r in batch if r.offset < end]
 
     def _send_dead_letters(self, dead_letters: list[DeadLetter]) -> None:
         topic = self.config.kafka.dead_letter_topic
@@ -240,6 +266,8 @@ class Worker:
         self._produced.tokens.append(done.token)
 
     def _produce_anchors(self, rows: WindowRows) -> None:
+        if self.bounds is not None:
+            return  # the live group's changelog is not a replay's business
         state_topic = self.config.kafka.state_topic_name
         for (source, device), anchor in latest_anchor_per_device(rows).items():
             tp = self.offsets.partition(source)
@@ -274,6 +302,9 @@ class Worker:
         for token in self._produced.tokens:
             self.offsets.release(token)
         self._produced.tokens.clear()
+        if self.bounds is not None:
+            self._last_commit_s = time.monotonic()
+            return  # a replay never touches any group's offsets
         positions = self.offsets.positions(self.store.low_watermarks(), self.batcher.waiting())
         if only is not None:
             positions = {tp: meta for tp, meta in positions.items() if tp in only}
@@ -291,16 +322,16 @@ class Worker:
     def _apply_backpressure(self) -> None:
         bound = self.config.batching.max_pending_windows
         pending = self._pending_windows()
-        assigned = list(self.consumer.assignment())
-        if not self._paused and pending > bound and assigned:
-            self.consumer.pause(*assigned)
-            self._paused = True
+        if not self._paused and pending > bound:
+            self._paused = [tp for tp in self.consumer.assignment() if tp not in self.consumer.paused()]
+            self.consumer.pause(*self._paused)
             log.info("backpressure pause pending=%d bound=%d", pending, bound)
         elif self._paused and pending <= bound // 2:
-            self.consumer.resume(*assigned)
-            self._paused = False
+            assigned = self.consumer.assignment()
+            self.consumer.resume(*[tp for tp in self._paused if tp in assigned])
+            self._paused = []
             log.info("backpressure resume pending=%d", pending)
-        self.metrics.paused_partitions.set(len(assigned) if self._paused else 0)
+        self.metrics.paused_partitions.set(len(self._paused))
         self.metrics.pending_windows.set(pending)
 
     def _poll_timeout_ms(self) -> int:

@@ -104,7 +104,7 @@ def test_malformed_records_go_to_dead_letters_with_reason_and_original_bytes(
     dlq_reader = EventReader(kafka_bootstrap, topics.dead_letters)
     with worker_in_thread(config, shipped_predictor) as running:
         events = events_reader.wait_for(24, timeout_s=90)
-        dlq_reader.wait_for(len(bad), timeout_s=30)
+        dlq_reader.wait_for_records(len(bad), timeout_s=30)
         assert running.thread.is_alive()
         status, _ = running.get("/healthz")
         assert status == 200
@@ -165,4 +165,4 @@ def test_metrics_and_readiness_agree_with_what_was_produced_and_consumed(
     lags = [v for k, v in metrics.items() if k.startswith("sensorstream_consumer_lag{")]
     assert lags and all(lag == 0 for lag in lags)
     info = [k for k in metrics if k.startswith("sensorstream_model_info{")]
-    assert info and 'name="uwave"' in info[0]
+    assert info and f'name="{shipped_predictor.manifest.name}"' in info[0]

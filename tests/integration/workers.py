@@ -171,11 +171,16 @@ class EventReader:
         """Every record read so far, parsed as JSON."""
         return [orjson.loads(r.value) for r in self.records]
 
-    def wait_for(self, count: int, timeout_s: float) -> list[dict]:
-        """Read until `count` records or the timeout; returns the parsed events."""
+    def wait_for_records(self, count: int, timeout_s: float) -> list:
+        """Read until `count` records or the timeout; returns the raw records."""
         deadline = time.monotonic() + timeout_s
         while len(self.records) < count and time.monotonic() < deadline:
             self.read(0.3)
+        return self.records
+
+    def wait_for(self, count: int, timeout_s: float) -> list[dict]:
+        """Read until `count` records or the timeout; returns the parsed events."""
+        self.wait_for_records(count, timeout_s)
         return self.events()
 
     def close(self) -> None:
