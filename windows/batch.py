@@ -1,0 +1,49 @@
+"""WindowBatch: the columnar result of WindowStore.ready_windows()."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class WindowBatch:
+    """W ready windows, columnar; every array is owned by the caller (copies, not views)."""
+
+    device_ids: list[str]
+    data: np.ndarray  # float32 [W, L, C]
+    start_ts_ms: np.ndarray  # int64 [W], first sample timestamp
+    end_ts_ms: np.ndarray  # int64 [W], last sample timestamp
+    first_sources: np.ndarray  # int32 [W]
+    first_offsets: np.ndarray  # int64 [W]
+    last_sources: np.ndarray  # int32 [W]
+    last_offsets: np.ndarray  # int64 [W]
+    ready_offsets: np.ndarray  # int64 [W], offset of the sample that made the window ready
+
+    def __len__(self) -> int:
+        return len(self.device_ids)
+
+    @classmethod
+    def empty(cls, length: int, channels: int) -> WindowBatch:
+        """A batch of zero windows with the right shapes."""
+        i64 = np.zeros(0, dtype=np.int64)
+        i32 = np.zeros(0, dtype=np.int32)
+        return cls([], np.zeros((0, length, channels), dtype=np.float32), i64, i64.copy(),
+                   i32, i64.copy(), i32.copy(), i64.copy(), i64.copy())
+
+    @classmethod
+    def concat(cls, parts: list[WindowBatch]) -> WindowBatch:
+        """One batch holding the windows of parts, in order."""
+        if len(parts) == 1:
+            return parts[0]
+        ids: list[str] = []
+        for part in parts:
+            ids.extend(part.device_ids)
+
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(p, name) for p in parts])
+
+        return cls(ids, cat("data"), cat("start_ts_ms"), cat("end_ts_ms"), cat("first_sources"),
+                   cat("first_offsets"), cat("last_sources"), cat("last_offsets"),
+                   cat("ready_offsets"))

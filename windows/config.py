@@ -1,0 +1,85 @@
+"""Configuration of the per-device ring buffers and sliding windows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from windows.errors import WindowError
+
+#: How many of a device's most recent sample intervals the median interval is taken over.
+RECENT_INTERVALS = 16
+
+#: Default ring slack (samples beyond the window length). 128 lets one vectorized round
+#: write a whole 100-sample chunk per device, and lets a window wait for up to ~128
+#: newer samples (reorder_ms) before it is force-emitted; it costs 128 * (4 C + 16) bytes
+#: per device (~3 KB for C = 3).
+DEFAULT_SLACK = 128
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """Window shape and event-time policy; ring capacity per device is ``length + slack`` samples.
+
+    Defaults: duplicates and late samples are dropped, no reordering tolerance
+    (``reorder_ms=0``), a jump of more than one second resets the partial window,
+    the sampling interval is the median of the last 16 intervals, devices idle for
+    ten minutes are evicted, at most 100,000 devices are held.
+    """
+
+    length: int
+    hop: int
+    channels: int
+    reorder_ms: int = 0
+    gap_ms: int = 1000
+    gap_policy: Literal["reset", "fill"] = "reset"
+    max_fill: int = 10
+    interval_ms: float | None = None
+    idle_ms: int = 600_000
+    max_devices: int = 100_000
+    slack: int = DEFAULT_SLACK
+
+    def __post_init__(self) -> None:
+        _positive("length", self.length)
+        _positive("hop", self.hop)
+        _positive("channels", self.channels)
+        _positive("gap_ms", self.gap_ms)
+        _positive("idle_ms", self.idle_ms)
+        _positive("max_devices", self.max_devices)
+        if self.reorder_ms < 0:
+            raise WindowError(f"reorder_ms={self.reorder_ms} must be >= 0")
+        if self.reorder_ms > self.gap_ms:
+            # A gap must make every waiting window ready; otherwise a reset would drop them.
+            raise WindowError(
+                f"reorder_ms={self.reorder_ms} must be <= gap_ms={self.gap_ms}; raise gap_ms"
+            )
+        if self.gap_policy not in ("reset", "fill"):
+            raise WindowError(f"gap_policy={self.gap_policy!r} must be 'reset' or 'fill'")
+        if not 0 <= self.max_fill <= self.gap_ms:
+            raise WindowError(f"max_fill={self.max_fill} must be between 0 and gap_ms={self.gap_ms}")
+        if self.interval_ms is not None and not self.interval_ms > 0:
+            raise WindowError(f"interval_ms={self.interval_ms} must be > 0 (or None to infer it)")
+        if self.slack < RECENT_INTERVALS + 1:
+            raise WindowError(
+                f"slack={self.slack} must be >= {RECENT_INTERVALS + 1} so the ring holds the "
+                "samples the median interval is taken over"
+            )
+
+    @property
+    def capacity(self) -> int:
+        """Ring capacity per device, in samples."""
+        return self.length + self.slack
+
+    @property
+    def bytes_per_device(self) -> int:
+        """Bytes of ring storage per device: float32 values, int64 timestamps and offsets."""
+        return self.capacity * (4 * self.channels + 8 + 8) + DEVICE_STATE_BYTES
+
+
+#: Per-device scalar state (counts, timestamps, offsets, source, bookkeeping), in bytes.
+DEVICE_STATE_BYTES = 10 * 8 + 4 + 1
+
+
+def _positive(name: str, value: int) -> None:
+    if value <= 0:
+        raise WindowError(f"{name}={value} must be > 0")

@@ -1,0 +1,283 @@
+"""WindowStore: per-device ring buffers and sliding windows for many devices at once."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from windows.arena import NEVER, NO_OFFSET, DeviceArena
+from windows.batch import WindowBatch
+from windows.config import WindowConfig
+from windows.errors import WindowError
+from windows.fastpath import RoundSamples, WindowColumns, append_round
+from windows.policies import EmittedWindow, Timeline
+
+log = logging.getLogger(__name__)
+
+#: Every counter the store keeps, reported even when zero.
+COUNTER_NAMES = (
+    "duplicates", "late", "reordered", "gaps_reset", "gaps_filled", "samples_filled",
+    "source_moves", "evicted_idle", "evicted_lru", "dropped_rebalance", "windows",
+    "windows_forced",
+)
+
+
+class WindowStore:
+    """Ring buffers for up to max_devices devices; cuts count-based windows (length L, hop H).
+
+    A device belongs to one source (the worker's id for a topic-partition); if its
+    samples arrive from another source, the newest source wins and the device restarts
+    from that sample (its partial window is dropped, counted as ``source_moves``).
+    Least-recently-updated eviction is decided per call: devices in the call are never
+    evicted by it, so one call may not name more than max_devices devices.
+    """
+
+    def __init__(self, config: WindowConfig) -> None:
+        self.config = config
+        self._arena = DeviceArena(config)
+        self._counters: Counter[str] = Counter()
+        self._out: list[WindowBatch] = []
+        self._pending_parts: list[WindowColumns] = []
+        self._seq = 0
+
+    # -- appends ----------------------------------------------------------------
+    def append_bulk(self, device_ids: Sequence[str], timestamps_ms: np.ndarray,
+                    values: np.ndarray, sources: np.ndarray, offsets: np.ndarray,
+                    now_ms: int | None = None) -> None:
+        """Append N samples of many devices, in arrival order (ts int64 [N], values float32 [N, C])."""
+        ts, vals, src, off = self._check(len(device_ids), timestamps_ms, values, sources, offsets)
+        if len(ts):
+            self._seq += 1
+            self._apply(self._resolve(device_ids), ts, vals, src, off, now_ms)
+
+    def append_one(self, device_id: str, timestamp_ms: int, values: np.ndarray, source: int,
+                   offset: int, now_ms: int | None = None) -> None:
+        """Append one sample (values float32 [C])."""
+        self.append_bulk([device_id], np.array([timestamp_ms], dtype=np.int64),
+                         np.asarray(values, dtype=np.float32).reshape(1, -1),
+                         np.array([source], dtype=np.int32), np.array([offset], dtype=np.int64),
+                         now_ms)
+
+    def append_chunk(self, device_id: str, timestamps_ms: np.ndarray, values: np.ndarray,
+                     source: int, offset: int, now_ms: int | None = None) -> None:
+        """Append n samples of one device that came in one record (ts [n], values [n, C])."""
+        n = len(timestamps_ms)
+        ts, vals, src, off = self._check(
+            n, timestamps_ms, values, np.full(n, source, dtype=np.int32),
+            np.full(n, offset, dtype=np.int64))
+        if n:
+            self._seq += 1
+            slot = self._resolve((device_id,))[0]
+            self._apply(np.full(n, slot, dtype=np.int64), ts, vals, src, off, now_ms)
+
+    # -- output and commit support -----------------------------------------------
+    def ready_windows(self) -> WindowBatch:
+        """Drain the windows that became ready, in the order they became ready."""
+        if not self._out:
+            return WindowBatch.empty(self.config.length, self.config.channels)
+        batch = WindowBatch.concat(self._out)
+        self._out = []
+        return batch
+
+    def low_watermarks(self) -> dict[int, int]:
+        """Source -> smallest offset still needed by an unfinished window; absent if none."""
+        arena = self._arena
+        held = arena.active & (arena.need_offset != NO_OFFSET)
+        sources, needs = arena.source[held], arena.need_offset[held]
+        if not len(sources):
+            return {}
+        if sources.min() >= 0 and sources.max() < 1 << 20:
+            low = np.full(int(sources.max()) + 1, NO_OFFSET, dtype=np.int64)
+            np.minimum.at(low, sources, needs)
+            present = np.flatnonzero(low != NO_OFFSET)
+            return dict(zip(present.tolist(), low[present].tolist(), strict=True))
+        order = np.lexsort((needs, sources))
+        first = np.flatnonzero(np.r_[True, np.diff(sources[order]) != 0])
+        return dict(zip(sources[order][first].tolist(), needs[order][first].tolist(), strict=True))
+
+    # -- lifecycle ---------------------------------------------------------------
+    def evict_idle(self, now_ms: int) -> int:
+        """Forget devices with no sample for more than idle_ms (event time, or now_ms of their call)."""
+        arena = self._arena
+        idle = np.flatnonzero(arena.active & (now_ms - arena.last_seen_ms > self.config.idle_ms))
+        freed = arena.release(idle.tolist())
+        self._counters["evicted_idle"] += freed
+        if freed:
+            log.info("evicted idle devices count=%d now_ms=%d", freed, now_ms)
+        return freed
+
+    def drop_sources(self, sources: Iterable[int]) -> int:
+        """Forget every device of these sources (a rebalance took them); cost ~ their device count."""
+        freed = 0
+        for source in set(sources):
+            members = self._arena.by_source.get(int(source))
+            if members:
+                freed += self._arena.release(list(members))
+        self._counters["dropped_rebalance"] += freed
+        return freed
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Everything dropped, changed or emitted so far, by reason."""
+        return {name: int(self._counters[name]) for name in COUNTER_NAMES}
+
+    @property
+    def active_devices(self) -> int:
+        """Devices currently held."""
+        return self._arena.active_devices
+
+    def memory_bytes(self) -> int:
+        """Bytes reserved for ring buffers and device state (fixed: max_devices x bytes_per_device)."""
+        return self._arena.memory_bytes()
+
+    def bytes_per_device(self) -> int:
+        """Bytes of ring buffer and state one device occupies."""
+        return self.config.bytes_per_device
+
+    # -- internals ---------------------------------------------------------------
+    def _check(self, n, timestamps_ms, values, sources, offsets):
+        ts = np.asarray(timestamps_ms, dtype=np.int64)
+        vals = np.asarray(values, dtype=np.float32)
+        src = np.asarray(sources, dtype=np.int32)
+        off = np.asarray(offsets, dtype=np.int64)
+        c = self.config.channels
+        if vals.ndim != 2 or vals.shape[1] != c:
+            raise WindowError(f"values must have shape [N, {c}], got {list(vals.shape)}")
+        if not len(ts) == len(vals) == len(src) == len(off) == n:
+            raise WindowError(
+                f"device_ids, timestamps, values, sources and offsets must have one length; "
+                f"got {n}, {len(ts)}, {len(vals)}, {len(src)}, {len(off)}")
+        return ts, vals, src, off
+
+    def _resolve(self, device_ids: Sequence[str]) -> np.ndarray:
+        """Slot of every sample's device, making room for new devices by LRU eviction."""
+        arena = self._arena
+        slot_of = arena.slot_of
+        distinct = dict.fromkeys(device_ids)
+        if len(distinct) > self.config.max_devices:
+            raise WindowError(
+                f"one call names {len(distinct)} devices but max_devices="
+                f"{self.config.max_devices}; raise max_devices or append fewer records per call")
+        new = [d for d in distinct if d not in slot_of]
+        if new:
+            excess = arena.active_devices + len(new) - self.config.max_devices
+            if excess > 0:
+                keep = np.array([slot_of[d] for d in distinct if d in slot_of], dtype=np.int64)
+                freed = arena.release(arena.lru_victims(excess, keep).tolist())
+                self._counters["evicted_lru"] += freed
+            for d in new:
+                arena.allocate(d)
+        return np.fromiter(map(slot_of.__getitem__, device_ids), dtype=np.int64,
+                           count=len(device_ids))
+
+    def _apply(self, slots, ts, vals, src, off, now_ms) -> None:
+        """Group the call by device, run clean runs vectorized and the rest sample by sample."""
+        n = len(slots)
+        if n > 1 and (slots[1:] != slots[:-1]).any():
+            order = np.argsort(slots, kind="stable")
+            slots, ts, vals, src, off = slots[order], ts[order], vals[order], src[order], off[order]
+        else:
+            order = np.arange(n)
+        starts = np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]])
+        run_slots = slots[starts]
+        run_lengths = np.diff(np.r_[starts, n])
+        slow_from = self._fast_rounds(slots, ts, vals, src, off, order, starts, run_slots,
+                                      run_lengths)
+        parts = self._slow_runs(slots, ts, vals, src, off, order, starts, run_lengths, slow_from)
+        self._collect(parts)
+        arena = self._arena
+        arena.touch[run_slots] = (self._seq << 32) | order[starts + run_lengths - 1]
+        arena.last_seen_ms[run_slots] = arena.newest_ts[run_slots] if now_ms is None else now_ms
+
+    def _fast_rounds(self, slots, ts, vals, src, off, order, starts, run_slots, run_lengths):
+        """Run every clean run through vectorized rounds; return per run the sample rank it leaves at."""
+        arena, cfg = self._arena, self.config
+        fresh = arena.count[run_slots] == 0
+        prev = np.empty_like(ts)
+        prev[1:] = ts[:-1]
+        prev[starts] = np.where(fresh, ts[starts] - 1, arena.newest_ts[run_slots])
+        step = ts - prev
+        owner = np.where(fresh, src[starts], arena.source[run_slots])
+        bad = (step <= 0) | (step > cfg.gap_ms) | (src != np.repeat(owner, run_lengths))
+        clean = ~np.logical_or.reduceat(bad, starts)
+        slow_from = np.where(clean, run_lengths, 0)  # sample rank where the slow path takes over
+        born = clean & fresh
+        if born.any():
+            arena.set_sources(run_slots[born], src[starts[born]])
+            arena.seg_floor_ts[run_slots[born]] = ts[starts[born]]
+            arena.last_end_ts[run_slots[born]] = NEVER
+        slack = cfg.slack
+        for k in range(int(-(-run_lengths.max() // slack))):
+            take = np.minimum(slow_from - k * slack, slack)
+            live = np.flatnonzero(take > 0)
+            if cfg.reorder_ms and len(live):
+                rs_slots = run_slots[live]
+                unsafe = (arena.count[rs_slots] + take[live] - cfg.capacity
+                          > arena.next_start[rs_slots])
+                slow_from[live[unsafe]] = k * slack
+                live = live[~unsafe]
+            if not len(live):
+                continue
+            if k == 0 and len(live) == len(run_slots) and (take == run_lengths).all():
+                sel = slice(None)
+            else:
+                first = starts[live] + k * slack
+                rr, rank = _ranks(take[live])
+                sel = first[rr] + rank
+            columns = append_round(arena, RoundSamples(
+                run_slots[live], take[live], slots[sel], ts[sel], vals[sel], off[sel], order[sel]))
+            if columns is not None:
+                self._pending_parts.append(columns)
+                self._counters["windows"] += len(columns.slots)
+        return slow_from
+
+    def _slow_runs(self, slots, ts, vals, src, off, order, starts, run_lengths, slow_from):
+        """Apply the rules one sample at a time to the runs (or run tails) the fast path left."""
+        parts, self._pending_parts = self._pending_parts, []
+        sink: list[EmittedWindow] = []
+        for r in np.flatnonzero(slow_from < run_lengths).tolist():
+            lo, hi = int(starts[r] + slow_from[r]), int(starts[r] + run_lengths[r])
+            timeline = Timeline(self.config, self._arena, int(slots[lo]), self._counters, sink)
+            for i, t, s, o, p in zip(range(lo, hi), ts[lo:hi].tolist(), src[lo:hi].tolist(),
+                                     off[lo:hi].tolist(), order[lo:hi].tolist(), strict=True):
+                timeline.process(t, vals[i], s, o, p)
+            timeline.write_back(self._arena)
+        if sink:
+            parts.append(_columns_of(sink, self.config))
+        return parts
+
+    def _collect(self, parts: list[WindowColumns]) -> None:
+        """Order the call's windows by the arrival of the sample that readied them; queue them."""
+        if not parts:
+            return
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(p, name) for p in parts])
+        order = np.lexsort((cat("emit_index"), cat("positions")))
+        slots = cat("slots")[order]
+        sources = cat("sources")[order]
+        names = self._arena.names
+        self._out.append(WindowBatch(
+            [names[s] for s in slots.tolist()], cat("data")[order], cat("start_ts_ms")[order],
+            cat("end_ts_ms")[order], sources, cat("first_offsets")[order], sources.copy(),
+            cat("last_offsets")[order], cat("ready_offsets")[order]))
+
+
+def _ranks(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    run = np.repeat(np.arange(len(counts)), counts)
+    return run, np.arange(len(run)) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+def _columns_of(sink: list[EmittedWindow], config: WindowConfig) -> WindowColumns:
+    """The slow path's windows as columns."""
+    def col(name: str, dtype) -> np.ndarray:
+        return np.array([getattr(w, name) for w in sink], dtype=dtype)
+    return WindowColumns(
+        slots=col("slot", np.int64), sources=col("source", np.int32),
+        data=np.stack([w.data for w in sink]).reshape(len(sink), config.length, config.channels),
+        start_ts_ms=col("start_ts_ms", np.int64), end_ts_ms=col("end_ts_ms", np.int64),
+        first_offsets=col("first_offset", np.int64), last_offsets=col("last_offset", np.int64),
+        ready_offsets=col("ready_offset", np.int64), positions=col("position", np.int64),
+        emit_index=col("emit_index", np.int64))
