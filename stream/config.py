@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from stream.alerts import AlertRule
 from stream.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -196,11 +197,13 @@ class Config(BaseModel):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     records: RecordsConfig = Field(default_factory=RecordsConfig)
+    alerts: tuple[AlertRule, ...] = ()  # [[alerts]]: label + confidence range rules
 
 
 SECTIONS: dict[str, type[_Section]] = {
     name: field.annotation
     for name, field in Config.model_fields.items()  # type: ignore[misc]
+    if name != "alerts"
 }
 
 
@@ -214,10 +217,13 @@ def load_config(
     sources: dict[tuple[str, str], str] = {}
     base_dir = Path.cwd()
     label = "defaults"
+    alerts: tuple[AlertRule, ...] = ()
     if path is not None:
         file_path = Path(path)
         label = str(path)
-        _merge(raw, sources, _read_toml(file_path), label)
+        doc = _read_toml(file_path)
+        alerts = _alert_rules(doc.pop("alerts", []), label)
+        _merge(raw, sources, doc, label)
         base_dir = file_path.resolve().parent
     env = os.environ if environ is None else environ
     for name in sorted(env):
@@ -229,9 +235,27 @@ def load_config(
         _merge(raw, sources, {section: {key: _parse_value(value)}}, "--set")
     _resolve_model_path(raw, sources, base_dir, label)
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, sources, label)) from None
+    return config.model_copy(update={"alerts": alerts})
+
+
+def _alert_rules(tables: Any, label: str) -> tuple[AlertRule, ...]:
+    """[[alerts]] tables as rules, or one line naming alerts[i].key and the expected form."""
+    if not isinstance(tables, list):
+        raise ConfigError(f"{label}: alerts: expected [[alerts]] tables, got {tables!r}")
+    rules = []
+    for index, table in enumerate(tables):
+        try:
+            rules.append(AlertRule.model_validate(table))
+        except ValidationError as exc:
+            error = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in error["loc"])
+            raise ConfigError(
+                f"{label}: alerts[{index}]{'.' + where if where else ''}: {error['msg']}"
+            ) from None
+    return tuple(rules)
 
 
 def check_against_model(config: Config, window_length: int, channels: int) -> None:

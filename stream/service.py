@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from kafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
+from stream.alerts import check_rules_against_labels
 from stream.config import Config, check_against_model
 from stream.errors import SensorstreamError
 from stream.http_server import HttpServer
@@ -35,8 +37,6 @@ def load_model(config: Config) -> object:
         )
     except ModelError as exc:
         raise SensorstreamError(f"model.path: {exc}") from exc
-    manifest = predictor.manifest
-    check_against_model(config, manifest.window_length, manifest.channels)
     return predictor
 
 
@@ -45,11 +45,15 @@ def build_worker(
     predictor: object | None = None,
     registry: CollectorRegistry | None = None,
     event_extras: dict[str, object] | None = None,
+    bounds: dict[TopicPartition, tuple[int, int]] | None = None,
 ) -> Worker:
     """A worker with its topics ensured and its model loaded (not yet polling)."""
     predictor = predictor if predictor is not None else load_model(config)
+    manifest = predictor.manifest  # type: ignore[attr-defined]
+    check_against_model(config, manifest.window_length, manifest.channels)
+    check_rules_against_labels(config.alerts, manifest.labels)
     ensure_topics(config.kafka)
-    return Worker(config, predictor, registry=registry, event_extras=event_extras)
+    return Worker(config, predictor, registry=registry, event_extras=event_extras, bounds=bounds)
 
 
 def start_http(config: Config, worker: Worker) -> HttpServer:

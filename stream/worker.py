@@ -25,7 +25,8 @@ from prometheus_client import CollectorRegistry
 from stream.batching import DynamicBatcher
 from stream.columns import WindowRows
 from stream.config import Config
-from stream.events import EventSource, ModelRef, dead_letter_headers, encode_events
+from stream.alerts import AlertEvaluator
+from stream.events import EventSource, ModelRef, dead_letter_headers, encode_events, event_id
 from stream.inference import Classified, InferenceThread
 from stream.kafka_io import LatchingProducer, make_consumer
 from stream.metrics import WorkerMetrics
@@ -74,6 +75,9 @@ class Worker:
         self.resume = ResumeFilter(skip_after_anchor=max(hop - length, 0))
         self.labels = np.array(self.manifest.labels, dtype=object)
         self.model_ref = ModelRef(name=self.manifest.name, version=self.manifest.version)
+        self.alerts = AlertEvaluator(config.alerts) if config.alerts else None
+        for rule in config.alerts:
+            self.metrics.alerts.labels(rule.name)  # the series exists at 0 before the first alert
         self._stop = threading.Event()
         self._produced = _Produced()
         self._paused: list[TopicPartition] = []  # paused by backpressure (not by a replay's end)
@@ -260,10 +264,33 @@ class Worker:
             self.producer.send(kafka.output_topic, value, device_id.encode())
         self._produce_anchors(rows)
         class_ids = probabilities.argmax(axis=1)
+        if self.alerts is not None:
+            self._produce_alerts(rows, probabilities, class_ids)
         now_ms = _now_ms()
         latencies_s = (now_ms - rows.ready_record_ts_ms) / 1000.0
         self._observe(done, class_ids, latencies_s)
         self._produced.tokens.append(done.token)
+
+    def _produce_alerts(
+        self, rows: WindowRows, probabilities: npt.NDArray[np.float32],
+        class_ids: npt.NDArray[np.int64],
+    ) -> None:
+        version = self.manifest.version
+        ends = rows.end_ts_ms.tolist()
+        fired = self.alerts.evaluate(
+            rows.device_ids,
+            self.labels[class_ids].tolist(),
+            probabilities[np.arange(len(rows)), class_ids],
+            rows.start_ts_ms,
+            rows.end_ts_ms,
+            [event_id(d, end, version) for d, end in zip(rows.device_ids, ends, strict=True)],
+            time.time(),
+        )
+        for alert in fired:
+            self.producer.send(
+                self.config.kafka.alerts_topic, alert.to_json(), alert.device_id.encode()
+            )
+            self.metrics.alerts.labels(alert.rule).inc()
 
     def _produce_anchors(self, rows: WindowRows) -> None:
         if self.bounds is not None:
