@@ -158,3 +158,94 @@ def _extend_need(arena: DeviceArena, rs: RoundSamples, index: np.ndarray,
         np.minimum.at(arena.need_offset, rs.slots, rs.offsets)
     elif keep.any():
         np.minimum.at(arena.need_offset, rs.slots[keep], rs.offsets[keep])
+
+
+def append_device_run(arena: DeviceArena, slot: int, ts: np.ndarray, values: np.ndarray,
+                      source: int, offset: int) -> WindowColumns | None | bool:
+    """The one-device case (a chunk record) with scalar bookkeeping; False if it needs the general path.
+
+    Takes in-order samples that share one offset, for a device that already has
+    samples from this source, when the ring has room for all of them.
+    """
+    cfg = arena.config
+    cap, length, hop, n = cfg.capacity, cfg.length, cfg.hop, len(ts)
+    count0 = int(arena.count[slot])
+    ns0 = int(arena.next_start[slot])
+    first = int(ts[0])
+    step0 = first - int(arena.newest_ts[slot])
+    if (count0 == 0 or int(arena.source[slot]) != source or not 0 < step0 <= cfg.gap_ms
+            or count0 + n - cap > ns0):
+        return False
+    if n > 1:
+        steps = np.subtract(ts[1:], ts[:-1])
+        steps -= 1  # in [0, gap_ms) exactly when the step is in (0, gap_ms]
+        if steps.view(np.uint64).max() >= cfg.gap_ms:
+            return False
+    col0 = count0 % cap
+    head = min(n, cap - col0)
+    arena.values[slot, col0:col0 + head] = values[:head]
+    arena.ts[slot, col0:col0 + head] = ts[:head]
+    arena.offsets[slot, col0:col0 + head] = offset
+    if head < n:
+        arena.values[slot, :n - head] = values[head:]
+        arena.ts[slot, :n - head] = ts[head:]
+        arena.offsets[slot, :n - head] = offset
+    count1 = count0 + n
+    arena.count[slot] = count1
+    newest = int(ts[-1])
+    arena.newest_ts[slot] = newest
+    if count1 - length < ns0:
+        if count1 > ns0:
+            arena.need_offset[slot] = min(int(arena.need_offset[slot]), offset)
+        return None
+    ts_row, off_row = arena.ts[slot], arena.offsets[slot]
+    starts = range(ns0, count1 - length + 1, hop)
+    if cfg.reorder_ms:
+        starts = [s for s in starts if int(ts_row[(s + length - 1) % cap]) + cfg.reorder_ms <= newest]
+        if not starts:
+            return None
+    w = len(starts)
+    start_col = np.array([s % cap for s in starts], dtype=np.int64)
+    end_col = (start_col + (length - 1)) % cap
+    emitted = int(arena.emitted[slot])
+    ready = np.full(w, offset, dtype=np.int64)
+    columns = WindowColumns(
+        slots=np.full(w, slot, dtype=np.int64), sources=np.full(w, source, dtype=np.int32),
+        data=_ring_windows(arena.values, slot, start_col, hop, length),
+        start_ts_ms=ts_row[start_col], end_ts_ms=ts_row[end_col],
+        first_offsets=off_row[start_col], last_offsets=off_row[end_col],
+        ready_offsets=ready, positions=ready, emit_index=np.arange(emitted, emitted + w),
+    )
+    ns1 = starts[-1] + hop
+    arena.next_start[slot] = ns1
+    arena.emitted[slot] = emitted + w
+    arena.last_end_ts[slot] = columns.end_ts_ms[-1]
+    arena.need_offset[slot] = _ring_min(off_row, ns1, count1)
+    return columns
+
+
+def _ring_windows(values: np.ndarray, slot: int, start_col: np.ndarray, hop: int,
+                  length: int) -> np.ndarray:
+    """Copy windows at ring columns start_col (hop apart) of one device out of values [D, cap, C]."""
+    cap, channels = values.shape[1], values.shape[2]
+    w = len(start_col)
+    first = int(start_col[0])
+    if first + (w - 1) * hop + length <= cap:  # no window wraps: one strided copy
+        item = values.itemsize
+        view = np.ndarray((w, length, channels), dtype=values.dtype, buffer=values,
+                          offset=(slot * cap + first) * channels * item,
+                          strides=(hop * channels * item, channels * item, item))
+        return view.copy()  # [W, L, C]
+    rows = (start_col[:, None] + np.arange(length)) % cap  # [W, L]
+    return np.take(values[slot], rows, axis=0)
+
+
+def _ring_min(ring: np.ndarray, lo: int, hi: int) -> int:
+    """Smallest value at segment indices [lo, hi) of a ring row holding indices [hi - cap, hi)."""
+    if hi <= lo:
+        return int(NO_OFFSET)
+    cap = ring.shape[0]
+    col = lo % cap
+    if col + (hi - lo) <= cap:
+        return int(ring[col:col + hi - lo].min())
+    return int(min(ring[col:].min(), ring[:col + hi - lo - cap].min()))

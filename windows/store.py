@@ -12,7 +12,7 @@ from windows.arena import NEVER, NO_OFFSET, DeviceArena
 from windows.batch import WindowBatch
 from windows.config import WindowConfig
 from windows.errors import WindowError
-from windows.fastpath import RoundSamples, WindowColumns, append_round
+from windows.fastpath import RoundSamples, WindowColumns, append_device_run, append_round
 from windows.policies import EmittedWindow, Timeline
 
 log = logging.getLogger(__name__)
@@ -65,13 +65,27 @@ class WindowStore:
                      source: int, offset: int, now_ms: int | None = None) -> None:
         """Append n samples of one device that came in one record (ts [n], values [n, C])."""
         n = len(timestamps_ms)
-        ts, vals, src, off = self._check(
-            n, timestamps_ms, values, np.full(n, source, dtype=np.int32),
-            np.full(n, offset, dtype=np.int64))
-        if n:
-            self._seq += 1
-            slot = self._resolve((device_id,))[0]
-            self._apply(np.full(n, slot, dtype=np.int64), ts, vals, src, off, now_ms)
+        ts = np.asarray(timestamps_ms, dtype=np.int64)
+        vals = np.asarray(values, dtype=np.float32)
+        if vals.shape != (n, self.config.channels):
+            self._check(n, ts, vals, np.zeros(n), np.zeros(n))
+        if not n:
+            return
+        self._seq += 1
+        arena = self._arena
+        slot = arena.slot_of.get(device_id)
+        if slot is not None:
+            columns = append_device_run(arena, slot, ts, vals, source, offset)
+            if columns is not False:
+                if columns is not None:
+                    self._counters["windows"] += len(columns.slots)
+                    self._collect([columns], ordered=True)
+                arena.touch[slot] = self._seq << 32 | (n - 1)
+                arena.last_seen_ms[slot] = ts[-1] if now_ms is None else now_ms
+                return
+        slots = self._resolve((device_id,))
+        self._apply(np.repeat(slots, n), ts, vals, np.full(n, source, dtype=np.int32),
+                    np.full(n, offset, dtype=np.int64), now_ms)
 
     # -- output and commit support -----------------------------------------------
     def ready_windows(self) -> WindowBatch:
@@ -249,12 +263,21 @@ class WindowStore:
             parts.append(_columns_of(sink, self.config))
         return parts
 
-    def _collect(self, parts: list[WindowColumns]) -> None:
+    def _collect(self, parts: list[WindowColumns], ordered: bool = False) -> None:
         """Order the call's windows by the arrival of the sample that readied them; queue them."""
         if not parts:
             return
+        if ordered and len(parts) == 1:
+            p = parts[0]
+            names = self._arena.names
+            self._out.append(WindowBatch(
+                [names[s] for s in p.slots.tolist()], p.data, p.start_ts_ms, p.end_ts_ms,
+                p.sources, p.first_offsets, p.sources.copy(), p.last_offsets, p.ready_offsets))
+            return
+
         def cat(name: str) -> np.ndarray:
             return np.concatenate([getattr(p, name) for p in parts])
+
         order = np.lexsort((cat("emit_index"), cat("positions")))
         slots = cat("slots")[order]
         sources = cat("sources")[order]

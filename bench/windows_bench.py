@@ -1,0 +1,128 @@
+"""WindowStore hot paths against a plain numpy copy of the same bytes, in one run.
+
+Three workloads (3 channels, windows of 315 samples):
+  chunk    append_chunk of 100-sample records, round robin over devices (hop 315)
+  poll     append_bulk of a poll of 500 single-sample records across 500 devices (hop 315)
+  extract  append_chunk of 100-sample records with hop 1: 100 windows of 315 x 3 per call,
+           timed with ready_windows() draining them
+Each is reported as measured and as a ratio to `numpy.copyto` of the same bytes (the
+memory-bandwidth ceiling), best of a few repeats.
+
+    python -m bench.windows_bench [--repeats 3] [--calls 4000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from windows import WindowConfig, WindowStore
+
+CHANNELS = 3
+LENGTH = 315
+CHUNK = 100
+POLL = 500
+
+
+def best_of(repeats: int, run: Callable[[], float]) -> float:
+    """Smallest elapsed seconds over repeats (each run returns its own elapsed time)."""
+    return min(run() for _ in range(repeats))
+
+
+def copy_seconds(n_bytes: int, repeats: int) -> float:
+    """Seconds numpy takes to copy n_bytes from one array into another."""
+    src = np.random.default_rng(0).random(n_bytes // 4, dtype=np.float32)
+    dst = np.empty_like(src)
+
+    def run() -> float:
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        return time.perf_counter() - t0
+
+    return best_of(repeats, run)
+
+
+def bench_chunks(calls: int, hop: int, devices: int, repeats: int) -> tuple[float, int]:
+    """Seconds for `calls` append_chunk calls (plus draining); returns (seconds, windows)."""
+    values = np.random.default_rng(1).random((CHUNK, CHANNELS), dtype=np.float32)
+    steps = np.arange(CHUNK, dtype=np.int64) * 10
+    ids = [f"dev-{i}" for i in range(devices)]
+    windows = 0
+
+    def run() -> float:
+        nonlocal windows
+        store = WindowStore(WindowConfig(length=LENGTH, hop=hop, channels=CHANNELS,
+                                         max_devices=devices))
+        warm_ts = np.arange(-LENGTH, 0, dtype=np.int64) * 10
+        warm_values = np.zeros((LENGTH, CHANNELS), dtype=np.float32)
+        for d in ids:  # untimed: every device already holds a window's worth of samples
+            store.append_chunk(d, warm_ts, warm_values, 0, 0)
+        store.ready_windows()
+        windows = 0
+        t0 = time.perf_counter()
+        for call in range(calls):
+            base = (call // devices) * CHUNK * 10
+            store.append_chunk(ids[call % devices], base + steps, values, 0, call)
+            if call % 16 == 15:
+                windows += len(store.ready_windows())
+        windows += len(store.ready_windows())
+        return time.perf_counter() - t0
+
+    return best_of(repeats, run), windows
+
+
+def bench_polls(polls: int, repeats: int) -> float:
+    """Seconds for `polls` append_bulk calls of 500 single-sample records over 500 devices."""
+    rng = np.random.default_rng(2)
+    ids = [f"dev-{i}" for i in range(POLL)]
+    values = rng.random((POLL, CHANNELS), dtype=np.float32)
+    sources = (np.arange(POLL) % 8).astype(np.int32)
+
+    def run() -> float:
+        store = WindowStore(WindowConfig(length=LENGTH, hop=LENGTH, channels=CHANNELS,
+                                         max_devices=POLL))
+        t0 = time.perf_counter()
+        for p in range(polls):
+            ts = np.full(POLL, p * 10, dtype=np.int64)
+            offsets = np.full(POLL, p, dtype=np.int64)
+            store.append_bulk(ids, ts, values, sources, offsets)
+            store.ready_windows()
+        return time.perf_counter() - t0
+
+    return best_of(repeats, run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--calls", type=int, default=4000, help="append_chunk calls per run")
+    parser.add_argument("--polls", type=int, default=400, help="500-record polls per run")
+    args = parser.parse_args(argv)
+    rows = []
+
+    seconds, _ = bench_chunks(args.calls, LENGTH, 1000, args.repeats)
+    samples = args.calls * CHUNK
+    ceiling = copy_seconds(samples * CHANNELS * 4, args.repeats)
+    rows.append(("chunk append (100 x 3)", samples / seconds, "samples/s", ceiling / seconds))
+
+    seconds = bench_polls(args.polls, args.repeats)
+    samples = args.polls * POLL
+    ceiling = copy_seconds(samples * CHANNELS * 4, args.repeats)
+    rows.append(("poll append (500 x 1 x 3)", samples / seconds, "samples/s", ceiling / seconds))
+
+    calls = max(args.calls // 4, 100)
+    seconds, windows = bench_chunks(calls, 1, 200, args.repeats)
+    ceiling = copy_seconds(windows * LENGTH * CHANNELS * 4, args.repeats)
+    rows.append(("window extraction (315 x 3)", windows / seconds, "windows/s", ceiling / seconds))
+
+    print(f"{'workload':<30} {'measured':>14} {'unit':<10} {'vs numpy copy':>14}")
+    for name, rate, unit, ratio in rows:
+        print(f"{name:<30} {rate:>14,.0f} {unit:<10} {ratio:>13.4f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
