@@ -11,6 +11,7 @@ import difflib
 import importlib.util
 import os
 import re
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -165,6 +166,12 @@ class DeliveryConfig(_Section):
     commit_interval_ms: int = Field(1000, gt=0)
     shutdown_deadline_s: float = Field(30.0, gt=0)
     producer_flush_timeout_s: float = Field(10.0, gt=0)
+    transactional_id: str | None = Field(None, min_length=1)
+    transaction_timeout_ms: int = Field(10_000, ge=1000)
+
+    def transactional_id_for(self, group_id: str) -> str:
+        """exactly-once: this replica's id (stable across its restarts, unique among replicas)."""
+        return self.transactional_id or f"{group_id}-{socket.gethostname()}"
 
     @model_validator(mode="after")
     def _consistent(self) -> DeliveryConfig:

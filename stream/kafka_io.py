@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from stream.config import KafkaConfig
 from stream.errors import SensorstreamError
@@ -88,6 +90,26 @@ class LatchingProducer:
         """Queue (key, value) records to one topic."""
         for key, value in items:
             self.send(topic, value, key)
+
+    def begin(self) -> None:
+        """exactly-once: open the transaction the next records belong to."""
+        self.producer.begin_transaction()
+
+    def commit_with_offsets(
+        self, offsets: dict[TopicPartition, OffsetAndMetadata], group_metadata: object
+    ) -> None:
+        """exactly-once: input offsets and every record since `begin`, atomically."""
+        if offsets:
+            self.producer.send_offsets_to_transaction(offsets, group_metadata)
+        self.producer.commit_transaction()
+        self.raise_if_failed()
+
+    def abort(self) -> None:
+        """exactly-once: drop the open transaction (read_committed readers never see it)."""
+        try:
+            self.producer.abort_transaction()
+        except KafkaError as exc:  # already fenced or closed: nothing left to abort
+            log.warning("abort_transaction failed error=%s", exc)
 
     def flush(self, timeout_s: float) -> None:
         """Wait for every queued record; raise if any was not acknowledged."""

@@ -33,7 +33,9 @@ class RebalanceHandler(AsyncConsumerRebalanceListener):
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
-        self._changelog = make_consumer(worker.config.kafka, None, enable_auto_commit=False)
+        self._changelog = make_consumer(
+            worker.config.kafka, None, isolation_level=worker.isolation_level
+        )
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         """Called by kafka-python before partitions are taken away."""
@@ -51,7 +53,7 @@ class RebalanceHandler(AsyncConsumerRebalanceListener):
             return
         log.info("partitions revoked %s", _names(revoked))
         worker.flush_all(worker.config.delivery.shutdown_deadline_s)
-        worker.commit(only=set(revoked))
+        worker.commit()
         sources = [worker.offsets.revoke(tp) for tp in revoked]
         worker.store.drop_sources(sources)
         worker.resume.drop_sources(sources)

@@ -85,6 +85,7 @@ class Worker:
         self._last_housekeeping_s = 0.0
         self._last_poll_s = 0.0
         self._counters_seen: dict[str, int] = {}
+        self.replay_anchors: dict[tuple[int, str], int] = {}  # (source, device) -> anchor, bounded runs
         self.consumer = None
         self.producer: LatchingProducer | None = None
         self.inference: InferenceThread | None = None
@@ -116,10 +117,20 @@ class Worker:
             self.manifest.name, self.manifest.version, self.manifest.architecture,
             self.config.model.device,
         ).set(1)
-        self.producer = LatchingProducer(kafka)
         self.inference = InferenceThread(self.predictor)
+        if self.bounds is None and self.exactly_once:
+            delivery = self.config.delivery
+            self.producer = LatchingProducer(
+                kafka,
+                transactional_id=delivery.transactional_id_for(kafka.group_id),
+                transaction_timeout_ms=delivery.transaction_timeout_ms,
+            )
+            self.producer.producer.init_transactions()  # fences an earlier run of this replica
+            self.producer.begin()
+        else:
+            self.producer = LatchingProducer(kafka)
         if self.bounds is None:
-            self.consumer = make_consumer(kafka, kafka.group_id)
+            self.consumer = make_consumer(kafka, kafka.group_id, isolation_level=self.isolation_level)
             self.rebalance = RebalanceHandler(self)
             self.consumer.subscribe(kafka.input_topics, listener=self.rebalance)
             return
@@ -128,6 +139,16 @@ class Worker:
         for tp, (start, _) in self.bounds.items():
             self.offsets.assign(tp, None)
             self.consumer.seek(tp, start)
+
+    @property
+    def exactly_once(self) -> bool:
+        """Events, dead letters, anchors and offsets go in one transaction per commit."""
+        return self.config.delivery.mode == "exactly-once"
+
+    @property
+    def isolation_level(self) -> str:
+        """What this worker reads of transactional topics (its inputs and the changelog)."""
+        return "read_committed" if self.exactly_once else "read_uncommitted"
 
     @property
     def finished(self) -> bool:
@@ -155,6 +176,8 @@ class Worker:
         if self.consumer is not None:
             self.consumer.close(autocommit=False)
         if self.producer is not None:
+            if self.exactly_once and self.bounds is None:
+                self.producer.abort()  # whatever `drain` could not commit is not half-visible
             self.producer.close()
 
     # -- the data path ----------------------------------------------------------
@@ -294,7 +317,9 @@ class Worker:
 
     def _produce_anchors(self, rows: WindowRows) -> None:
         if self.bounds is not None:
-            return  # the live group's changelog is not a replay's business
+            # the live group's changelog is not a replay's business; its resume file keeps them
+            self.replay_anchors.update(latest_anchor_per_device(rows))
+            return
         state_topic = self.config.kafka.state_topic_name
         for (source, device), anchor in latest_anchor_per_device(rows).items():
             tp = self.offsets.partition(source)
@@ -323,7 +348,7 @@ class Worker:
             return
         self.commit()
 
-    def commit(self, only: set[TopicPartition] | None = None) -> None:
+    def commit(self) -> None:
         """Flush the producer, then commit every position that is safe now."""
         self.producer.flush(self.config.delivery.producer_flush_timeout_s)
         for token in self._produced.tokens:
@@ -333,10 +358,12 @@ class Worker:
             self._last_commit_s = time.monotonic()
             return  # a replay never touches any group's offsets
         positions = self.offsets.positions(self.store.low_watermarks(), self.batcher.waiting())
-        if only is not None:
-            positions = {tp: meta for tp, meta in positions.items() if tp in only}
-        if positions:
+        if self.exactly_once:
+            self.producer.commit_with_offsets(positions, self.consumer.group_metadata())
+            self.producer.begin()
+        elif positions:
             self.consumer.commit(positions)
+        if positions:
             self.offsets.committed(positions)
             self.metrics.commits.inc()
             log.debug("committed %s", {f"{tp.topic}[{tp.partition}]": m.offset for tp, m in positions.items()})
