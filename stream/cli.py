@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "model",
     "run",
     "demo",
+    "replay",
     "serve",
 )
 

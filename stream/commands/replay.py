@@ -1,0 +1,259 @@
+"""`sensorstream replay`: relabel a time range of the input topics into a backfill topic."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from stream.commands.run import add_config_arguments
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `replay`."""
+    parser = subparsers.add_parser(
+        "replay",
+        help="classify a time range of the input topics again (backfill)",
+        description="Read the input topics between two Kafka record timestamps without any "
+        "consumer group, run the same windows, batching and model as the worker, and write "
+        "events marked replay=true with a job id to the output topic + '.backfill'. "
+        "Ctrl-C stops cleanly and prints how to --resume.",
+    )
+    add_config_arguments(parser)
+    parser.add_argument("--from", dest="from_time", metavar="TIME|earliest",
+                        help="start: epoch ms, ISO-8601 with an offset, or earliest")
+    parser.add_argument("--to", dest="to_time", metavar="TIME|now",
+                        help="end, exclusive (default now: the end offsets when the job starts)")
+    parser.add_argument("--topics", nargs="+", metavar="TOPIC",
+                        help="input topics (default: kafka.input_topics of the config)")
+    parser.add_argument("--output-topic", help="events topic (default: kafka.output_topic + '.backfill')")
+    parser.add_argument("--model", help="model folder (default: [model] path of the config)")
+    parser.add_argument("--resume", metavar="JOB", help="continue a stopped job where it stopped")
+    parser.set_defaults(func=replay)
+
+
+def replay(args: argparse.Namespace) -> int:
+    """Resolve (or reload) the job, run it, print the summary; 0 when it completed or stopped cleanly."""
+    from stream.config import load_config
+    from stream.replay import run_job, state_dir
+    from stream.service import load_model
+
+    config = load_config(args.config, args.overrides)
+    if args.model:
+        model = config.model.model_copy(update={"path": Path(args.model).expanduser().resolve()})
+        config = config.model_copy(update={"model": model})
+    directory = state_dir()
+    if args.resume:
+        job = _stored_job(args, directory)
+        predictor = load_model(config)
+        _check_same_model(job, predictor.manifest)
+    else:
+        bounds, notes, from_ms, to_ms, topics, output = _resolve(args, config)
+        predictor = load_model(config)
+        job = _new_job(config, predictor.manifest, bounds, from_ms, to_ms, topics, output)
+        for note in notes:
+            print(note, file=sys.stderr)
+        if (directory / f"{job.job_id}.json").is_file():
+            print(f"note: job {job.job_id} ran before; this run starts it over "
+                  f"(--resume {job.job_id} would continue a stopped run)", file=sys.stderr)
+    print(_start_line(job), file=sys.stderr, flush=True)
+    result = run_job(job, config, predictor, directory, watch=_progress_on_stderr)
+    for line in summary_lines(result):
+        print(line)
+    if result.job.status == "stopped":
+        for line in _stopped_lines(result.job, args):
+            print(line)
+    return 0
+
+
+def _resolve(args: argparse.Namespace, config: object) -> tuple:
+    """Bounds, notes, from/to ms, topics and output topic of a new job (one-line errors)."""
+    from stream.errors import SensorstreamError
+    from stream.kafka_io import make_consumer
+    from stream.replay import BACKFILL_SUFFIX, check_order, lookup_facts, parse_time, resolve_range
+
+    if args.from_time is None:
+        raise SensorstreamError("--from is required: a TIME (epoch ms or ISO-8601 with an offset) "
+                                "or earliest; or pass --resume JOB")
+    from_ms = parse_time(args.from_time, "--from", "earliest")
+    to_ms = parse_time(args.to_time or "now", "--to", "now")
+    check_order(from_ms, to_ms)
+    topics = [t for item in (args.topics or config.kafka.input_topics) for t in item.split(",") if t]
+    output = args.output_topic or config.kafka.output_topic + BACKFILL_SUFFIX
+    if output in topics:
+        raise SensorstreamError(f"--output-topic {output!r} is one of the input topics; pick another")
+    try:
+        consumer = make_consumer(config.kafka, None, allow_auto_create_topics=False)
+    except Exception as exc:  # kafka-python raises several types when no broker answers
+        raise SensorstreamError(f"cannot reach Kafka at {config.kafka.bootstrap_servers} ({exc}); "
+                                "start a broker or fix kafka.bootstrap_servers") from exc
+    try:
+        resolved = resolve_range(lookup_facts(consumer, topics, from_ms, to_ms), from_ms, to_ms)
+    finally:
+        consumer.close()
+    return resolved.bounds, resolved.notes, from_ms, to_ms, topics, output
+
+
+def _new_job(config: object, manifest: object, bounds: dict, from_ms: int | None, to_ms: int | None,
+             topics: list[str], output: str) -> object:
+    from stream.replay import BACKFILL_SUFFIX, PartitionProgress, ReplayJob, make_job_id
+
+    job_id = make_job_id(bounds, manifest.name, manifest.version, config.windows.model_dump(mode="json"))
+    partitions = tuple(
+        PartitionProgress(tp.topic, tp.partition, start, end, resume_offset=start)
+        for tp, (start, end) in bounds.items()
+    )
+    return ReplayJob(
+        job_id=job_id, topics=tuple(topics), from_ms=from_ms, to_ms=to_ms, output_topic=output,
+        dead_letter_topic=config.kafka.dead_letter_topic + BACKFILL_SUFFIX,
+        model_name=manifest.name, model_version=manifest.version, partitions=partitions,
+    )
+
+
+def _stored_job(args: argparse.Namespace, directory: Path) -> object:
+    from stream.errors import SensorstreamError
+    from stream.replay import load_job
+
+    given = [flag for flag, value in (("--from", args.from_time), ("--to", args.to_time),
+             ("--topics", args.topics), ("--output-topic", args.output_topic)) if value]
+    if given:
+        raise SensorstreamError(f"--resume continues the stored range and topics; drop {', '.join(given)}")
+    return load_job(args.resume, directory)
+
+
+def _check_same_model(job: object, manifest: object) -> None:
+    from stream.errors import SensorstreamError
+
+    if (manifest.name, manifest.version) != (job.model_name, job.model_version):
+        raise SensorstreamError(
+            f"--resume {job.job_id}: the job ran with model {job.model_name}:{job.model_version}, "
+            f"the config loads {manifest.name}:{manifest.version}; pass --model with the job's model"
+        )
+
+
+def _start_line(job: object) -> str:
+    from stream.replay import format_ms
+
+    span = " -> ".join(format_ms(ms) if ms is not None else word
+                       for ms, word in ((job.from_ms, "earliest"), (job.to_ms, "end at start")))
+    return (f"replay {job.job_id}: {span} of {','.join(job.topics)}, {job.records_left():,} records "
+            f"in {sum(not p.done for p in job.partitions)} partitions -> {job.output_topic} "
+            f"(model {job.model_name}:{job.model_version})")
+
+
+def summary_lines(result: object) -> list[str]:
+    """The final summary: counts, events by label, dead letters by reason, throughput."""
+    job = result.job
+    labels = ", ".join(f"{k} {v:,}" for k, v in sorted(result.events_by_label.items())) or "none"
+    dead = ", ".join(f"{k} {v:,}" for k, v in sorted(result.dead_letters.items())) or "none"
+    multiple = result.real_time_multiple
+    real_time = (f", {multiple:,.1f}x real time ({result.span_ms / 1000:,.1f} s of record time)"
+                 if multiple is not None else "")
+    return [
+        f"replay {job.job_id}: {job.status}",
+        f"  records       {result.records:,}   samples {result.samples:,}   windows {result.windows:,}",
+        f"  events        {sum(result.events_by_label.values()):,} to {job.output_topic}: {labels}",
+        f"  dead letters  {sum(result.dead_letters.values()):,} to {job.dead_letter_topic}: {dead}",
+        f"  throughput    {result.samples_per_s:,.0f} samples/s, "
+        f"{result.windows / max(result.wall_s, 1e-9):,.1f} windows/s over {result.wall_s:.1f} s{real_time}",
+    ]
+
+
+def _stopped_lines(job: object, args: argparse.Namespace) -> list[str]:
+    where = ", ".join(f"{p.topic}[{p.partition}] {'done' if p.done else f'at {p.resume_offset} of [{p.start}, {p.end})'}"
+                      for p in job.partitions)
+    command = ["sensorstream", "replay"]
+    if args.config:
+        command += ["--config", args.config]
+    for item in args.overrides:
+        command += ["--set", item]
+    if args.model:
+        command += ["--model", args.model]
+    command += ["--resume", job.job_id]
+    return [
+        f"  stopped at    {where}",
+        f"  resume with   {shlex.join(command)}",
+    ]
+
+
+@contextmanager
+def _progress_on_stderr(worker: object, job: object) -> Iterator[None]:
+    progress = ProgressLine(worker, job.records_left(), job.job_id, sys.stderr)
+    progress.start()
+    try:
+        yield
+    finally:
+        progress.stop()
+
+
+class ProgressLine:
+    """Records and samples done, rates and ETA, refreshed from a background thread.
+
+    On a terminal one line rewritten with \\r twice a second; otherwise a line every 5 s.
+    """
+
+    def __init__(self, worker: object, total_records: int, job_id: str, out: TextIO,
+                 interval_s: float | None = None) -> None:
+        self.worker = worker
+        self.total_records = total_records
+        self.job_id = job_id
+        self.out = out
+        self.tty = bool(getattr(out, "isatty", lambda: False)())
+        self.interval_s = interval_s if interval_s is not None else (0.5 if self.tty else 5.0)
+        self._started_s = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="replay-progress", daemon=True)
+
+    def start(self) -> None:
+        """Start refreshing."""
+        self._started_s = time.monotonic()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write the final state and stop refreshing."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._write()
+        if self.tty:
+            self.out.write("\n")
+        self.out.flush()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._write()
+
+    def line(self) -> str:
+        """The current progress line."""
+        stats = self.worker.stats
+        records, samples, windows = stats.records, stats.samples, stats.windows
+        elapsed_s = max(time.monotonic() - self._started_s, 1e-9)
+        record_rate, window_rate = records / elapsed_s, windows / elapsed_s
+        # Records run ahead of the predictor up to the backpressure bound: the ETA is
+        # whichever of reading and classifying what is already read takes longer.
+        pending = self.worker.metrics.registry.get_sample_value("sensorstream_pending_windows") or 0
+        left_s = [(self.total_records - records) / record_rate if record_rate else None,
+                  pending / window_rate if window_rate else None]
+        eta = "--" if left_s[0] is None else _duration(max(s or 0.0 for s in left_s))
+        share = records / self.total_records if self.total_records else 1.0
+        return (
+            f"replay {self.job_id}: {share * 100:5.1f}% records {records:,}/{self.total_records:,} "
+            f"samples {samples:,} windows {windows:,} | {record_rate:,.0f} records/s "
+            f"{samples / elapsed_s:,.0f} samples/s | ETA {eta}"
+        )
+
+    def _write(self) -> None:
+        text = self.line()
+        self.out.write(f"\r{text:<118}" if self.tty else text + "\n")
+        self.out.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
