@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from stream.alerts import AlertRule
 from stream.errors import ConfigError
+from stream.security import check_security_keys, client_security_settings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -61,6 +62,16 @@ class KafkaConfig(_Section):
     producer_batch_size: int = Field(262_144, gt=0)
     compression_type: Literal["gzip", "lz4", "zstd", "snappy"] | None = None
     request_timeout_ms: int = Field(30_000, gt=0)
+    # Secure clusters. The password is never a value here: only where to read it.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = Field(None, min_length=1)
+    sasl_password_env: str | None = Field(None, min_length=1)
+    sasl_password_file: Annotated[Path, Field(strict=False)] | None = None
+    ssl_cafile: Annotated[Path, Field(strict=False)] | None = None
+    ssl_certfile: Annotated[Path, Field(strict=False)] | None = None
+    ssl_keyfile: Annotated[Path, Field(strict=False)] | None = None
+    ssl_check_hostname: bool = True
 
     @field_validator("compression_type", mode="before")
     @classmethod
@@ -99,7 +110,12 @@ class KafkaConfig(_Section):
                 f"fetch_max_wait_ms: expected less than request_timeout_ms "
                 f"({self.request_timeout_ms}), got {self.fetch_max_wait_ms}"
             )
+        check_security_keys(self)
         return self
+
+    def security_settings(self) -> dict[str, Any]:
+        """kafka-python client kwargs for TLS and SASL (the password read now, redacted in logs)."""
+        return client_security_settings(self)
 
 
 class WindowsConfig(_Section):
@@ -312,6 +328,11 @@ def _merge(
             raise ConfigError(f"{label}: {section}: expected a table [{section}], got {table!r}")
         fields = SECTIONS[section].model_fields
         for key, value in table.items():
+            if (section, key) == ("kafka", "sasl_password"):
+                raise ConfigError(
+                    f"{label}: kafka.sasl_password: the password never goes in the config; "
+                    "set kafka.sasl_password_env (a variable name) or kafka.sasl_password_file"
+                )
             if key not in fields:
                 hint = _suggest(key, fields)
                 raise ConfigError(f"{label}: unknown key {section}.{key}{hint}")

@@ -1,0 +1,199 @@
+"""Secure clusters: the SASL password kept out of every log line, and a clear first connection.
+
+The password is never a config value: `[kafka]` names where to read it (an
+environment variable or a file), and it is read only when a client is built.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from stream.errors import ConfigError, SensorstreamError
+
+log = logging.getLogger(__name__)
+
+REDACTED = "**********"
+
+
+class RedactedStr(str):
+    """A str that prints as asterisks but encodes as itself.
+
+    kafka-python's admin client logs its whole configuration at DEBUG (password
+    included); SCRAM and PLAIN only ever `.encode()` or join the value, which
+    read the real characters, while repr/str/format (what logging uses) do not.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(REDACTED)
+
+    def __str__(self) -> str:
+        return REDACTED
+
+    def __format__(self, spec: str) -> str:
+        return format(REDACTED, spec)
+
+    def reveal(self) -> str:
+        """The real characters as a plain str (for comparisons in tests)."""
+        return str.__str__(self)
+
+
+def read_password(
+    env_name: str | None, path: Path | None, environ: Mapping[str, str] | None = None
+) -> RedactedStr:
+    """The SASL password from `env_name` or the file at `path` (one trailing newline dropped)."""
+    env = os.environ if environ is None else environ
+    if env_name is not None:
+        value = env.get(env_name)
+        if value is None:
+            raise ConfigError(
+                f"kafka.sasl_password_env: the environment variable {env_name} is not set; "
+                "export it with the SASL password"
+            )
+        where = f"the environment variable {env_name}"
+    elif path is not None:
+        try:
+            value = path.read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"kafka.sasl_password_file: cannot read {path} ({exc.__class__.__name__}); "
+                "point it at a readable file that holds the SASL password"
+            ) from None
+        where = f"the file {path}"
+    else:
+        raise ConfigError(
+            "kafka.sasl_password_env: SASL needs a password; set sasl_password_env "
+            "(an environment variable name) or sasl_password_file (a path)"
+        )
+    if not value:
+        raise ConfigError(f"kafka.sasl_password: {where} is empty; put the SASL password there")
+    return RedactedStr(value)
+
+
+def check_file(key: str, path: Path) -> str:
+    """`path` as a str if it is a readable file, else one line naming the key."""
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise ConfigError(f"kafka.{key}: {path} is not a readable file; fix the path")
+    return str(path)
+
+
+def client_security_settings(kafka: Any) -> dict[str, Any]:
+    """kafka-python client kwargs for a KafkaConfig's TLS and SASL keys ({} for PLAINTEXT)."""
+    protocol = kafka.security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    settings: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        settings["ssl_check_hostname"] = kafka.ssl_check_hostname
+        for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(kafka, key)
+            if path is not None:
+                settings[key] = check_file(key, path)
+    if protocol.startswith("SASL_"):
+        settings["sasl_mechanism"] = kafka.sasl_mechanism
+        settings["sasl_plain_username"] = kafka.sasl_username
+        settings["sasl_plain_password"] = read_password(
+            kafka.sasl_password_env, kafka.sasl_password_file
+        )
+    return settings
+
+
+def check_security_keys(kafka: Any) -> None:
+    """SASL keys only with a SASL protocol (and then all of them), TLS files only with TLS.
+
+    Raises ValueError whose message starts with the key it blames (a config validator).
+    """
+    sasl = kafka.security_protocol.startswith("SASL_")
+    tls = kafka.security_protocol in ("SSL", "SASL_SSL")
+    for key in ("sasl_mechanism", "sasl_username", "sasl_password_env", "sasl_password_file"):
+        if not sasl and getattr(kafka, key) is not None:
+            raise ValueError(
+                f"{key}: only used with security_protocol SASL_SSL or SASL_PLAINTEXT "
+                f"(got {kafka.security_protocol}); set the protocol or remove the key"
+            )
+    for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        if not tls and getattr(kafka, key) is not None:
+            raise ValueError(
+                f"{key}: only used with security_protocol SSL or SASL_SSL "
+                f"(got {kafka.security_protocol}); set the protocol or remove the key"
+            )
+    if (kafka.ssl_certfile is None) != (kafka.ssl_keyfile is None):
+        raise ValueError(
+            "ssl_certfile: a client certificate needs its key: set both ssl_certfile and "
+            "ssl_keyfile, or neither"
+        )
+    if not sasl:
+        return
+    for key in ("sasl_mechanism", "sasl_username"):
+        if getattr(kafka, key) is None:
+            raise ValueError(f"{key}: required with security_protocol {kafka.security_protocol}")
+    if (kafka.sasl_password_env is None) == (kafka.sasl_password_file is None):
+        raise ValueError(
+            "sasl_password_env: set exactly one of sasl_password_env (an environment variable "
+            "name) or sasl_password_file (a path); the password itself never goes in the config"
+        )
+
+
+def check_connection(kafka: Any, timeout_s: float = 15.0) -> None:
+    """Connect and authenticate once, turning TLS and SASL failures into one clear line.
+
+    Bounded by `timeout_s`; a PLAINTEXT cluster is left to the first real client.
+    """
+    if kafka.security_protocol == "PLAINTEXT":
+        return
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    from stream.kafka_io import client_settings
+
+    settings = client_settings(kafka) | {
+        "request_timeout_ms": int(timeout_s * 1000),
+        "bootstrap_timeout_ms": int(timeout_s * 1000),
+    }
+    started_s = time.monotonic()
+    try:
+        admin = KafkaAdminClient(**settings)
+    except KafkaError as exc:
+        raise SensorstreamError(_describe_failure(kafka, exc)) from None
+    try:
+        admin.list_topics()
+    except KafkaError as exc:
+        raise SensorstreamError(_describe_failure(kafka, exc)) from None
+    finally:
+        admin.close()
+    log.info(
+        "kafka security ok protocol=%s mechanism=%s user=%s elapsed_s=%.2f",
+        kafka.security_protocol, kafka.sasl_mechanism, kafka.sasl_username,
+        time.monotonic() - started_s,
+    )
+
+
+def _describe_failure(kafka: Any, exc: Exception) -> str:
+    """What went wrong in words a user can act on (never the password)."""
+    name = exc.__class__.__name__
+    text = f"{name}: {exc}".lower()
+    where = f"{kafka.security_protocol} at {kafka.bootstrap_servers}"
+    if "authentication" in text or "sasl" in text:
+        source = (
+            f"${kafka.sasl_password_env}" if kafka.sasl_password_env else str(kafka.sasl_password_file)
+        )
+        return (
+            f"kafka: {kafka.sasl_mechanism} authentication as {kafka.sasl_username!r} failed "
+            f"({where}); check kafka.sasl_username, kafka.sasl_mechanism and the password "
+            f"in {source}"
+        )
+    if "certificate" in text or "ssl" in text or "tls" in text:
+        return (
+            f"kafka: TLS handshake with {where} failed ({name}); check kafka.ssl_cafile "
+            "(the CA that signed the broker's certificate) and kafka.ssl_check_hostname"
+        )
+    return (
+        f"kafka: cannot connect with {where} ({name}); check kafka.bootstrap_servers "
+        "(the broker's listener for this protocol) and that the broker is running"
+    )
