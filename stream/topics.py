@@ -22,7 +22,9 @@ def ensure_topics(kafka: KafkaConfig, default_partitions: int = 1) -> dict[str, 
     Returns the partition count of every input topic that exists.
     """
     try:
-        admin = KafkaAdminClient(**client_settings(kafka))
+        # a short first contact: an unreachable broker is a start-up error, said quickly
+        settings = client_settings(kafka) | {"bootstrap_timeout_ms": 8000}
+        admin = KafkaAdminClient(**settings)
     except KafkaError as exc:
         raise SensorstreamError(
             f"cannot reach Kafka at {kafka.bootstrap_servers} ({exc}); start a broker "

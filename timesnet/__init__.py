@@ -21,3 +21,10 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     raise AttributeError(f"module 'timesnet' has no attribute {name!r}")
+
+import warnings
+
+# Paddle's import checks for ccache (a compiler cache for building custom C++ ops,
+# which this package never does) and warns on every start; that line would precede
+# every one-line error the CLI prints.
+warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
