@@ -190,8 +190,9 @@ def attach_classify_endpoint(
 
     `classify` follows the `Classify` contract above: thread-safe, blocking, bounded
     in time. `manifest` (the served model's) gives the labels, window length and
-    channels. The body limit defaults to the server's own. Metrics (`sensorstream_classify_requests_total{status}`,
-    `sensorstream_classify_request_duration_seconds`) go to `server.registry`.
+    channels. The body limit defaults to the server's own. Metrics go to `server.registry`:
+    `sensorstream_classify_requests_total{status}` and
+    `sensorstream_classify_request_duration_seconds`.
     """
     limits = limits or EndpointLimits(max_body_bytes=server.max_body_bytes)
     requests_total = Counter("sensorstream_classify_requests_total",

@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 ARRAY_SOURCE = "<array>"
 
-InputItem = Union[str, Path, npt.NDArray[np.floating]]
-ModelInput = Union[InputItem, Sequence[InputItem]]
+InputItem = str | Path | npt.NDArray[np.floating]
+ModelInput = InputItem | Sequence[InputItem]
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,8 @@ class Model:
         self, x: ModelInput
     ) -> tuple[npt.NDArray[np.float32], list[tuple[str, int]]]:
         """Every window of `x` stacked [N, L, C], with (source, case) for each."""
-        items = list(x) if isinstance(x, (list, tuple)) else [x]
+        # a list/tuple holds items; anything else (str, Path, array) is one item
+        items = list(x) if isinstance(x, (list, tuple)) else [cast(InputItem, x)]
         if not items:
             raise ModelError("predict got an empty list; pass an array, a file path or a list")
         blocks: list[npt.NDArray[np.float32]] = []

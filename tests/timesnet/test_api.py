@@ -1,4 +1,4 @@
-"""The Python API: load_model(dir).predict on arrays, files and lists, equal to `sensorstream predict`."""
+"""The Python API: load_model(dir).predict on arrays, files and lists equals `predict`."""
 
 from __future__ import annotations
 
