@@ -44,11 +44,17 @@ log = logging.getLogger(__name__)
 
 CLASSIFY_PATH = "/time-series-classification"
 
-# classify(windows) -> probabilities. windows: raw (not normalized) float32 [B, L, C],
-# B >= 1, every group of one request in CSV order; returns float32 [B, K] whose row i
-# answers window i. Called from many HTTP threads at once: it must be thread-safe,
-# may block until the answer is ready, and must return or raise within a bounded
-# time (raise TimeoutError when it gives up; the endpoint answers 503).
+# The contract of `classify(windows) -> probabilities`:
+# - windows: raw (not normalized) float32 [B, L, C], B >= 1, with the served model's
+#   L and C, finite values (the endpoint checked them), the groups of one request in
+#   CSV order; the callee must not keep or mutate the array.
+# - returns probabilities [B, K] (float32 or float64), row i answering window i, K the
+#   number of the manifest's labels, in label order.
+# - called concurrently from many HTTP handler threads: it must be thread-safe; it may
+#   block (gathering batch-mates, waiting for the model) and should be batch-invariant.
+# - it must return or raise within a bounded time: raise TimeoutError when it gives up
+#   (the endpoint answers 503 "busy"); any other exception answers 500 and is logged.
+# RequestBatcher.classify (stream/request_batcher.py) fulfils it for `sensorstream serve`.
 Classify = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
 
 
