@@ -24,15 +24,18 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import orjson
-from kafka import KafkaConsumer
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from stream.errors import SensorstreamError
+from stream.kafka_io import client_settings, make_consumer
 from stream.offsets import CommitMetadata
 
 if TYPE_CHECKING:
@@ -43,8 +46,11 @@ log = logging.getLogger(__name__)
 
 BACKFILL_SUFFIX = ".backfill"
 STATE_VERSION = 1
-TIME_FORMS = "epoch milliseconds (e.g. 1732280000123) or ISO-8601 with an offset (e.g. 2024-11-22T12:00:00Z)"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+TIME_FORMS = (
+    "epoch milliseconds (e.g. 1732280000123) or ISO-8601 with an offset "
+    "(e.g. 2024-11-22T12:00:00Z)"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 Status = Literal["running", "stopped", "completed"]
 
@@ -140,10 +146,13 @@ def _clamp(offset: int | None, facts: PartitionFacts) -> int:
     return min(max(offset, facts.beginning), facts.end)
 
 
-def _retention_notes(filled: Mapping[TopicPartition, PartitionFacts], from_ms: int | None) -> tuple[str, ...]:
+def _retention_notes(
+    filled: Mapping[TopicPartition, PartitionFacts], from_ms: int | None
+) -> tuple[str, ...]:
     if from_ms is None:
         return ()
-    early = [f.oldest_ts_ms for f in filled.values() if f.oldest_ts_ms is not None and f.oldest_ts_ms > from_ms]
+    early = [f.oldest_ts_ms for f in filled.values()
+             if f.oldest_ts_ms is not None and f.oldest_ts_ms > from_ms]
     if not early:
         return ()
     return (
@@ -156,14 +165,16 @@ def _retention_notes(filled: Mapping[TopicPartition, PartitionFacts], from_ms: i
 def lookup_facts(
     consumer: KafkaConsumer, topics: list[str], from_ms: int | None, to_ms: int | None
 ) -> dict[TopicPartition, PartitionFacts]:
-    """Per partition of `topics`: retained offsets and the offsets of from/to (group-less consumer)."""
+    """Per partition of `topics`: retained offsets and the offsets of from/to (no group)."""
     tps: list[TopicPartition] = []
     for topic in topics:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
             known = sorted(t for t in consumer.topics() if not t.startswith("__"))
             shown = ", ".join(known[:10]) + (" ..." if len(known) > 10 else "")
-            raise ReplayError(f"--topics: unknown topic {topic!r}; existing topics: {shown or 'none'}")
+            raise ReplayError(
+                f"--topics: unknown topic {topic!r}; existing topics: {shown or 'none'}"
+            )
         tps += [TopicPartition(topic, p) for p in sorted(partitions)]
     beginning = consumer.beginning_offsets(tps)
     end = consumer.end_offsets(tps)
@@ -193,7 +204,7 @@ class PartitionProgress:
     end: int
     resume_offset: int  # = start before any run; = end once the partition is done
     emitted_through: int = -1  # windows completed at or below this offset were emitted
-    anchors: dict[str, int] = field(default_factory=dict)  # device -> timestamp of its last window end
+    anchors: dict[str, int] = field(default_factory=dict)  # device -> ts of its last window end
 
     @property
     def tp(self) -> TopicPartition:
@@ -231,7 +242,8 @@ class ReplayJob:
 
     def to_json(self) -> bytes:
         """The resume file's content."""
-        doc = {"version": STATE_VERSION, **{k: v for k, v in self.__dict__.items() if k != "partitions"}}
+        fields = {k: v for k, v in self.__dict__.items() if k != "partitions"}
+        doc = {"version": STATE_VERSION, **fields}
         doc["partitions"] = [p.__dict__ for p in self.partitions]
         return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
 
@@ -274,14 +286,21 @@ def save_job(job: ReplayJob, directory: Path) -> Path:
 def load_job(job_id: str, directory: Path) -> ReplayJob:
     """The stored job `job_id`, or one line saying why it cannot be resumed."""
     if not re.fullmatch(r"[0-9a-f]{12}", job_id):
-        raise ReplayError(f"--resume {job_id!r}: expected a 12-hex-digit job id as printed when a replay stops")
+        raise ReplayError(
+            f"--resume {job_id!r}: expected a 12-hex-digit job id as printed when a replay stops"
+        )
     path = directory / f"{job_id}.json"
     try:
         job = ReplayJob.from_json(path.read_bytes())
     except FileNotFoundError:
-        raise ReplayError(f"--resume {job_id}: no resume file {path}; start the replay again with --from") from None
+        raise ReplayError(
+            f"--resume {job_id}: no resume file {path}; start the replay again with --from"
+        ) from None
     except (orjson.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
-        raise ReplayError(f"--resume {job_id}: {path} is unreadable ({exc}); start the replay again with --from") from None
+        raise ReplayError(
+            f"--resume {job_id}: {path} is unreadable ({exc}); "
+            "start the replay again with --from"
+        ) from None
     if job.status == "completed":
         raise ReplayError(f"--resume {job_id}: the job already completed; nothing to resume")
     return job
@@ -367,14 +386,9 @@ def replay_config(config: Config, job: ReplayJob) -> Config:
 
 def ensure_output_topics(kafka: KafkaConfig, job: ReplayJob, with_alerts: bool) -> None:
     """Create the job's output topics that do not exist yet."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    from stream.kafka_io import client_settings
-
     partitions = max((p.partition for p in job.partitions), default=0) + 1
-    names = [job.output_topic, job.dead_letter_topic] + ([kafka.alerts_topic] if with_alerts else [])
+    names = [job.output_topic, job.dead_letter_topic]
+    names += [kafka.alerts_topic] if with_alerts else []
     admin = KafkaAdminClient(**client_settings(kafka))
     try:
         missing = [n for n in names if n not in set(admin.list_topics())]
@@ -388,10 +402,10 @@ def ensure_output_topics(kafka: KafkaConfig, job: ReplayJob, with_alerts: bool) 
         admin.close()
 
 
-def covered_span_ms(kafka: KafkaConfig, bounds: Mapping[TopicPartition, tuple[int, int]]) -> int | None:
+def covered_span_ms(
+    kafka: KafkaConfig, bounds: Mapping[TopicPartition, tuple[int, int]]
+) -> int | None:
     """Newest minus oldest Kafka timestamp among the first and last records of the ranges."""
-    from stream.kafka_io import make_consumer
-
     if not bounds:
         return None
     consumer = make_consumer(kafka, None, max_partition_fetch_bytes=65_536)
@@ -405,7 +419,9 @@ def covered_span_ms(kafka: KafkaConfig, bounds: Mapping[TopicPartition, tuple[in
     return max(max(lasts.values()) - min(firsts.values()), 0)
 
 
-def _timestamps_at(consumer: KafkaConsumer, offsets: dict[TopicPartition, int], timeout_s: float = 5.0) -> dict[TopicPartition, int]:
+def _timestamps_at(
+    consumer: KafkaConsumer, offsets: dict[TopicPartition, int], timeout_s: float = 5.0
+) -> dict[TopicPartition, int]:
     """Kafka timestamp of the record at (or first after) each offset."""
     consumer.assign(list(offsets))
     for tp, offset in offsets.items():
@@ -446,11 +462,14 @@ def run_job(
     after = stop_point(job, worker, finished=not worker.stopping)
     save_job(after, directory)
     span_ms = covered_span_ms(run_config.kafka, _read_ranges(job, after, worker))
-    log.info("replay job=%s status=%s windows=%d wall_s=%.1f", job.job_id, after.status, worker.stats.windows, wall_s)
+    log.info("replay job=%s status=%s windows=%d wall_s=%.1f",
+             job.job_id, after.status, worker.stats.windows, wall_s)
     return _result(after, worker, wall_s, span_ms)
 
 
-def _read_ranges(before: ReplayJob, after: ReplayJob, worker: Worker) -> dict[TopicPartition, tuple[int, int]]:
+def _read_ranges(
+    before: ReplayJob, after: ReplayJob, worker: Worker
+) -> dict[TopicPartition, tuple[int, int]]:
     """[first, one past the last) offset this run read, per partition."""
     offsets = worker.offsets
     ranges: dict[TopicPartition, tuple[int, int]] = {}
@@ -471,4 +490,5 @@ def _result(job: ReplayJob, worker: Worker, wall_s: float, span_ms: int | None) 
     }
     stats = worker.stats
     return ReplayResult(job, stats.records, stats.samples, stats.windows,
-                        {k: v for k, v in by_label.items() if v}, dict(stats.dead_letters), wall_s, span_ms)
+                        {k: v for k, v in by_label.items() if v}, dict(stats.dead_letters),
+                        wall_s, span_ms)

@@ -9,10 +9,16 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from stream.commands.run import add_config_arguments
+
+if TYPE_CHECKING:
+    from stream.config import Config
+    from stream.replay import ReplayJob, ReplayResult, ResolvedRange
+    from stream.worker import Worker
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,14 +38,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="end, exclusive (default now: the end offsets when the job starts)")
     parser.add_argument("--topics", nargs="+", metavar="TOPIC",
                         help="input topics (default: kafka.input_topics of the config)")
-    parser.add_argument("--output-topic", help="events topic (default: kafka.output_topic + '.backfill')")
+    parser.add_argument("--output-topic",
+                        help="events topic (default: kafka.output_topic + '.backfill')")
     parser.add_argument("--model", help="model folder (default: [model] path of the config)")
     parser.add_argument("--resume", metavar="JOB", help="continue a stopped job where it stopped")
     parser.set_defaults(func=replay)
 
 
 def replay(args: argparse.Namespace) -> int:
-    """Resolve (or reload) the job, run it, print the summary; 0 when it completed or stopped cleanly."""
+    """Resolve (or reload) the job, run it, print the summary; 0 when done or cleanly stopped."""
     from stream.config import load_config
     from stream.replay import run_job, state_dir
     from stream.service import load_model
@@ -54,10 +61,10 @@ def replay(args: argparse.Namespace) -> int:
         predictor = load_model(config)
         _check_same_model(job, predictor.manifest)
     else:
-        bounds, notes, from_ms, to_ms, topics, output = _resolve(args, config)
+        request = _Request.from_args(args, config)  # Kafka lookups before the slow model load
         predictor = load_model(config)
-        job = _new_job(config, predictor.manifest, bounds, from_ms, to_ms, topics, output)
-        for note in notes:
+        job = request.job(config, predictor.manifest)
+        for note in request.resolved.notes:
             print(note, file=sys.stderr)
         if (directory / f"{job.job_id}.json").is_file():
             print(f"note: job {job.job_id} ran before; this run starts it over "
@@ -72,102 +79,138 @@ def replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resolve(args: argparse.Namespace, config: object) -> tuple:
-    """Bounds, notes, from/to ms, topics and output topic of a new job (one-line errors)."""
+@dataclass(frozen=True)
+class _Request:
+    """A new job's arguments, checked, with its offset ranges resolved."""
+
+    from_ms: int | None
+    to_ms: int | None
+    topics: tuple[str, ...]
+    output_topic: str
+    resolved: ResolvedRange
+
+    @staticmethod
+    def from_args(args: argparse.Namespace, config: Config) -> _Request:
+        """Parse and check the arguments, then resolve the range on the broker."""
+        from stream.errors import SensorstreamError
+        from stream.replay import BACKFILL_SUFFIX, check_order, parse_time
+
+        if args.from_time is None:
+            raise SensorstreamError("--from is required: a TIME (epoch ms or ISO-8601 with an "
+                                    "offset) or earliest; or pass --resume JOB")
+        from_ms = parse_time(args.from_time, "--from", "earliest")
+        to_ms = parse_time(args.to_time or "now", "--to", "now")
+        check_order(from_ms, to_ms)
+        names = args.topics or config.kafka.input_topics
+        topics = tuple(t for item in names for t in item.split(",") if t)
+        output = args.output_topic or config.kafka.output_topic + BACKFILL_SUFFIX
+        if output in topics:
+            raise SensorstreamError(f"--output-topic {output!r} is an input topic; pick another")
+        return _Request(from_ms, to_ms, topics, output, _resolve(config, topics, from_ms, to_ms))
+
+    def job(self, config: Config, manifest: object) -> ReplayJob:
+        """The job for this request and model, named by its ranges, model and windows."""
+        from stream.replay import BACKFILL_SUFFIX, PartitionProgress, ReplayJob, make_job_id
+
+        bounds = self.resolved.bounds
+        windows = config.windows.model_dump(mode="json")
+        return ReplayJob(
+            job_id=make_job_id(bounds, manifest.name, manifest.version, windows),
+            topics=self.topics, from_ms=self.from_ms, to_ms=self.to_ms,
+            output_topic=self.output_topic,
+            dead_letter_topic=config.kafka.dead_letter_topic + BACKFILL_SUFFIX,
+            model_name=manifest.name, model_version=manifest.version,
+            partitions=tuple(
+                PartitionProgress(tp.topic, tp.partition, start, end, resume_offset=start)
+                for tp, (start, end) in bounds.items()
+            ),
+        )
+
+
+def _resolve(config: Config, topics: tuple[str, ...], from_ms: int | None,
+             to_ms: int | None) -> ResolvedRange:
+    from kafka.errors import KafkaError
+
     from stream.errors import SensorstreamError
     from stream.kafka_io import make_consumer
-    from stream.replay import BACKFILL_SUFFIX, check_order, lookup_facts, parse_time, resolve_range
+    from stream.replay import lookup_facts, resolve_range
 
-    if args.from_time is None:
-        raise SensorstreamError("--from is required: a TIME (epoch ms or ISO-8601 with an offset) "
-                                "or earliest; or pass --resume JOB")
-    from_ms = parse_time(args.from_time, "--from", "earliest")
-    to_ms = parse_time(args.to_time or "now", "--to", "now")
-    check_order(from_ms, to_ms)
-    topics = [t for item in (args.topics or config.kafka.input_topics) for t in item.split(",") if t]
-    output = args.output_topic or config.kafka.output_topic + BACKFILL_SUFFIX
-    if output in topics:
-        raise SensorstreamError(f"--output-topic {output!r} is one of the input topics; pick another")
     try:
         consumer = make_consumer(config.kafka, None, allow_auto_create_topics=False)
-    except Exception as exc:  # kafka-python raises several types when no broker answers
-        raise SensorstreamError(f"cannot reach Kafka at {config.kafka.bootstrap_servers} ({exc}); "
-                                "start a broker or fix kafka.bootstrap_servers") from exc
+    except KafkaError as exc:
+        raise SensorstreamError(
+            f"cannot reach Kafka at {config.kafka.bootstrap_servers} ({exc}); start a broker "
+            "(sensorstream kafka start) or fix kafka.bootstrap_servers"
+        ) from exc
     try:
-        resolved = resolve_range(lookup_facts(consumer, topics, from_ms, to_ms), from_ms, to_ms)
+        return resolve_range(lookup_facts(consumer, list(topics), from_ms, to_ms), from_ms, to_ms)
     finally:
         consumer.close()
-    return resolved.bounds, resolved.notes, from_ms, to_ms, topics, output
 
 
-def _new_job(config: object, manifest: object, bounds: dict, from_ms: int | None, to_ms: int | None,
-             topics: list[str], output: str) -> object:
-    from stream.replay import BACKFILL_SUFFIX, PartitionProgress, ReplayJob, make_job_id
-
-    job_id = make_job_id(bounds, manifest.name, manifest.version, config.windows.model_dump(mode="json"))
-    partitions = tuple(
-        PartitionProgress(tp.topic, tp.partition, start, end, resume_offset=start)
-        for tp, (start, end) in bounds.items()
-    )
-    return ReplayJob(
-        job_id=job_id, topics=tuple(topics), from_ms=from_ms, to_ms=to_ms, output_topic=output,
-        dead_letter_topic=config.kafka.dead_letter_topic + BACKFILL_SUFFIX,
-        model_name=manifest.name, model_version=manifest.version, partitions=partitions,
-    )
-
-
-def _stored_job(args: argparse.Namespace, directory: Path) -> object:
+def _stored_job(args: argparse.Namespace, directory: Path) -> ReplayJob:
     from stream.errors import SensorstreamError
     from stream.replay import load_job
 
-    given = [flag for flag, value in (("--from", args.from_time), ("--to", args.to_time),
-             ("--topics", args.topics), ("--output-topic", args.output_topic)) if value]
+    flags = (("--from", args.from_time), ("--to", args.to_time), ("--topics", args.topics),
+             ("--output-topic", args.output_topic))
+    given = [flag for flag, value in flags if value]
     if given:
-        raise SensorstreamError(f"--resume continues the stored range and topics; drop {', '.join(given)}")
+        raise SensorstreamError(
+            f"--resume continues the stored range and topics; drop {', '.join(given)}"
+        )
     return load_job(args.resume, directory)
 
 
-def _check_same_model(job: object, manifest: object) -> None:
+def _check_same_model(job: ReplayJob, manifest: object) -> None:
     from stream.errors import SensorstreamError
 
     if (manifest.name, manifest.version) != (job.model_name, job.model_version):
         raise SensorstreamError(
             f"--resume {job.job_id}: the job ran with model {job.model_name}:{job.model_version}, "
-            f"the config loads {manifest.name}:{manifest.version}; pass --model with the job's model"
+            f"the config loads {manifest.name}:{manifest.version}; pass --model DIR of that model"
         )
 
 
-def _start_line(job: object) -> str:
+def _start_line(job: ReplayJob) -> str:
     from stream.replay import format_ms
 
     span = " -> ".join(format_ms(ms) if ms is not None else word
                        for ms, word in ((job.from_ms, "earliest"), (job.to_ms, "end at start")))
-    return (f"replay {job.job_id}: {span} of {','.join(job.topics)}, {job.records_left():,} records "
-            f"in {sum(not p.done for p in job.partitions)} partitions -> {job.output_topic} "
+    partitions = sum(not p.done for p in job.partitions)
+    return (f"replay {job.job_id}: {span} of {','.join(job.topics)}, {job.records_left():,} "
+            f"records in {partitions} partitions -> {job.output_topic} "
             f"(model {job.model_name}:{job.model_version})")
 
 
-def summary_lines(result: object) -> list[str]:
+def summary_lines(result: ReplayResult) -> list[str]:
     """The final summary: counts, events by label, dead letters by reason, throughput."""
     job = result.job
-    labels = ", ".join(f"{k} {v:,}" for k, v in sorted(result.events_by_label.items())) or "none"
-    dead = ", ".join(f"{k} {v:,}" for k, v in sorted(result.dead_letters.items())) or "none"
+    labels = ", ".join(f"{k} {v:,}" for k, v in sorted(result.events_by_label.items()))
+    dead = ", ".join(f"{k} {v:,}" for k, v in sorted(result.dead_letters.items()))
     multiple = result.real_time_multiple
     real_time = (f", {multiple:,.1f}x real time ({result.span_ms / 1000:,.1f} s of record time)"
                  if multiple is not None else "")
+    windows_per_s = result.windows / max(result.wall_s, 1e-9)
     return [
         f"replay {job.job_id}: {job.status}",
-        f"  records       {result.records:,}   samples {result.samples:,}   windows {result.windows:,}",
-        f"  events        {sum(result.events_by_label.values()):,} to {job.output_topic}: {labels}",
-        f"  dead letters  {sum(result.dead_letters.values()):,} to {job.dead_letter_topic}: {dead}",
-        f"  throughput    {result.samples_per_s:,.0f} samples/s, "
-        f"{result.windows / max(result.wall_s, 1e-9):,.1f} windows/s over {result.wall_s:.1f} s{real_time}",
+        f"  records       {result.records:,}   samples {result.samples:,}   "
+        f"windows {result.windows:,}",
+        f"  events        {sum(result.events_by_label.values()):,} to {job.output_topic}: "
+        f"{labels or 'none'}",
+        f"  dead letters  {sum(result.dead_letters.values()):,} to {job.dead_letter_topic}: "
+        f"{dead or 'none'}",
+        f"  throughput    {result.samples_per_s:,.0f} samples/s, {windows_per_s:,.1f} windows/s "
+        f"over {result.wall_s:.1f} s{real_time}",
     ]
 
 
-def _stopped_lines(job: object, args: argparse.Namespace) -> list[str]:
-    where = ", ".join(f"{p.topic}[{p.partition}] {'done' if p.done else f'at {p.resume_offset} of [{p.start}, {p.end})'}"
-                      for p in job.partitions)
+def _stopped_lines(job: ReplayJob, args: argparse.Namespace) -> list[str]:
+    where = ", ".join(
+        f"{p.topic}[{p.partition}] "
+        + ("done" if p.done else f"at {p.resume_offset} of [{p.start}, {p.end})")
+        for p in job.partitions
+    )
     command = ["sensorstream", "replay"]
     if args.config:
         command += ["--config", args.config]
@@ -183,7 +226,7 @@ def _stopped_lines(job: object, args: argparse.Namespace) -> list[str]:
 
 
 @contextmanager
-def _progress_on_stderr(worker: object, job: object) -> Iterator[None]:
+def _progress_on_stderr(worker: Worker, job: ReplayJob) -> Iterator[None]:
     progress = ProgressLine(worker, job.records_left(), job.job_id, sys.stderr)
     progress.start()
     try:
@@ -198,7 +241,7 @@ class ProgressLine:
     On a terminal one line rewritten with \\r twice a second; otherwise a line every 5 s.
     """
 
-    def __init__(self, worker: object, total_records: int, job_id: str, out: TextIO,
+    def __init__(self, worker: Worker, total_records: int, job_id: str, out: TextIO,
                  interval_s: float | None = None) -> None:
         self.worker = worker
         self.total_records = total_records
