@@ -20,6 +20,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from stream.demo import DeviceStreams
 from stream.replay import format_ms
 from tests.integration.workers import REPO, EventReader, Topics, worker_overrides
+from tests.kafka_helpers import consume_all
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +75,11 @@ def _committed(bootstrap: str, group: str, tps: list[TopicPartition]) -> dict:
         consumer.close()
 
 
+def _events(bootstrap: str, topic: str, expected: int) -> list[dict]:
+    """The topic's events, waiting a little past `expected` for any extra one."""
+    return [orjson.loads(r.value) for r in consume_all(bootstrap, topic, expected + 1, timeout_s=2)]
+
+
 def _without_emitted_at(event: dict) -> dict:
     return {k: v for k, v in event.items() if k != "emitted_at"}
 
@@ -85,10 +91,12 @@ def test_replay_of_a_time_range_emits_exactly_its_windows_and_the_same_events_tw
     block_a = DeviceStreams(uwave_test.x[:12], devices=4, start_ms=BLOCK_A_MS)
     block_b = DeviceStreams(uwave_test.x[12:36], devices=4, start_ms=BLOCK_B_MS)
     bad = (b"glove-001", b'{"device_id": "glove-001"}', BLOCK_B_MS + 500)
-    _produce_stream(kafka_bootstrap, topics.input, block_a, [(b"glove-002", b"not json", BLOCK_A_MS + 500)])
+    bad_a = (b"glove-002", b"not json", BLOCK_A_MS + 500)
+    _produce_stream(kafka_bootstrap, topics.input, block_a, [bad_a])
     _produce_stream(kafka_bootstrap, topics.input, block_b, [bad])
     tps = [TopicPartition(topics.input, p) for p in (0, 1)]
-    live = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=topics.group, enable_auto_commit=False)
+    live = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=topics.group,
+                         enable_auto_commit=False)
     live.commit({tp: OffsetAndMetadata(7, "live-worker", -1) for tp in tps})
     live.close()
     before = _committed(kafka_bootstrap, topics.group, tps)
@@ -98,7 +106,7 @@ def test_replay_of_a_time_range_emits_exactly_its_windows_and_the_same_events_tw
     job_id, stdout = _replay(overrides, tmp_path, *window)
     assert "dead letters  1 " in stdout and "missing_field 1" in stdout
     output = topics.output + ".backfill"
-    first = EventReader(kafka_bootstrap, output).wait_for(len(block_b.expected()) + 1, timeout_s=2)
+    first = _events(kafka_bootstrap, output, len(block_b.expected()))
     again_id, _ = _replay(overrides, tmp_path, *window)
 
     expected = block_b.expected()
@@ -110,7 +118,7 @@ def test_replay_of_a_time_range_emits_exactly_its_windows_and_the_same_events_tw
     np.testing.assert_allclose([e["probabilities"] for e in first], offline, atol=1e-5)
 
     assert again_id == job_id
-    both = EventReader(kafka_bootstrap, output).wait_for(2 * len(expected) + 1, timeout_s=2)
+    both = _events(kafka_bootstrap, output, 2 * len(expected))
     assert len(both) == 2 * len(expected)
     by_id: dict[str, list[dict]] = {}
     for event in both:
@@ -118,7 +126,7 @@ def test_replay_of_a_time_range_emits_exactly_its_windows_and_the_same_events_tw
     assert len(by_id) == len(expected)
     assert all(len(pair) == 2 and pair[0] == pair[1] for pair in by_id.values())
 
-    dead = EventReader(kafka_bootstrap, topics.dead_letters + ".backfill").wait_for_records(3, timeout_s=2)
+    dead = consume_all(kafka_bootstrap, topics.dead_letters + ".backfill", 3, timeout_s=2)
     assert [(r.key, r.value) for r in dead] == [bad[:2], bad[:2]]
     assert _committed(kafka_bootstrap, topics.group, tps) == before
     assert all(meta.offset == 7 and meta.metadata == "live-worker" for meta in before.values())
@@ -134,15 +142,20 @@ def test_bad_arguments_stop_with_one_line_and_exit_2(kafka_bootstrap, new_topic,
     overrides = worker_overrides(kafka_bootstrap, topics)
     cases = [
         (("--from", "2024-11-14T23:00:00Z", "--to", "2024-11-14T22:00:00+00:00"),
-         r"--to 2024-11-14T22:00:00.000Z is not after --from 2024-11-14T23:00:00.000Z; pass a --to later"),
-        (("--from", "yesterday"), r"--from 'yesterday': expected earliest, epoch milliseconds .* ISO-8601 with an offset"),
+         r"--to 2024-11-14T22:00:00.000Z is not after --from 2024-11-14T23:00:00.000Z; "
+         r"pass a --to later"),
+        (("--from", "yesterday"),
+         r"--from 'yesterday': expected earliest, epoch milliseconds .* ISO-8601 with an offset"),
         (("--from", "2023-11-14T22:00:00"), r"--from '2023-11-14T22:00:00': expected earliest"),
         (("--from", "earliest", "--topics", f"{topics.input}-missing"),
          rf"--topics: unknown topic '{re.escape(topics.input)}-missing'; existing topics: "),
-        (("--from", str(BLOCK_A_MS + 86_400_000)), r"--from .* is after the newest retained record; pass an earlier time"),
+        (("--from", str(BLOCK_A_MS + 86_400_000)),
+         r"--from .* is after the newest retained record; pass an earlier time"),
         (("--to", "now"), r"--from is required"),
-        (("--resume", "0123456789ab"), r"--resume 0123456789ab: no resume file .*; start the replay again with --from"),
-        (("--resume", "0123456789ab", "--from", "earliest"), r"--resume continues the stored range and topics; drop --from"),
+        (("--resume", "0123456789ab"),
+         r"--resume 0123456789ab: no resume file .*; start the replay again with --from"),
+        (("--resume", "0123456789ab", "--from", "earliest"),
+         r"--resume continues the stored range and topics; drop --from"),
     ]
     running = [  # all at once: each is a short CLI start-up
         subprocess.Popen(_cli(overrides, *args), cwd=REPO, env=_env(tmp_path), text=True,
@@ -151,7 +164,8 @@ def test_bad_arguments_stop_with_one_line_and_exit_2(kafka_bootstrap, new_topic,
     ]
     for process, (args, message) in zip(running, cases, strict=True):
         stdout, stderr = process.communicate(timeout=60)
-        errors = [line for line in stderr.splitlines() if line.startswith("sensorstream replay: error: ")]
+        errors = [line for line in stderr.splitlines()
+                  if line.startswith("sensorstream replay: error: ")]
         assert process.returncode == 2, (args, stderr[-2000:])
         assert len(errors) == 1 and re.search(message, errors[0]), (args, stderr[-2000:])
         assert stdout == ""
@@ -181,7 +195,8 @@ def test_sigint_stops_cleanly_and_resume_finishes_the_range(
     assert "is before the oldest retained record of 2 of 2 partitions" in stderr
     job_id, status = SUMMARY.search(stdout).groups()
     assert status == "stopped", stdout
-    resume_line = next(line for line in stdout.splitlines() if line.strip().startswith("resume with"))
+    resume_line = next(line for line in stdout.splitlines()
+                       if line.strip().startswith("resume with"))
     assert resume_line.endswith(f"--resume {job_id}")
     assert re.search(rf"stopped at .*{re.escape(topics.input)}\[0\] ", stdout)
     state = orjson.loads((tmp_path / "sensorstream" / "replay" / f"{job_id}.json").read_bytes())
@@ -197,6 +212,8 @@ def test_sigint_stops_cleanly_and_resume_finishes_the_range(
     assert set(keys) == set(streams.expected())
     by_id: dict[str, dict] = {}
     for event in events:  # duplicates across the stop are allowed only as identical events
-        assert by_id.setdefault(event["event_id"], _without_emitted_at(event)) == _without_emitted_at(event)
+        content = _without_emitted_at(event)
+        assert by_id.setdefault(event["event_id"], content) == content
     assert len(by_id) == len(streams.expected())
-    assert orjson.loads((tmp_path / "sensorstream" / "replay" / f"{job_id}.json").read_bytes())["status"] == "completed"
+    state_file = tmp_path / "sensorstream" / "replay" / f"{job_id}.json"
+    assert orjson.loads(state_file.read_bytes())["status"] == "completed"

@@ -40,9 +40,12 @@ def test_times_parse_as_epoch_ms_or_iso_with_offset(text: str, expected: int | N
     assert parse_time(text, "--from", "earliest") == expected
 
 
-@pytest.mark.parametrize("text", ["2023-11-14T22:13:20", "2023-11-14", "yesterday", "-5", "1.5e12", "now", ""])
+@pytest.mark.parametrize(
+    "text", ["2023-11-14T22:13:20", "2023-11-14", "yesterday", "-5", "1.5e12", "now", ""]
+)
 def test_malformed_or_offsetless_times_name_the_accepted_forms(text: str) -> None:
-    with pytest.raises(ReplayError, match=r"^--from .*expected earliest, epoch milliseconds .* ISO-8601 with an offset"):
+    forms = r"^--from .*expected earliest, epoch milliseconds .* ISO-8601 with an offset"
+    with pytest.raises(ReplayError, match=forms):
         parse_time(text, "--from", "earliest")
 
 
@@ -68,7 +71,8 @@ def facts(beginning: int = 0, end: int = 100, oldest: int | None = T0, at_from: 
         ("a to offset past the end at start is clamped (records written after the lookup)",
          {A0: facts(end=50, at_from=20, at_to=70)}, T0 + 5, T0 + 9, {A0: (20, 50)}),
         ("a partition with nothing in range is left out",
-         {A0: facts(at_from=20, at_to=60), A1: facts(at_from=None, at_to=None)}, T0 + 5, T0 + 9, {A0: (20, 60)}),
+         {A0: facts(at_from=20, at_to=60), A1: facts(at_from=None, at_to=None)}, T0 + 5, T0 + 9,
+         {A0: (20, 60)}),
         ("empty partitions are left out",
          {A0: facts(5, 5, oldest=None), A1: facts(0, 40)}, None, None, {A1: (0, 40)}),
         ("earliest to a time",
@@ -80,8 +84,9 @@ def test_range_resolution_rules(name, partitions, from_ms, to_ms, expected) -> N
 
 
 def test_from_before_the_oldest_retained_record_starts_there_with_a_note() -> None:
-    resolved = resolve_range({A0: facts(40, 100, oldest=T0, at_from=40), A1: facts(0, 100, oldest=T0 - 10, at_from=7)},
-                             T0 - 1000, None)
+    partitions = {A0: facts(40, 100, oldest=T0, at_from=40),
+                  A1: facts(0, 100, oldest=T0 - 10, at_from=7)}
+    resolved = resolve_range(partitions, T0 - 1000, None)
     assert resolved.bounds == {A0: (40, 100), A1: (7, 100)}
     (note,) = resolved.notes
     assert "before the oldest retained record of 2 of 2 partitions" in note
@@ -97,12 +102,16 @@ def test_from_inside_the_retained_range_gives_no_note() -> None:
     [
         ({A0: facts()}, T0 + 10, T0 + 10, r"^--to .* is not after --from .*; pass a --to later"),
         ({A0: facts()}, T0 + 10, T0, r"^--to .* is not after --from"),
-        ({A0: facts(at_from=None), A1: facts(at_from=None)}, T0 + 10, None, r"^--from .* is after the newest retained record; pass an earlier"),
+        ({A0: facts(at_from=None), A1: facts(at_from=None)}, T0 + 10, None,
+         r"^--from .* is after the newest retained record; pass an earlier"),
         ({A0: facts(7, 7, oldest=None)}, None, None, r"no retained records"),
-        ({A0: facts(at_from=20, at_to=20)}, T0, T0 + 1, r"^no records between --from .* and --to .*; widen the range"),
+        ({A0: facts(at_from=20, at_to=20)}, T0, T0 + 1,
+         r"^no records between --from .* and --to .*; widen the range"),
     ],
 )
-def test_bad_ranges_stop_with_one_line_saying_what_to_fix(partitions, from_ms, to_ms, message) -> None:
+def test_bad_ranges_stop_with_one_line_saying_what_to_fix(
+    partitions, from_ms, to_ms, message
+) -> None:
     with pytest.raises(ReplayError, match=message) as info:
         resolve_range(partitions, from_ms, to_ms)
     assert "\n" not in str(info.value)
@@ -128,7 +137,8 @@ def _job(status: str = "stopped") -> ReplayJob:
         job_id="0123456789ab", topics=("a",), from_ms=T0, to_ms=None, output_topic="out.backfill",
         dead_letter_topic="dlq.backfill", model_name="uwave", model_version="v1",
         partitions=(
-            PartitionProgress("a", 0, 10, 100, resume_offset=55, emitted_through=60, anchors={"glove-1": T0 + 3}),
+            PartitionProgress("a", 0, 10, 100, resume_offset=55, emitted_through=60,
+                              anchors={"glove-1": T0 + 3}),
             PartitionProgress("a", 1, 0, 40, resume_offset=40),
         ),
         status=status,  # type: ignore[arg-type]
@@ -154,7 +164,9 @@ def test_resume_file_round_trips_and_bounds_cover_only_unfinished_partitions(tmp
         ("0123456789ab", "garbage", r"is unreadable .*; start the replay again"),
     ],
 )
-def test_resume_refuses_unknown_completed_or_broken_jobs(tmp_path, job_id, prepare, message) -> None:
+def test_resume_refuses_unknown_completed_or_broken_jobs(
+    tmp_path, job_id, prepare, message
+) -> None:
     if prepare == "completed":
         save_job(replace(_job(), status="completed"), tmp_path)
     elif prepare == "garbage":
