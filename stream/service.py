@@ -20,6 +20,8 @@ from stream.alerts import check_rules_against_labels
 from stream.config import Config, check_against_model
 from stream.errors import SensorstreamError
 from stream.http_server import HttpServer
+from stream.security import check_connection
+from stream.status_page import add_status_routes
 from stream.topics import ensure_topics
 from stream.worker import Worker
 
@@ -48,6 +50,7 @@ def build_worker(
     bounds: dict[TopicPartition, tuple[int, int]] | None = None,
 ) -> Worker:
     """A worker with its topics ensured and its model loaded (not yet polling)."""
+    check_connection(config.kafka)  # TLS/SASL mistakes: one clear line, before the model loads
     predictor = predictor if predictor is not None else load_model(config)
     manifest = predictor.manifest  # type: ignore[attr-defined]
     check_against_model(config, manifest.window_length, manifest.channels)
@@ -65,6 +68,7 @@ def start_http(config: Config, worker: Worker) -> HttpServer:
         alive=lambda: not worker.stopping,
         ready=worker.ready,
     )
+    add_status_routes(server, worker)  # the live page at / and its /status.json
     try:
         server.start()
     except OSError as exc:

@@ -35,6 +35,7 @@ from stream.rebalance import RebalanceHandler
 from stream.records import DeadLetter, InputRecord, RecordDecoder, SampleBatch
 from stream.recovery import ResumeFilter, anchor_record_key, latest_anchor_per_device
 from stream.stats import WorkerStats
+from stream.status_page import StatusBoard
 from stream.window_bridge import PollIndex, make_window_store, to_rows
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class Worker:
         self.event_extras = event_extras or {}
         self.metrics = WorkerMetrics(registry or CollectorRegistry())
         self.stats = WorkerStats()
+        self.board = StatusBoard(self.manifest.labels)  # what the status page at / shows
         self.decoder = RecordDecoder(self.manifest.channels, config.records)
         self.store = make_window_store(config.windows, self.manifest.channels)
         self.batcher = DynamicBatcher(config.batching.max_batch, config.batching.max_wait_ms)
@@ -292,6 +294,7 @@ class Worker:
         now_ms = _now_ms()
         latencies_s = (now_ms - rows.ready_record_ts_ms) / 1000.0
         self._observe(done, class_ids, latencies_s)
+        self.board.add_batch(rows, probabilities, class_ids)
         self._produced.tokens.append(done.token)
 
     def _produce_alerts(
@@ -314,6 +317,7 @@ class Worker:
                 self.config.kafka.alerts_topic, alert.to_json(), alert.device_id.encode()
             )
             self.metrics.alerts.labels(alert.rule).inc()
+        self.board.add_alerts(fired)
 
     def _produce_anchors(self, rows: WindowRows) -> None:
         if self.bounds is not None:
