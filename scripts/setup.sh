@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 apt_install() {
   # Only reached when a tool is missing, so a prepared machine never needs root or network.
   if ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup.sh: $* missing and no apt-get here: install Java 17+, Maven and Prometheus (promtool) yourself" >&2
+    echo "setup.sh: $* missing and no apt-get here: install Java 17+, Maven, Prometheus (promtool) and Chromium yourself" >&2
     exit 1
   fi
   local sudo=""
@@ -21,6 +21,8 @@ command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)
 # Debian's prometheus package ships promtool (rule checks and unit tests) and the server.
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
+# The status page test renders the page in Debian's headless Chromium.
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 if [ "${#packages[@]}" -gt 0 ]; then
   apt_install "${packages[@]}"
 fi
