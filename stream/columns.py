@@ -33,6 +33,15 @@ class WindowRows:
     def __len__(self) -> int:
         return len(self.device_ids)
 
+    @staticmethod
+    def empty(length: int, channels: int) -> WindowRows:
+        """No windows, with the right shapes (a batch made only of side requests)."""
+        i64 = np.zeros(0, dtype=np.int64)
+        return WindowRows(
+            [], np.zeros((0, length, channels), dtype=np.float32), i64, i64, i64,
+            np.zeros(0, dtype=np.int32), i64, i64, i64, i64, np.zeros(0, dtype=np.float64),
+        )
+
     def take(self, index: Any) -> WindowRows:
         """Rows selected by a slice, a boolean mask or an index array."""
         changes: dict[str, Any] = {}

@@ -70,8 +70,7 @@ class HttpServer:
 
     def start(self) -> None:
         """Bind and serve on a daemon thread (port 0 picks a free port)."""
-        server = ThreadingHTTPServer((self.host, self.port), _handler_class(self))
-        server.daemon_threads = True
+        server = _Server((self.host, self.port), _handler_class(self))
         self.port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
@@ -101,6 +100,11 @@ class HttpServer:
         if route is None:
             return Response(404, b'{"error": "not found"}')
         return route(body, headers)
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # socketserver's default of 5 resets bursts of concurrent clients
+    daemon_threads = True
 
 
 def _probe(ok: bool, detail: str) -> Response:

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stream.columns import WindowRows
+from stream.side_requests import SideRequest, answer
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class InferenceThread:
     def __init__(self, predictor: BatchPredictor, max_in_flight: int = 2) -> None:
         self.predictor = predictor
         self.max_in_flight = max_in_flight
-        self._inbox: queue.Queue[tuple[WindowRows, int] | None] = queue.Queue()
+        self._inbox: queue.Queue[tuple[WindowRows, int, list[SideRequest]] | None] = queue.Queue()
         self._outbox: queue.Queue[Classified] = queue.Queue()
         self._in_flight = 0
         self._error: BaseException | None = None
@@ -67,11 +68,11 @@ class InferenceThread:
         """Whether another batch may be submitted now."""
         return self._in_flight < self.max_in_flight
 
-    def submit(self, rows: WindowRows, token: int) -> None:
-        """Queue a batch for the predictor."""
+    def submit(self, rows: WindowRows, token: int, side: list[SideRequest] | None = None) -> None:
+        """Queue a batch for the predictor; `side` requests ride along after the rows."""
         self._raise_if_failed()
         self._in_flight += 1
-        self._inbox.put((rows, token))
+        self._inbox.put((rows, token, side or []))
 
     def collect(self, timeout_s: float = 0.0) -> list[Classified]:
         """Finished batches in submission order; waits up to `timeout_s` for the first."""
@@ -101,14 +102,20 @@ class InferenceThread:
             item = self._inbox.get()
             if item is None:
                 return
-            rows, token = item
+            rows, token, side = item
+            data = rows.data
+            if side:
+                data = np.concatenate([data, *(request.windows for request in side)])
             started = time.perf_counter()
             try:
-                probabilities = self.predictor.predict_batch(rows.data)
+                probabilities = self.predictor.predict_batch(data)
             except BaseException as exc:  # latched and re-raised in the poll loop
-                log.exception("predictor failed batch=%d", len(rows))
+                log.exception("predictor failed batch=%d", len(data))
+                for request in side:
+                    request.error = exc
+                    request.done.set()
                 self._error = exc
                 return
-            self._outbox.put(
-                Classified(rows, token, probabilities, time.perf_counter() - started)
-            )
+            elapsed_s = time.perf_counter() - started
+            answer(side, probabilities[len(rows):])
+            self._outbox.put(Classified(rows, token, probabilities[: len(rows)], elapsed_s))

@@ -17,6 +17,7 @@ from kafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from stream.alerts import check_rules_against_labels
+from stream.classify_http import EndpointLimits, attach_classify_endpoint
 from stream.config import Config, check_against_model
 from stream.errors import SensorstreamError
 from stream.http_server import HttpServer
@@ -60,13 +61,19 @@ def build_worker(
 
 
 def start_http(config: Config, worker: Worker) -> HttpServer:
-    """Serve /metrics, /healthz and /readyz for `worker` on `[metrics]` host:port."""
+    """Serve /metrics, /healthz, /readyz and POST /time-series-classification for `worker`."""
     server = HttpServer(
         config.metrics.host,
         config.metrics.port,
         worker.metrics.registry,
         alive=lambda: not worker.stopping,
         ready=worker.ready,
+    )
+    # PaddleX-style classification, answered inside the stream's own predictor batches
+    # (its own body limit sits below the server's, so oversize bodies get its PaddleX-shaped 413)
+    attach_classify_endpoint(
+        server, worker.side_requests.classify, worker.manifest,
+        EndpointLimits(max_body_bytes=server.max_body_bytes // 2),
     )
     add_status_routes(server, worker)  # the live page at / and its /status.json
     try:

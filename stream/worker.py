@@ -34,6 +34,7 @@ from stream.offsets import OffsetTracker
 from stream.rebalance import RebalanceHandler
 from stream.records import DeadLetter, InputRecord, RecordDecoder, SampleBatch
 from stream.recovery import ResumeFilter, anchor_record_key, latest_anchor_per_device
+from stream.side_requests import SideQueue
 from stream.stats import WorkerStats
 from stream.status_page import StatusBoard
 from stream.window_bridge import PollIndex, make_window_store, to_rows
@@ -78,6 +79,7 @@ class Worker:
         self.labels = np.array(self.manifest.labels, dtype=object)
         self.model_ref = ModelRef(name=self.manifest.name, version=self.manifest.version)
         self.alerts = AlertEvaluator(config.alerts) if config.alerts else None
+        self.side_requests = SideQueue()  # HTTP classification riding in the stream's batches
         for rule in config.alerts:
             self.metrics.alerts.labels(rule.name)  # the series exists at 0 before the first alert
         self._stop = threading.Event()
@@ -173,6 +175,7 @@ class Worker:
 
     def close(self) -> None:
         """Release the clients (no commit: `drain` commits what is safe)."""
+        self.side_requests.fail_all(TimeoutError("the worker is stopping"))
         if self.inference is not None:
             self.inference.close()
         if self.consumer is not None:
@@ -262,10 +265,14 @@ class Worker:
 
     def _submit_batches(self, force: bool = False) -> None:
         while self.inference.can_submit():
-            batch = self.batcher.next_batch(time.monotonic(), force=force)
-            if batch is None:
+            # waiting HTTP requests make the stream's partial batch due at once
+            side = self.side_requests.take(self.config.batching.max_batch)
+            batch = self.batcher.next_batch(time.monotonic(), force=force or bool(side))
+            if batch is None and not side:
                 return
-            self.inference.submit(batch, self.offsets.hold(batch))
+            if batch is None:
+                batch = WindowRows.empty(self.manifest.window_length, self.manifest.channels)
+            self.inference.submit(batch, self.offsets.hold(batch), side)
 
     def _produce_events(self, classified: list[Classified]) -> None:
         for done in classified:
@@ -273,6 +280,9 @@ class Worker:
 
     def _produce_batch(self, done: Classified) -> None:
         rows, probabilities = done.rows, done.probabilities
+        if not len(rows):  # a batch of HTTP requests only: answered by the predictor thread
+            self._produced.tokens.append(done.token)
+            return
         kafka = self.config.kafka
         sources = [
             EventSource(topic=tp.topic, partition=tp.partition, first_offset=first, last_offset=last)
@@ -393,6 +403,8 @@ class Worker:
         self.metrics.pending_windows.set(pending)
 
     def _poll_timeout_ms(self) -> int:
+        if len(self.side_requests):
+            return 0
         if self.inference.in_flight:
             return 2
         deadline = self.batcher.deadline_s()

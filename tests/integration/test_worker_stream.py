@@ -166,3 +166,46 @@ def test_metrics_and_readiness_agree_with_what_was_produced_and_consumed(
     assert lags and all(lag == 0 for lag in lags)
     info = [k for k in metrics if k.startswith("sensorstream_model_info{")]
     assert info and f'name="{shipped_predictor.manifest.name}"' in info[0]
+
+
+def test_classification_requests_to_a_running_worker_ride_in_its_batches(
+    kafka_bootstrap, new_topic, produce, shipped_predictor, uwave_test, cli_predictions
+) -> None:
+    import base64
+    import concurrent.futures
+    import json
+    import urllib.request
+
+    topics = Topics.fresh(new_topic, partitions=1)
+    streams = DeviceStreams(uwave_test.x[:8], devices=2, start_ms=START_MS)
+    produce(kafka_bootstrap, topics.input, _stream_records(streams))
+    config = make_config(kafka_bootstrap, topics)
+
+    def csv_of(case: int) -> bytes:
+        rows = ["group_id,time,dim_0,dim_1,dim_2"]
+        rows += [f"{case},{t},{a!r},{b!r},{c!r}" for t, (a, b, c) in enumerate(uwave_test.x[case].tolist())]
+        return ("\n".join(rows) + "\n").encode()
+
+    def ask(url: str, case: int) -> tuple[int, dict]:
+        body = json.dumps({"csv": base64.b64encode(csv_of(case)).decode()}).encode()
+        request = urllib.request.Request(url + "/time-series-classification", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return case, json.loads(response.read())
+
+    reader = EventReader(kafka_bootstrap, topics.output)
+    with worker_in_thread(config, shipped_predictor) as running:
+        cases = list(range(20, 36))
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda c: ask(running.url, c), cases))
+        reader.wait_for(8, timeout_s=60)
+        metrics = _metric_values(running.get("/metrics")[1].decode())
+    reader.close()
+    labels = shipped_predictor.manifest.labels
+    for case, answer in answers:
+        assert answer["errorCode"] == 0, answer
+        expected = cli_predictions[case]
+        assert answer["result"]["label"] == labels[int(expected.argmax())]
+        assert abs(answer["result"]["score"] - float(expected.max())) < 1e-5
+    assert len(reader.records) == 8  # the stream's events, none for the HTTP windows
+    assert metrics['sensorstream_classify_requests_total{status="200"}'] == len(cases)
