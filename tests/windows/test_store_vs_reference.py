@@ -12,7 +12,8 @@ from windows import WindowConfig
 DEVICES = ("d0", "d1", "d2", "d3", "d4")
 INTERVAL_MS = 10
 # Step kinds between a device's consecutive samples, weighted toward the common case.
-STEPS = ("next",) * 12 + ("jitter", "dup", "back_near", "back_far", "gap", "gap_short", "move")
+STEPS = ("next",) * 12 + ("jitter", "leap", "dup", "back_near", "back_far", "gap", "gap_short",
+                          "move")
 CLEAN_STEPS = ("next", "next", "next", "jitter")
 
 
@@ -54,6 +55,7 @@ class Generator:
         t = {
             "next": last + INTERVAL_MS, "move": last + INTERVAL_MS,
             "jitter": last + self.draw(st.integers(1, 25)),
+            "leap": last + self.draw(st.integers(26, 34)),
             "dup": last,
             "back_near": last - self.draw(st.integers(1, 40)),
             "back_far": last - self.draw(st.integers(41, 400)),
@@ -108,6 +110,8 @@ def scenarios(draw):
 
 
 def run(pair, ops) -> None:
+    """Apply ops to both stores, comparing after each; ready offsets never go back per source."""
+    last_ready: dict[int, int] = {}
     for op in ops:
         kind, args = op[0], op[1:]
         if kind == "idle":
@@ -116,7 +120,11 @@ def run(pair, ops) -> None:
             assert pair.store.drop_sources(args[0]) == pair.ref.drop_sources(args[0])
         else:
             getattr(pair, kind)(*args)
-        pair.assert_same()
+        batch = pair.assert_same()
+        for source, ready in zip(batch.last_sources.tolist(), batch.ready_offsets.tolist(),
+                                 strict=True):
+            assert ready >= last_ready.get(source, ready)
+            last_ready[source] = ready
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
