@@ -77,7 +77,7 @@ class WindowConfig:
 
 
 #: Per-device scalar state (counts, timestamps, offsets, source, bookkeeping), in bytes.
-DEVICE_STATE_BYTES = 10 * 8 + 4 + 1
+DEVICE_STATE_BYTES = 9 * 8 + 4 + 1
 
 
 def _positive(name: str, value: int) -> None:
