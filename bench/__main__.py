@@ -1,0 +1,122 @@
+"""`python -m bench [--quick] [--json OUT]`: ceilings and the pipeline, measured in one run.
+
+Starts a LocalKafka on a free port (or uses $SENSORSTREAM_BOOTSTRAP), fills topics
+with UWave-like records, and measures, in this order: the consumer ceiling and the
+worker's ingest on the same topics, the predictor alone per batch size, the worker
+when the predictor is the bottleneck, latency at 50 % load (at-least-once and
+exactly-once), backfill, replay, and memory per active device. Prints a Markdown
+table; `--json` writes every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import harness, report, suite
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (CI): under two minutes")
+    parser.add_argument("--json", type=Path, help="write every figure to this JSON file")
+    parser.add_argument("--threads", type=int, default=2, help="predictor CPU threads (model.threads)")
+    return parser.parse_args(argv)
+
+
+def measure(sizes: suite.Sizes, threads: int) -> dict[str, Any]:
+    """Every figure, in one run against one broker."""
+    from timesnet.predictor import load_predictor
+
+    model = str(harness.model_dir())
+    series = harness.uwave_series()
+    predictor = load_predictor(model, threads=threads)
+    results: dict[str, Any] = {"machine": harness.machine(), "versions": harness.versions(),
+                               "model": {"path": model, "name": predictor.manifest.name,
+                                         "version": predictor.manifest.version, "threads": threads}}
+    with harness.broker() as bootstrap:
+        chunk = harness.chunk_workload(series, sizes.ingest_devices, sizes.ingest_chunks)
+        single = harness.single_workload(series, sizes.ingest_devices, sizes.single_samples)
+        results["ingest"] = {
+            "chunk": suite.ingest(bootstrap, predictor, model, chunk),
+            "single": suite.ingest(bootstrap, predictor, model, single),
+        }
+        pred = results["predictor"] = suite.predictor_ceiling(predictor, series, sizes)
+        bound = results["inference_bound"] = suite.inference_bound(
+            bootstrap, predictor, model, series, sizes, pred["best_batch"], pred["best_windows_per_s"])
+        default_batch = suite.worker_config(bootstrap, "x", model).batching.max_batch
+        results["full_batch_inference_ms"] = _full_batch_ms(predictor, series, sizes, default_batch)
+        results["latency"] = {
+            mode.replace("-", "_"): suite.latency(bootstrap, predictor, model, bound["windows_per_s"],
+                                                  sizes.latency_s, mode, default_batch)
+            for mode in ("at-least-once", "exactly-once")
+        }
+        backfill = harness.chunk_workload(series, sizes.backfill_devices, sizes.backfill_chunks)
+        topic = suite._fill(bootstrap, backfill)
+        results["backfill"] = {
+            mode.replace("-", "_"): suite.backfill(bootstrap, predictor, model, topic, backfill, mode)
+            for mode in ("at-least-once", "exactly-once")
+        }
+        results["exactly_once"] = _eos_ratios(results)
+        results["replay"] = _replays(bootstrap, model, results, topic, predictor.manifest.window_length)
+    results["memory"] = suite.memory(sizes.memory_devices)
+    return results
+
+
+def _full_batch_ms(predictor: Any, series: Any, sizes: suite.Sizes, batch: int) -> float:
+    """Median ms of one predictor call at the worker's default max_batch (the latency target's unit)."""
+    from bench.ceilings import predictor_sweep
+
+    return predictor_sweep(predictor, series, [batch], sizes.predictor_budget_s)[0].batch_s * 1000
+
+
+def _eos_ratios(results: dict[str, Any]) -> dict[str, float]:
+    back, lat = results["backfill"], results["latency"]
+    return {
+        "throughput_ratio": back["exactly_once"]["samples_per_s"] / back["at_least_once"]["samples_per_s"],
+        "latency_p99_ratio": lat["exactly_once"]["latency_p99_ms"] / lat["at_least_once"]["latency_p99_ms"],
+        "visible_latency_p99_ratio": (lat["exactly_once"]["visible_latency_p99_ms"]
+                                      / lat["at_least_once"]["visible_latency_p99_ms"]),
+    }
+
+
+def _replays(bootstrap: str, model: str, results: dict[str, Any], backfill_topic: str,
+             length: int) -> dict[str, Any]:
+    consumer = results["ingest"]["chunk"]["consumer_samples_per_s"]
+    best = results["predictor"]["best_windows_per_s"]
+    found = {
+        "ingest_topic": suite.replay(bootstrap, model, results["ingest"]["chunk"]["topic"],
+                                     results["ingest"]["chunk"]["hop"]),
+        "backfill_topic": suite.replay(bootstrap, model, backfill_topic, length),
+    }
+    for r in found.values():
+        r["ratio_to_consumer"] = r["samples_per_s"] / consumer
+        r["ratio_to_predictor"] = r["windows_per_s"] / best
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure, print the table, write the JSON."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # reconnect chatter while topics settle
+    started = time.monotonic()
+    results = measure(suite.QUICK if args.quick else suite.FULL, args.threads)
+    results["run"] = {"quick": args.quick, "wall_s": time.monotonic() - started,
+                      "command": "python -m bench" + (" --quick" if args.quick else "")}
+    print(report.table(results))
+    print(f"\nwall time {results['run']['wall_s']:.0f} s", file=sys.stderr)
+    if args.json:
+        args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""What every benchmark shares: a broker, fresh topics, UWave-like records, the machine.
+
+Records are built from the UWave test split (values as a glove would send them) and
+pre-encoded once, so that filling a topic costs Kafka's time, not ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[1]
+UWAVE_TEST = REPO.parent / "shared" / "data" / "uwave" / "UWaveGestureLibrary_TEST.ts"
+FALLBACK_MODEL = Path("/tmp/h4/m1")  # same shapes as the shipped model, until it exists
+BOOTSTRAP_ENV = "SENSORSTREAM_BOOTSTRAP"
+INTERVAL_MS = 10  # 100 Hz sensors
+START_MS = 1_732_280_000_000
+
+
+def model_dir() -> Path:
+    """The shipped model, or a stand-in with the same shapes when it is not built yet."""
+    shipped = REPO / "models" / "uwave"
+    if (shipped / "manifest.json").is_file():
+        return shipped
+    if (FALLBACK_MODEL / "manifest.json").is_file():
+        return FALLBACK_MODEL
+    raise FileNotFoundError(f"no model at {shipped} (nor {FALLBACK_MODEL}); train or export one")
+
+
+def uwave_series() -> npt.NDArray[np.float64]:
+    """All UWave test cases end to end, at 4 decimals as a sensor would send them: [320 * 315, 3]."""
+    from timesnet.data import read_ts
+
+    data = read_ts(UWAVE_TEST)
+    x = np.asarray(data.x, dtype=np.float32)  # [N, L, C]
+    return np.round(x.reshape(-1, x.shape[2]).astype(np.float64), 4)
+
+
+@contextlib.contextmanager
+def broker() -> Iterator[str]:
+    """host:port of $SENSORSTREAM_BOOTSTRAP, else of a LocalKafka started on a free port."""
+    external = os.environ.get(BOOTSTRAP_ENV)
+    if external:
+        yield external
+        return
+    from stream.local_kafka import LocalKafka, free_port
+
+    with tempfile.TemporaryDirectory(prefix="sensorstream-bench-") as data_dir:
+        local = LocalKafka(port=free_port(), data_dir=data_dir)
+        try:
+            local.start()
+            yield local.bootstrap
+        finally:
+            local.stop()
+
+
+def new_topic(bootstrap: str, stem: str, partitions: int = 1) -> str:
+    """Create a uniquely named topic and wait for its leaders."""
+    from kafka import KafkaAdminClient
+
+    name = f"bench-{stem}-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics(
+            {name: {"num_partitions": partitions, "replication_factor": 1}},
+            wait_for_metadata=True,
+        )
+    finally:
+        admin.close()
+    return name
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Pre-encoded records (key, value) of `devices` sensors streaming at 100 Hz."""
+
+    name: str
+    records: list[tuple[bytes, bytes]]
+    samples: int
+    devices: int
+
+    @property
+    def value_bytes(self) -> int:
+        """Sum of the record values' sizes."""
+        return sum(len(value) for _, value in self.records)
+
+    @property
+    def span_s(self) -> float:
+        """Event time each device covers, in seconds."""
+        return self.samples / self.devices * INTERVAL_MS / 1000.0
+
+
+def _device_id(device: int) -> str:
+    return f"dev-{device:06d}"
+
+
+def chunk_workload(
+    series: npt.NDArray[np.float32], devices: int, chunks_per_device: int, chunk: int = 100,
+    start_ms: int = START_MS,
+) -> Workload:
+    """Chunk records of `chunk` samples, one per device per time step (round robin)."""
+    bodies = chunk_bodies(series, chunk)
+    records: list[tuple[bytes, bytes]] = []
+    for step in range(chunks_per_device):
+        ts = start_ms + step * chunk * INTERVAL_MS
+        for device in range(devices):
+            device_id = _device_id(device)
+            head = b'{"device_id":"%s","ts":%d,"interval_ms":%d,"values":' % (
+                device_id.encode(), ts, INTERVAL_MS)
+            records.append((device_id.encode(), head + bodies[(step * devices + device) % len(bodies)]))
+    return Workload(f"chunk{chunk}", records, devices * chunks_per_device * chunk, devices)
+
+
+def single_workload(
+    series: npt.NDArray[np.float32], devices: int, samples_per_device: int,
+    start_ms: int = START_MS,
+) -> Workload:
+    """Single-sample records, one per device per 10 ms step (round robin)."""
+    rows = [orjson.dumps(row) for row in series[:50_000].tolist()]
+    records: list[tuple[bytes, bytes]] = []
+    for step in range(samples_per_device):
+        ts = start_ms + step * INTERVAL_MS
+        for device in range(devices):
+            device_id = _device_id(device)
+            value = b'{"device_id":"%s","ts":%d,"values":%s}' % (
+                device_id.encode(), ts, rows[(step * devices + device) % len(rows)])
+            records.append((device_id.encode(), value))
+    return Workload("single", records, devices * samples_per_device, devices)
+
+
+def chunk_bodies(series: npt.NDArray[np.float32], chunk: int) -> list[bytes]:
+    """Encoded `values` arrays of consecutive chunks of the series (float32 printed as JSON)."""
+    usable = len(series) // chunk * chunk
+    blocks = series[:usable].reshape(-1, chunk, series.shape[1])  # [K, chunk, C]
+    return [orjson.dumps(block.tolist()) + b"}" for block in blocks[:2000]]
+
+
+def fill_topic(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    """Send every record (in order) and wait for all acknowledgements."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=50, batch_size=1_048_576, acks=1,
+        max_request_size=8_388_608,
+    )
+    try:
+        for key, value in records:
+            producer.send(topic, key=key, value=value)
+        producer.flush(timeout=300)
+    finally:
+        producer.close()
+
+
+def machine() -> dict[str, object]:
+    """Cores, CPU model, memory, OS and load at the time of the run."""
+    cpu = platform.processor() or "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_gib = 0.0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        first = Path("/proc/meminfo").read_text().splitlines()[0]
+        mem_gib = int(first.split()[1]) / 2**20
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(mem_gib, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
+    }
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages on the measured path."""
+    found: dict[str, str] = {}
+    for name in ("paddlepaddle", "kafka-python", "numpy", "orjson", "crc32c", "pydantic"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "absent"
+    return found

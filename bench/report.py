@@ -1,0 +1,96 @@
+"""The results as a Markdown table: figures, ratios, targets and whether each holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PAYLOAD_TARGET = 1.5  # bytes per device within 1.5 x L x C x 4
+RATIO_TARGET = 0.8
+
+
+def _fmt(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(target, measured, holds) for each target of issue 6."""
+    found: list[tuple[str, str, bool]] = []
+    chunk = results["ingest"]["chunk"]["ratio"]
+    found.append(("ingest chunk >= 0.8 x consumer", _fmt(chunk), chunk >= RATIO_TARGET))
+    bound = results["inference_bound"]["ratio"]
+    found.append(("inference-bound >= 0.8 x predictor best", _fmt(bound), bound >= RATIO_TARGET))
+    live = results["latency"]["at_least_once"]
+    limit_ms = live["max_wait_ms"] + 3 * results["full_batch_inference_ms"]
+    found.append((
+        f"p99 <= max_wait + 3 x full batch = {_fmt(limit_ms)} ms",
+        f"{_fmt(live['latency_p99_ms'])} ms", live["latency_p99_ms"] <= limit_ms,
+    ))
+    for count, probe in results["memory"].items():
+        ratio = probe["ratio_to_payload"]
+        found.append((f"memory {count} devices <= 1.5 x L x C x 4",
+                      f"{_fmt(ratio)} x ({_fmt(probe['bytes_per_device'])} B)",
+                      ratio <= PAYLOAD_TARGET))
+    return found
+
+
+def table(results: dict[str, Any]) -> str:
+    """Every figure of the run as Markdown."""
+    ing = results["ingest"]
+    pred = results["predictor"]
+    bound = results["inference_bound"]
+    lat = results["latency"]
+    back = results["backfill"]
+    rows = [("figure", "value", "vs")]
+    for name in ("chunk", "single"):
+        r = ing[name]
+        rows += [
+            (f"1. consumer ceiling, {name} (records/s, MB/s)",
+             f"{_fmt(r['consumer_records_per_s'])} rec/s, {_fmt(r['consumer_mb_per_s'])} MB/s",
+             f"{_fmt(r['consumer_samples_per_s'])} samples/s"),
+            (f"2. pipeline ingest, {name} (samples/s)", _fmt(r["pipeline_samples_per_s"]),
+             f"{_fmt(r['ratio'])} x ceiling (inference {r['pipeline_inference_share']:.1%})"),
+        ]
+    by_batch = ", ".join(f"{b}: {_fmt(v)}" for b, v in pred["windows_per_s_by_batch"].items())
+    rows += [
+        ("3. predictor windows/s by batch", by_batch,
+         f"best {pred['best_batch']}, gain {_fmt(pred['batching_gain'])} x batch 1"),
+        ("4. pipeline inference-bound (hop 16, windows/s)", _fmt(bound["windows_per_s"]),
+         f"{_fmt(bound['ratio'])} x best; {_fmt(bound['ratio_to_predictor_after'])} x same batch "
+         f"measured right after; mean batch {_fmt(bound['mean_batch'])}"),
+    ]
+    for mode, r in lat.items():
+        rows.append((
+            f"5. latency {mode} at 50 % ({_fmt(r['offered_windows_per_s'])} windows/s) p50/p99/max ms",
+            f"{_fmt(r['latency_p50_ms'])} / {_fmt(r['latency_p99_ms'])} / {_fmt(r['latency_max_ms'])}",
+            f"visible {_fmt(r['visible_latency_p50_ms'])} / {_fmt(r['visible_latency_p99_ms'])} / "
+            f"{_fmt(r['visible_latency_max_ms'])}; max_wait {r['max_wait_ms']} ms, mean batch "
+            f"{_fmt(r['mean_batch'])} in {_fmt(r['mean_batch_inference_ms'])} ms",
+        ))
+    for count, probe in results["memory"].items():
+        rows.append((f"6. memory, {count} active devices (bytes/device)",
+                     _fmt(probe["bytes_per_device"]), f"{_fmt(probe['ratio_to_payload'])} x L x C x 4"))
+    for mode, r in back.items():
+        rows.append((
+            f"7. backfill {mode}, {r['devices_at_100hz']} devices at 100 Hz (samples/s)",
+            _fmt(r["samples_per_s"]),
+            f"{_fmt(r['real_time_multiple'])} x real time, {_fmt(r['windows_per_s'])} windows/s",
+        ))
+    eos = results["exactly_once"]
+    rows += [
+        ("8. exactly-once / at-least-once throughput", _fmt(eos["throughput_ratio"]), "backfill workload"),
+        ("8. exactly-once / at-least-once p99 latency", _fmt(eos["latency_p99_ratio"]),
+         f"visible p99 ratio {_fmt(eos['visible_latency_p99_ratio'])}"),
+    ]
+    for name, r in results.get("replay", {}).items():
+        rows.append((f"9. replay {name} (hop {r['hop']}, samples/s)", _fmt(r["samples_per_s"]),
+                     f"{_fmt(r['ratio_to_consumer'])} x consumer ceiling, "
+                     f"{_fmt(r['ratio_to_predictor'])} x predictor best (windows)"))
+    lines = [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    lines.insert(1, "|---|---|---|")
+    lines += ["", "| target | measured | holds |", "|---|---|---|"]
+    lines += [f"| {t} | {m} | {'yes' if ok else 'NO'} |" for t, m, ok in targets(results)]
+    return "\n".join(lines)
