@@ -449,7 +449,7 @@ def run_job(
     from stream.worker import Worker
 
     run_config = replay_config(config, job)
-    ensure_output_topics(run_config.kafka, job, with_alerts=bool(getattr(run_config, "alerts", ())))
+    ensure_output_topics(run_config.kafka, job, with_alerts=bool(run_config.alerts))
     extras = {"replay": True, "job_id": job.job_id}
     worker = Worker(run_config, predictor, event_extras=extras, bounds=job.bounds())
     save_job(replace(job, status="running"), directory)
