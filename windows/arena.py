@@ -23,7 +23,7 @@ NEVER = -(2**62)
 
 
 class DeviceArena:
-    """Ring buffers ([D, cap] per field) plus per-device scalars, with slot allocation by device id."""
+    """Ring buffers ([D, cap] per field) plus per-device scalars; slots allocated by device id."""
 
     def __init__(self, config: WindowConfig) -> None:
         self.config = config

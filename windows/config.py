@@ -56,7 +56,8 @@ class WindowConfig:
         if self.gap_policy not in ("reset", "fill"):
             raise WindowError(f"gap_policy={self.gap_policy!r} must be 'reset' or 'fill'")
         if not 0 <= self.max_fill <= self.gap_ms:
-            raise WindowError(f"max_fill={self.max_fill} must be between 0 and gap_ms={self.gap_ms}")
+            raise WindowError(
+                f"max_fill={self.max_fill} must be between 0 and gap_ms={self.gap_ms}")
         if self.interval_ms is not None and not self.interval_ms > 0:
             raise WindowError(f"interval_ms={self.interval_ms} must be > 0 (or None to infer it)")
         if self.slack < RECENT_INTERVALS + 1:

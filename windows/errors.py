@@ -4,4 +4,4 @@ from __future__ import annotations
 
 
 class WindowError(Exception):
-    """A misuse of the window store (bad configuration or malformed input); the message says what to fix."""
+    """Bad configuration or a malformed call; the message says what to fix."""

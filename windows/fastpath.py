@@ -47,7 +47,7 @@ class WindowColumns:
 
 
 def append_round(arena: DeviceArena, rs: RoundSamples) -> WindowColumns | None:
-    """Write the round into the rings, advance window state, return the windows that became ready."""
+    """Write the round into the rings, advance window state, return the windows now ready."""
     cfg = arena.config
     cap, length, hop = cfg.capacity, cfg.length, cfg.hop
     run_first = np.cumsum(rs.run_lengths) - rs.run_lengths  # [R] first sample of each run
@@ -96,7 +96,7 @@ def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _ready_after_reorder(arena, rs, w_run, k, end, run_first, run_last):
-    """Keep complete windows whose end + reorder_ms the run's newest sample reached; find that sample."""
+    """Keep complete windows whose end + reorder_ms the newest sample reached; find that sample."""
     cfg = arena.config
     threshold = arena.ts[rs.run_slots[w_run], end % cfg.capacity] + cfg.reorder_ms
     ok = threshold <= rs.ts[run_last][w_run]
@@ -162,7 +162,7 @@ def _extend_need(arena: DeviceArena, rs: RoundSamples, index: np.ndarray,
 
 def append_device_run(arena: DeviceArena, slot: int, ts: np.ndarray, values: np.ndarray,
                       source: int, offset: int) -> WindowColumns | None | bool:
-    """The one-device case (a chunk record) with scalar bookkeeping; False if it needs the general path.
+    """One device's chunk with scalar bookkeeping; False when it needs the general path.
 
     Takes in-order samples that share one offset, for a device that already has
     samples from this source, when the ring has room for all of them.
@@ -201,7 +201,8 @@ def append_device_run(arena: DeviceArena, slot: int, ts: np.ndarray, values: np.
     ts_row, off_row = arena.ts[slot], arena.offsets[slot]
     starts = range(ns0, count1 - length + 1, hop)
     if cfg.reorder_ms:
-        starts = [s for s in starts if int(ts_row[(s + length - 1) % cap]) + cfg.reorder_ms <= newest]
+        wait_ms = cfg.reorder_ms
+        starts = [s for s in starts if int(ts_row[(s + length - 1) % cap]) + wait_ms <= newest]
         if not starts:
             return None
     w = len(starts)
@@ -226,7 +227,7 @@ def append_device_run(arena: DeviceArena, slot: int, ts: np.ndarray, values: np.
 
 def _ring_windows(values: np.ndarray, slot: int, start_col: np.ndarray, hop: int,
                   length: int) -> np.ndarray:
-    """Copy windows at ring columns start_col (hop apart) of one device out of values [D, cap, C]."""
+    """Copy one device's windows at ring columns start_col (hop apart) out of values [D, cap, C]."""
     cap, channels = values.shape[1], values.shape[2]
     w = len(start_col)
     first = int(start_col[0])

@@ -180,14 +180,16 @@ class Timeline:
     def _ready(self, newest: int, off: int) -> None:
         length, count = self.config.length, self.base + len(self.ts)
         while (self.next_start + length <= count and
-               newest >= self.ts[self.next_start + length - 1 - self.base] + self.config.reorder_ms):
+               newest >= self.ts[self.next_start + length - 1 - self.base]
+               + self.config.reorder_ms):
             self._emit(off, forced=False)
 
     def _emit(self, off: int, forced: bool) -> None:
         s = self.next_start - self.base
         e = s + self.config.length
         self._sink.append(EmittedWindow(
-            self._slot, self.source, np.asarray(self.vals[s:e], dtype=np.float32), self.ts[s], self.ts[e - 1],
+            self._slot, self.source, np.asarray(self.vals[s:e], dtype=np.float32), self.ts[s],
+            self.ts[e - 1],
             self.offs[s], self.offs[e - 1], off, self._pos, self.emitted))
         self.emitted += 1
         self.last_end = self.ts[e - 1]

@@ -47,7 +47,7 @@ class WindowStore:
     def append_bulk(self, device_ids: Sequence[str], timestamps_ms: np.ndarray,
                     values: np.ndarray, sources: np.ndarray, offsets: np.ndarray,
                     now_ms: int | None = None) -> None:
-        """Append N samples of many devices, in arrival order (ts int64 [N], values float32 [N, C])."""
+        """Append N samples of many devices in arrival order (ts [N] int64, values [N, C])."""
         ts, vals, src, off = self._check(len(device_ids), timestamps_ms, values, sources, offsets)
         if len(ts):
             self._seq += 1
@@ -114,7 +114,7 @@ class WindowStore:
 
     # -- lifecycle ---------------------------------------------------------------
     def evict_idle(self, now_ms: int) -> int:
-        """Forget devices with no sample for more than idle_ms (event time, or now_ms of their call)."""
+        """Forget devices silent for more than idle_ms (event time, or their call's now_ms)."""
         arena = self._arena
         idle = np.flatnonzero(arena.active & (now_ms - arena.last_seen_ms > self.config.idle_ms))
         freed = arena.release(idle.tolist())
@@ -124,7 +124,7 @@ class WindowStore:
         return freed
 
     def drop_sources(self, sources: Iterable[int]) -> int:
-        """Forget every device of these sources (a rebalance took them); cost ~ their device count."""
+        """Forget every device of these sources (a rebalance); cost ~ their device count."""
         freed = 0
         for source in set(sources):
             members = self._arena.by_source.get(int(source))
@@ -144,7 +144,7 @@ class WindowStore:
         return self._arena.active_devices
 
     def memory_bytes(self) -> int:
-        """Bytes reserved for ring buffers and device state (fixed: max_devices x bytes_per_device)."""
+        """Bytes reserved for rings and device state: max_devices x bytes_per_device."""
         return self._arena.memory_bytes()
 
     def bytes_per_device(self) -> int:
@@ -207,7 +207,7 @@ class WindowStore:
         arena.last_seen_ms[run_slots] = arena.newest_ts[run_slots] if now_ms is None else now_ms
 
     def _fast_rounds(self, slots, ts, vals, src, off, order, starts, run_slots, run_lengths):
-        """Run every clean run through vectorized rounds; return per run the sample rank it leaves at."""
+        """Run clean runs through vectorized rounds; return per run the rank the slow path takes."""
         arena, cfg = self._arena, self.config
         fresh = arena.count[run_slots] == 0
         prev = np.empty_like(ts)

@@ -1,4 +1,4 @@
-"""One device, one table row per event-time policy: windows and counters, and the reference agrees."""
+"""One device, one table row per event-time policy: windows, counters, reference agrees."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from windows import WindowConfig
 
 
 def feed_singles(config: WindowConfig, timestamps: list[int]) -> tuple[Pair, list, dict]:
-    """Feed single-sample records (value = timestamp, offset = arrival index) to store and reference."""
+    """Feed single-sample records (value = timestamp, offset = arrival index) to both."""
     pair = Pair(config)
     for i, t in enumerate(timestamps):
         pair.one("dev", t, np.full(config.channels, t, dtype=np.float32), 0, i)
