@@ -167,37 +167,49 @@ def append_device_run(arena: DeviceArena, slot: int, ts: np.ndarray, values: np.
     Takes in-order samples that share one offset, for a device that already has
     samples from this source, when the ring has room for all of them.
     """
-    cfg = arena.config
-    cap, length, hop, n = cfg.capacity, cfg.length, cfg.hop, len(ts)
-    count0 = int(arena.count[slot])
-    ns0 = int(arena.next_start[slot])
-    first = int(ts[0])
-    step0 = first - int(arena.newest_ts[slot])
-    if (count0 == 0 or int(arena.source[slot]) != source or not 0 < step0 <= cfg.gap_ms
-            or count0 + n - cap > ns0):
+    if not _chunk_fits(arena, slot, ts, source):
         return False
-    if n > 1:
+    cfg = arena.config
+    count0, n = int(arena.count[slot]), len(ts)
+    col0 = count0 % cfg.capacity
+    head = min(n, cfg.capacity - col0)
+    for dst, src in ((col0, slice(0, head)), (0, slice(head, n))):
+        if src.start < src.stop:
+            arena.values[slot, dst:dst + src.stop - src.start] = values[src]
+            arena.ts[slot, dst:dst + src.stop - src.start] = ts[src]
+            arena.offsets[slot, dst:dst + src.stop - src.start] = offset
+    count1 = count0 + n
+    arena.count[slot] = count1
+    arena.newest_ts[slot] = ts[-1]
+    ns0 = int(arena.next_start[slot])
+    if count1 - cfg.length < ns0:
+        if count1 > ns0:
+            arena.need_offset[slot] = min(int(arena.need_offset[slot]), offset)
+        return None
+    return _chunk_windows(arena, slot, ns0, count1, int(ts[-1]), source, offset)
+
+
+def _chunk_fits(arena: DeviceArena, slot: int, ts: np.ndarray, source: int) -> bool:
+    """True if the samples continue the device in order, without gaps, and fit its ring."""
+    cfg = arena.config
+    count0 = int(arena.count[slot])
+    step0 = int(ts[0]) - int(arena.newest_ts[slot])
+    if (count0 == 0 or int(arena.source[slot]) != source or not 0 < step0 <= cfg.gap_ms
+            or count0 + len(ts) - cfg.capacity > int(arena.next_start[slot])):
+        return False
+    if len(ts) > 1:
         steps = np.subtract(ts[1:], ts[:-1])
         steps -= 1  # in [0, gap_ms) exactly when the step is in (0, gap_ms]
         if steps.view(np.uint64).max() >= cfg.gap_ms:
             return False
-    col0 = count0 % cap
-    head = min(n, cap - col0)
-    arena.values[slot, col0:col0 + head] = values[:head]
-    arena.ts[slot, col0:col0 + head] = ts[:head]
-    arena.offsets[slot, col0:col0 + head] = offset
-    if head < n:
-        arena.values[slot, :n - head] = values[head:]
-        arena.ts[slot, :n - head] = ts[head:]
-        arena.offsets[slot, :n - head] = offset
-    count1 = count0 + n
-    arena.count[slot] = count1
-    newest = int(ts[-1])
-    arena.newest_ts[slot] = newest
-    if count1 - length < ns0:
-        if count1 > ns0:
-            arena.need_offset[slot] = min(int(arena.need_offset[slot]), offset)
-        return None
+    return True
+
+
+def _chunk_windows(arena: DeviceArena, slot: int, ns0: int, count1: int, newest: int,
+                   source: int, offset: int) -> WindowColumns | None:
+    """Cut the device's ready windows after a chunk; every one was readied by the chunk's offset."""
+    cfg = arena.config
+    cap, length, hop = cfg.capacity, cfg.length, cfg.hop
     ts_row, off_row = arena.ts[slot], arena.offsets[slot]
     starts = range(ns0, count1 - length + 1, hop)
     if cfg.reorder_ms:
