@@ -1,4 +1,25 @@
-"""Per-device ring buffers and sliding windows (numpy only: no Kafka, no Paddle)."""
+"""Per-device ring buffers and sliding windows (numpy only: no Kafka, no Paddle).
+
+``WindowStore(WindowConfig(length, hop, channels, ...))`` takes samples with
+``append_bulk`` (a whole poll, many devices mixed), ``append_chunk`` (one record of n
+samples) or ``append_one``; ``ready_windows()`` drains a columnar ``WindowBatch``;
+``low_watermarks()`` gives, per source, the smallest offset an unfinished window still
+needs (what the worker may commit).
+
+Notes for callers:
+
+- Memory is reserved once: ``max_devices x config.bytes_per_device`` (ring of
+  ``length + slack`` samples of float32 values, int64 timestamps and offsets, plus
+  scalars); pages are committed as devices arrive. Device ids cost ~200 bytes more each.
+- Windows become ready in arrival order of the sample that readied them; within a
+  source, ``ready_offsets`` never decrease when offsets arrive in order.
+- Replay: a fresh store fed from ``low_watermarks()`` reproduces the unemitted windows
+  exactly for a device whose samples are in order and that is alone on its source.
+  Count-based windows have no absolute phase, so a device whose replay starts earlier
+  than its own unfinished window (other devices on the same source held the watermark
+  back, or a chunk record starts before the window) restarts its count there and its
+  later windows can shift by up to ``hop - 1`` samples.
+"""
 
 from __future__ import annotations
 
