@@ -161,6 +161,48 @@ def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
 
 
 @dataclass(frozen=True)
+class SaslSslListener:
+    """An extra SASL_SSL listener (SCRAM) for trying secure clients against the local broker.
+
+    `keystore_pem` holds the broker's unencrypted PKCS#8 key and its certificate
+    chain; `scram_users` are (name, password) pairs created for both SCRAM mechanisms
+    when the storage is formatted (KRaft keeps them in the cluster metadata), so
+    they apply to a fresh data dir only.
+    """
+
+    port: int
+    keystore_pem: Path
+    scram_users: tuple[tuple[str, str], ...]
+
+    @property
+    def bootstrap(self) -> str:
+        """host:port of the SASL_SSL listener."""
+        return f"127.0.0.1:{self.port}"
+
+    def server_settings(self) -> dict[str, str]:
+        """server.properties entries for this listener (beside the PLAINTEXT one)."""
+        jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        prefix = "listener.name.sasl_ssl."
+        return {
+            f"{prefix}sasl.enabled.mechanisms": ",".join(SCRAM_MECHANISMS),
+            **{f"{prefix}{m.lower()}.sasl.jaas.config": jaas for m in SCRAM_MECHANISMS},
+            f"{prefix}ssl.keystore.type": "PEM",
+            f"{prefix}ssl.keystore.location": str(self.keystore_pem),
+        }
+
+    def format_args(self) -> list[str]:
+        """StorageTool arguments creating the SCRAM credentials."""
+        args: list[str] = []
+        for name, password in self.scram_users:
+            for mechanism in SCRAM_MECHANISMS:
+                args += ["--add-scram", f"{mechanism}=[name={name},password={password}]"]
+        return args
+
+
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
 class BrokerStatus:
     """What a running local broker looks like from outside."""
 
@@ -179,8 +221,10 @@ class LocalKafka:
         start_timeout_s: float = 90.0,
         stop_timeout_s: float = 30.0,
         heap_max_mb: int = 512,
+        sasl_ssl: SaslSslListener | None = None,
     ) -> None:
         self.port = port
+        self.sasl_ssl = sasl_ssl
         chosen = Path(data_dir).expanduser() if data_dir else default_data_dir(port)
         self.data_dir = chosen.absolute()
         self.start_timeout_s = start_timeout_s
@@ -296,9 +340,7 @@ class LocalKafka:
 
     def _cluster_id(self) -> str:
         """The cluster id (22-char base64 UUID), created once per data dir."""
-        return self._remembered(
-            "cluster.id", lambda: base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        )
+        return self._remembered("cluster.id", _new_cluster_id)
 
     def _write_config(self) -> Path:
         """Write server.properties and log4j2.properties; return the server.properties path."""
@@ -324,6 +366,12 @@ class LocalKafka:
             # One member per group in tests: waiting for more only slows every join.
             "group.initial.rebalance.delay.ms": "0",
         }
+        if self.sasl_ssl is not None:
+            extra = f"SASL_SSL://127.0.0.1:{self.sasl_ssl.port}"
+            settings["listeners"] += f",{extra}"
+            settings["advertised.listeners"] += f",{extra}"
+            settings["listener.security.protocol.map"] += ",SASL_SSL:SASL_SSL"
+            settings.update(self.sasl_ssl.server_settings())
         path = self.data_dir / "server.properties"
         path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
         (self.data_dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
@@ -336,7 +384,8 @@ class LocalKafka:
         result = subprocess.run(
             [java, "-Xmx256m", *self._log4j_args(), "-cp", f"{lib}/*",
              "kafka.tools.StorageTool", "format", "-t", self._cluster_id(),
-             "-c", str(properties), "--ignore-formatted"],
+             "-c", str(properties), "--ignore-formatted",
+             *(self.sasl_ssl.format_args() if self.sasl_ssl else [])],
             stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
             timeout=120,
         )
@@ -422,6 +471,14 @@ class LocalKafka:
             return _tail(self.log_file.read_text(errors="replace"))
         except FileNotFoundError:
             return "(no log file)"
+
+
+def _new_cluster_id() -> str:
+    """A 22-char base64 UUID that does not start with "-" (StorageTool would read it as a flag)."""
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
 
 
 def _process_alive(pid: int, own: subprocess.Popen[bytes] | None) -> bool:
