@@ -28,6 +28,7 @@ class DeviceArena:
     def __init__(self, config: WindowConfig) -> None:
         self.config = config
         d, cap, c = config.max_devices, config.capacity, config.channels
+        self.cap = cap  # hot-path copy of config.capacity
         self.values = np.zeros((d, cap, c), dtype=np.float32)  # [D, cap, C]
         self.ts = np.zeros((d, cap), dtype=np.int64)  # [D, cap] sample timestamps, ms
         self.offsets = np.zeros((d, cap), dtype=np.int64)  # [D, cap] source offsets

@@ -171,8 +171,8 @@ def append_device_run(arena: DeviceArena, slot: int, ts: np.ndarray, values: np.
         return False
     cfg = arena.config
     count0, n = int(arena.count[slot]), len(ts)
-    col0 = count0 % cfg.capacity
-    head = min(n, cfg.capacity - col0)
+    col0 = count0 % arena.cap
+    head = min(n, arena.cap - col0)
     for dst, src in ((col0, slice(0, head)), (0, slice(head, n))):
         if src.start < src.stop:
             arena.values[slot, dst:dst + src.stop - src.start] = values[src]
@@ -195,7 +195,7 @@ def _chunk_fits(arena: DeviceArena, slot: int, ts: np.ndarray, source: int) -> b
     count0 = int(arena.count[slot])
     step0 = int(ts[0]) - int(arena.newest_ts[slot])
     if (count0 == 0 or int(arena.source[slot]) != source or not 0 < step0 <= cfg.gap_ms
-            or count0 + len(ts) - cfg.capacity > int(arena.next_start[slot])):
+            or count0 + len(ts) - arena.cap > int(arena.next_start[slot])):
         return False
     if len(ts) > 1:
         steps = np.subtract(ts[1:], ts[:-1])
@@ -209,7 +209,7 @@ def _chunk_windows(arena: DeviceArena, slot: int, ns0: int, count1: int, newest:
                    source: int, offset: int) -> WindowColumns | None:
     """Cut the device's ready windows after a chunk; every one was readied by the chunk's offset."""
     cfg = arena.config
-    cap, length, hop = cfg.capacity, cfg.length, cfg.hop
+    cap, length, hop = arena.cap, cfg.length, cfg.hop
     ts_row, off_row = arena.ts[slot], arena.offsets[slot]
     starts = range(ns0, count1 - length + 1, hop)
     if cfg.reorder_ms:
@@ -221,9 +221,10 @@ def _chunk_windows(arena: DeviceArena, slot: int, ns0: int, count1: int, newest:
     start_col = np.array([s % cap for s in starts], dtype=np.int64)
     end_col = (start_col + (length - 1)) % cap
     emitted = int(arena.emitted[slot])
-    ready = np.full(w, offset, dtype=np.int64)
+    ready = np.array([offset] * w, dtype=np.int64)
     columns = WindowColumns(
-        slots=np.full(w, slot, dtype=np.int64), sources=np.full(w, source, dtype=np.int32),
+        slots=np.array([slot] * w, dtype=np.int64),
+        sources=np.array([source] * w, dtype=np.int32),
         data=_ring_windows(arena.values, slot, start_col, hop, length),
         start_ts_ms=ts_row[start_col], end_ts_ms=ts_row[end_col],
         first_offsets=off_row[start_col], last_offsets=off_row[end_col],
