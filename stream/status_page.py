@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -32,15 +32,20 @@ class StatusBoard:
     """Latest event per device (bounded LRU) and recent alerts, safe to read from other threads."""
 
     def __init__(
-        self, labels: Sequence[str], max_devices: int = MAX_DEVICES, max_alerts: int = MAX_ALERTS
+        self,
+        labels: Sequence[str],
+        max_devices: int = MAX_DEVICES,
+        max_alerts: int = MAX_ALERTS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.labels = list(labels)
         self.max_devices = max_devices
         self.max_alerts = max_alerts
+        self.clock = clock
         self._lock = threading.Lock()
         self._events: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._alerts: deque[dict[str, Any]] = deque(maxlen=max_alerts)
-        self._started_s = time.monotonic()
+        self._started_s = clock()
         self._samples: deque[tuple[float, int, int]] = deque([(self._started_s, 0, 0)])
 
     def add_batch(
@@ -97,8 +102,8 @@ class StatusBoard:
             return [dict(a) for a in reversed(self._alerts)]
 
     def rates(self, records: int, windows: int) -> dict[str, float]:
-        """Records/s and windows/s over roughly the last RATE_WINDOW_S (since start at first)."""
-        now_s = time.monotonic()
+        """Records/s and windows/s over the last RATE_WINDOW_S to 2x that (since start at first)."""
+        now_s = self.clock()
         with self._lock:
             samples = self._samples
             while len(samples) > 1 and now_s - samples[1][0] >= RATE_WINDOW_S:
@@ -116,7 +121,7 @@ class StatusBoard:
     @property
     def uptime_s(self) -> float:
         """Seconds since the board (and its worker) was created."""
-        return time.monotonic() - self._started_s
+        return self.clock() - self._started_s
 
 
 def status_snapshot(worker: Any) -> dict[str, Any]:
