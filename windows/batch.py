@@ -33,6 +33,17 @@ class WindowBatch:
                    i32, i64.copy(), i32.copy(), i64.copy(), i64.copy())
 
     @classmethod
+    def from_rows(cls, rows: list[tuple]) -> WindowBatch:
+        """A batch from rows (device_id, data [L, C], start_ts, end_ts, source, first_offset,
+        last_offset, ready_offset): the cheap form single windows are queued in."""
+        ids, data, start, end, source, first, last, ready = zip(*rows, strict=True)
+        sources = np.array(source, dtype=np.int32)
+        return cls(list(ids), np.stack(data), np.array(start, dtype=np.int64),
+                   np.array(end, dtype=np.int64), sources, np.array(first, dtype=np.int64),
+                   sources.copy(), np.array(last, dtype=np.int64),
+                   np.array(ready, dtype=np.int64))
+
+    @classmethod
     def concat(cls, parts: list[WindowBatch]) -> WindowBatch:
         """One batch holding the windows of parts, in order."""
         if len(parts) == 1:

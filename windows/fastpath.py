@@ -161,11 +161,13 @@ def _extend_need(arena: DeviceArena, rs: RoundSamples, index: np.ndarray,
 
 
 def append_device_run(arena: DeviceArena, slot: int, ts: np.ndarray, values: np.ndarray,
-                      source: int, offset: int) -> WindowColumns | None | bool:
+                      source: int, offset: int) -> WindowColumns | tuple | None | bool:
     """One device's chunk with scalar bookkeeping; False when it needs the general path.
 
     Takes in-order samples that share one offset, for a device that already has
-    samples from this source, when the ring has room for all of them.
+    samples from this source, when the ring has room for all of them. Returns the
+    ready windows as columns, or as one row tuple (see WindowBatch.from_rows, without
+    the device id) when there is exactly one, or None.
     """
     if not _chunk_fits(arena, slot, ts, source):
         return False
@@ -206,7 +208,7 @@ def _chunk_fits(arena: DeviceArena, slot: int, ts: np.ndarray, source: int) -> b
 
 
 def _chunk_windows(arena: DeviceArena, slot: int, ns0: int, count1: int, newest: int,
-                   source: int, offset: int) -> WindowColumns | None:
+                   source: int, offset: int) -> WindowColumns | tuple | None:
     """Cut the device's ready windows after a chunk; every one was readied by the chunk's offset."""
     cfg = arena.config
     cap, length, hop = arena.cap, cfg.length, cfg.hop
@@ -218,6 +220,8 @@ def _chunk_windows(arena: DeviceArena, slot: int, ns0: int, count1: int, newest:
         if not starts:
             return None
     w = len(starts)
+    if w == 1:
+        return _one_window(arena, slot, starts[0], count1, source, offset)
     start_col = np.array([s % cap for s in starts], dtype=np.int64)
     end_col = (start_col + (length - 1)) % cap
     emitted = int(arena.emitted[slot])
@@ -236,6 +240,27 @@ def _chunk_windows(arena: DeviceArena, slot: int, ns0: int, count1: int, newest:
     arena.last_end_ts[slot] = columns.end_ts_ms[-1]
     arena.need_offset[slot] = _ring_min(off_row, ns1, count1)
     return columns
+
+
+def _one_window(arena: DeviceArena, slot: int, start: int, count: int, source: int,
+                offset: int) -> tuple:
+    """Cut the single window at segment index start as a row; advance the device past it."""
+    cap, length = arena.cap, arena.config.length
+    ts_row, off_row = arena.ts[slot], arena.offsets[slot]
+    col = start % cap
+    end_col = (col + length - 1) % cap
+    if col + length <= cap:
+        data = arena.values[slot, col:col + length].copy()  # [L, C]
+    else:
+        data = np.concatenate((arena.values[slot, col:], arena.values[slot, :end_col + 1]))
+    end_ts = int(ts_row[end_col])
+    ns1 = start + arena.config.hop
+    arena.next_start[slot] = ns1
+    arena.emitted[slot] += 1
+    arena.last_end_ts[slot] = end_ts
+    arena.need_offset[slot] = _ring_min(off_row, ns1, count)
+    return (data, int(ts_row[col]), end_ts, source, int(off_row[col]), int(off_row[end_col]),
+            offset)
 
 
 def _ring_windows(values: np.ndarray, slot: int, start_col: np.ndarray, hop: int,

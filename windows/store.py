@@ -39,7 +39,7 @@ class WindowStore:
         self.config = config
         self._arena = DeviceArena(config)
         self._counters: Counter[str] = Counter()
-        self._out: list[WindowBatch] = []
+        self._out: list[WindowBatch | list[tuple]] = []  # batches, or rows of single windows
         self._pending_parts: list[WindowColumns] = []
         self._seq = 0
 
@@ -77,7 +77,12 @@ class WindowStore:
         if slot is not None:
             columns = append_device_run(arena, slot, ts, vals, source, offset)
             if columns is not False:
-                if columns is not None:
+                if isinstance(columns, tuple):
+                    self._counters["windows"] += 1
+                    if not self._out or not isinstance(self._out[-1], list):
+                        self._out.append([])
+                    self._out[-1].append((device_id, *columns))
+                elif columns is not None:
                     self._counters["windows"] += len(columns.slots)
                     self._collect([columns], ordered=True)
                 arena.touch[slot] = self._seq << 32 | (n - 1)
@@ -92,7 +97,8 @@ class WindowStore:
         """Drain the windows that became ready, in the order they became ready."""
         if not self._out:
             return WindowBatch.empty(self.config.length, self.config.channels)
-        batch = WindowBatch.concat(self._out)
+        batch = WindowBatch.concat([
+            WindowBatch.from_rows(part) if isinstance(part, list) else part for part in self._out])
         self._out = []
         return batch
 
