@@ -127,7 +127,7 @@ def run(pair, ops) -> None:
             last_ready[source] = ready
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_store_matches_reference_on_random_calls(scenario):
     config, ops = scenario
