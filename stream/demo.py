@@ -109,6 +109,16 @@ class DeviceStreams:
                 found[(self.device_id(device), start)] = case
         return found
 
+    def window_starts(self, hop: int) -> set[tuple[str, int]]:
+        """(device id, window start ts) of every window a worker with this hop must emit."""
+        length = self.x.shape[1]
+        found: set[tuple[str, int]] = set()
+        for device in range(self.devices):
+            total = len(self.cases_of(device)) * length
+            for start in range(0, total - length + 1, hop):
+                found.add((self.device_id(device), self.start_ms + start * self.interval_ms))
+        return found
+
     def steps(self) -> Iterator[list[tuple[bytes, bytes, int]]]:
         """Per time step, one chunk record (key, value, samples) from each streaming device."""
         series = {d: self.x[self.cases_of(d)].reshape(-1, self.x.shape[2]) for d in range(self.devices)}

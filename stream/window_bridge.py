@@ -94,7 +94,7 @@ def to_rows(batch: WindowBatch, index: PollIndex, config: WindowsConfig) -> Wind
         data=batch.data,
         start_ts_ms=batch.start_ts_ms,
         end_ts_ms=batch.end_ts_ms,
-        anchor_ts_ms=batch.end_ts_ms,
+        anchor_ts_ms=batch.anchor_ts_ms,
         sources=batch.last_sources,
         first_offsets=batch.first_offsets,
         last_offsets=batch.last_offsets,

@@ -39,6 +39,7 @@ class WindowColumns:
     data: np.ndarray  # float32 [W, L, C]
     start_ts_ms: np.ndarray
     end_ts_ms: np.ndarray
+    anchor_ts_ms: np.ndarray  # see WindowBatch.anchor_ts_ms
     first_offsets: np.ndarray
     last_offsets: np.ndarray
     ready_offsets: np.ndarray
@@ -128,6 +129,7 @@ def _cut(arena, w_slots, start, end, rs, ready_at, k) -> WindowColumns:
         data=data.reshape(len(w_slots), length, channels),
         start_ts_ms=arena.ts[w_slots, start_col],
         end_ts_ms=arena.ts[w_slots, end_col],
+        anchor_ts_ms=arena.ts[w_slots, (start + _anchor_index(cfg)) % cap],
         first_offsets=arena.offsets[w_slots, start_col],
         last_offsets=arena.offsets[w_slots, end_col],
         ready_offsets=rs.offsets[ready_at],
@@ -231,6 +233,7 @@ def _chunk_windows(arena: DeviceArena, slot: int, ns0: int, count1: int, newest:
         sources=np.array([source] * w, dtype=np.int32),
         data=_ring_windows(arena.values, slot, start_col, hop, length),
         start_ts_ms=ts_row[start_col], end_ts_ms=ts_row[end_col],
+        anchor_ts_ms=ts_row[(start_col + _anchor_index(arena.config)) % cap],
         first_offsets=off_row[start_col], last_offsets=off_row[end_col],
         ready_offsets=ready, positions=ready, emit_index=np.arange(emitted, emitted + w),
     )
@@ -259,8 +262,14 @@ def _one_window(arena: DeviceArena, slot: int, start: int, count: int, source: i
     arena.emitted[slot] += 1
     arena.last_end_ts[slot] = end_ts
     arena.need_offset[slot] = _ring_min(off_row, ns1, count)
+    anchor_ts = int(ts_row[(col + _anchor_index(arena.config)) % cap])
     return (data, int(ts_row[col]), end_ts, source, int(off_row[col]), int(off_row[end_col]),
-            offset)
+            offset, anchor_ts)
+
+
+def _anchor_index(config) -> int:
+    """Index in a window of its anchor sample (the last one before the next window)."""
+    return min(config.hop, config.length) - 1
 
 
 def _ring_windows(values: np.ndarray, slot: int, start_col: np.ndarray, hop: int,

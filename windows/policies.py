@@ -38,6 +38,7 @@ class EmittedWindow:
     data: np.ndarray  # [L, C]
     start_ts_ms: int
     end_ts_ms: int
+    anchor_ts_ms: int  # see WindowBatch.anchor_ts_ms
     first_offset: int
     last_offset: int
     ready_offset: int
@@ -189,7 +190,7 @@ class Timeline:
         e = s + self.config.length
         self._sink.append(EmittedWindow(
             self._slot, self.source, np.asarray(self.vals[s:e], dtype=np.float32), self.ts[s],
-            self.ts[e - 1],
+            self.ts[e - 1], self.ts[s + min(self.config.hop, self.config.length) - 1],
             self.offs[s], self.offs[e - 1], off, self._pos, self.emitted))
         self.emitted += 1
         self.last_end = self.ts[e - 1]

@@ -278,7 +278,8 @@ class WindowStore:
             names = self._arena.names
             self._out.append(WindowBatch(
                 [names[s] for s in p.slots.tolist()], p.data, p.start_ts_ms, p.end_ts_ms,
-                p.sources, p.first_offsets, p.sources.copy(), p.last_offsets, p.ready_offsets))
+                p.sources, p.first_offsets, p.sources.copy(), p.last_offsets, p.ready_offsets,
+                p.anchor_ts_ms))
             return
 
         def cat(name: str) -> np.ndarray:
@@ -291,7 +292,8 @@ class WindowStore:
         self._out.append(WindowBatch(
             [names[s] for s in slots.tolist()], cat("data")[order], cat("start_ts_ms")[order],
             cat("end_ts_ms")[order], sources, cat("first_offsets")[order], sources.copy(),
-            cat("last_offsets")[order], cat("ready_offsets")[order]))
+            cat("last_offsets")[order], cat("ready_offsets")[order],
+            cat("anchor_ts_ms")[order]))
 
 
 def _ranks(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -307,6 +309,7 @@ def _columns_of(sink: list[EmittedWindow], config: WindowConfig) -> WindowColumn
         slots=col("slot", np.int64), sources=col("source", np.int32),
         data=np.stack([w.data for w in sink]).reshape(len(sink), config.length, config.channels),
         start_ts_ms=col("start_ts_ms", np.int64), end_ts_ms=col("end_ts_ms", np.int64),
+        anchor_ts_ms=col("anchor_ts_ms", np.int64),
         first_offsets=col("first_offset", np.int64), last_offsets=col("last_offset", np.int64),
         ready_offsets=col("ready_offset", np.int64), positions=col("position", np.int64),
         emit_index=col("emit_index", np.int64))

@@ -41,15 +41,18 @@ def _wait_until(predicate, timeout_s: float, what: str, worker: WorkerProcess | 
         time.sleep(0.2)
 
 
+@pytest.mark.parametrize("hop", [315, 100], ids=["tumbling", "overlapping"])
 def test_sigkill_mid_stream_then_restart_loses_no_window(
-    kafka_bootstrap, new_topic, uwave_test, tmp_path, record_property
+    kafka_bootstrap, new_topic, uwave_test, tmp_path, record_property, hop
 ) -> None:
     topics = Topics.fresh(new_topic, partitions=3)
-    streams = DeviceStreams(uwave_test.x, devices=12, start_ms=START_MS)
+    cases = uwave_test.x if hop == 315 else uwave_test.x[:96]
+    streams = DeviceStreams(cases, devices=12, start_ms=START_MS)
     _produce_all(kafka_bootstrap, topics.input, streams)
     # small batches and a slow commit interval leave plenty in flight at the kill
     overrides = worker_overrides(
-        kafka_bootstrap, topics, "batching.max_batch=4", "delivery.commit_interval_ms=500"
+        kafka_bootstrap, topics, "batching.max_batch=4", "delivery.commit_interval_ms=500",
+        f"windows.hop={hop}",
     )
     reader = EventReader(kafka_bootstrap, topics.output)
     first = WorkerProcess(overrides, tmp_path / "first.log")
@@ -59,7 +62,7 @@ def test_sigkill_mid_stream_then_restart_loses_no_window(
     seen_before_restart = len(reader.records)
 
     second = WorkerProcess(overrides, tmp_path / "second.log")
-    expected = streams.expected()
+    expected = streams.window_starts(hop)
     _wait_until(lambda: reader.read(0.2) is not None and set(_window_keys(reader.events())) >= set(expected),
                 180, "every expected window", second)
     assert second.terminate(timeout_s=60) == 0

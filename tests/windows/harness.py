@@ -52,6 +52,7 @@ class Pair:
         assert got.first_offsets.tolist() == [w.first_offset for w in want]
         assert got.last_offsets.tolist() == [w.last_offset for w in want]
         assert got.ready_offsets.tolist() == [w.ready_offset for w in want]
+        assert got.anchor_ts_ms.tolist() == [w.anchor_ts_ms for w in want]
         assert self.store.counters == {name: self.ref.counters[name] for name in COUNTER_NAMES}
         assert self.store.low_watermarks() == self.ref.low_watermarks()
         assert self.store.active_devices == len(self.ref.devices)

@@ -31,6 +31,7 @@ class RefWindow:
     first_offset: int
     last_offset: int
     ready_offset: int
+    anchor_ts_ms: int  # ts of the sample at index min(hop, length) - 1
 
 
 @dataclass
@@ -217,7 +218,8 @@ class ReferenceStore:
     def _emit(self, d, dev, off, forced):
         s, e = dev.next_start, dev.next_start + self.config.length
         self.out.append(RefWindow(d, np.stack(dev.vals[s:e]), dev.ts[s], dev.ts[e - 1],
-                                  dev.source, dev.offs[s], dev.offs[e - 1], off))
+                                  dev.source, dev.offs[s], dev.offs[e - 1], off,
+                                  dev.ts[s + min(self.config.hop, self.config.length) - 1]))
         dev.last_end = dev.ts[e - 1]
         dev.next_start += self.config.hop
         self.counters["windows"] += 1
