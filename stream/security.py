@@ -160,7 +160,8 @@ def check_connection(kafka: Any, timeout_s: float = 10.0) -> None:
 
     timeout_ms = int(min(timeout_s, kafka.request_timeout_ms / 1000) * 1000)
     settings = client_settings(kafka) | {
-        "request_timeout_ms": timeout_ms, "bootstrap_timeout_ms": timeout_ms,
+        "request_timeout_ms": timeout_ms,
+        "bootstrap_timeout_ms": timeout_ms,
     }
     started_s = time.monotonic()
     with _quiet_kafka_logs():
@@ -174,7 +175,9 @@ def check_connection(kafka: Any, timeout_s: float = 10.0) -> None:
             raise SensorstreamError(_diagnose(kafka, exc)) from None
     log.info(
         "kafka security ok protocol=%s mechanism=%s user=%s elapsed_s=%.2f",
-        kafka.security_protocol, kafka.sasl_mechanism, kafka.sasl_username,
+        kafka.security_protocol,
+        kafka.sasl_mechanism,
+        kafka.sasl_username,
         time.monotonic() - started_s,
     )
 
@@ -216,7 +219,8 @@ def _diagnose(kafka: Any, exc: Exception) -> str:
                 )
     if kafka.security_protocol.startswith("SASL_"):
         source = (
-            f"${kafka.sasl_password_env}" if kafka.sasl_password_env
+            f"${kafka.sasl_password_env}"
+            if kafka.sasl_password_env
             else str(kafka.sasl_password_file)
         )
         return (

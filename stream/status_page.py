@@ -81,15 +81,17 @@ class StatusBoard:
             return
         with self._lock:
             for alert in alerts:
-                self._alerts.append({
-                    "rule": alert.rule,
-                    "device_id": alert.device_id,
-                    "label": alert.label,
-                    "windows": len(alert.scores),
-                    "min_score": round(min(alert.scores), 4),
-                    "last_window_end_ts": alert.last_window_end_ts_ms,
-                    "fired_ms": int(alert.fired_at_s * 1000),
-                })
+                self._alerts.append(
+                    {
+                        "rule": alert.rule,
+                        "device_id": alert.device_id,
+                        "label": alert.label,
+                        "windows": len(alert.scores),
+                        "min_score": round(min(alert.scores), 4),
+                        "last_window_end_ts": alert.last_window_end_ts_ms,
+                        "fired_ms": int(alert.fired_at_s * 1000),
+                    }
+                )
 
     def events(self) -> list[dict[str, Any]]:
         """The latest event of each remembered device, newest first."""
@@ -182,5 +184,7 @@ def add_status_routes(server: HttpServer, worker: Any) -> None:
     server.add_get("/", lambda: Response(200, page, "text/html; charset=utf-8"))
     server.add_get(
         "/status.json",
-        lambda: Response(200, orjson.dumps(status_snapshot(worker), option=orjson.OPT_SERIALIZE_NUMPY)),
+        lambda: Response(
+            200, orjson.dumps(status_snapshot(worker), option=orjson.OPT_SERIALIZE_NUMPY)
+        ),
     )

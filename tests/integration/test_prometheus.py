@@ -1,4 +1,4 @@
-"""A real Prometheus scrapes a running worker and evaluates deploy/prometheus/alerts.yml as shipped."""
+"""A real Prometheus scrapes a running worker and evaluates the shipped alert rules."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ BAD_PER_GOOD = 9  # 90 % dead letters, far above the rule's 5 %
 
 @contextmanager
 def mostly_bad_records(bootstrap: str, topic: str, period_s: float) -> Iterator[None]:
-    """Every `period_s`, one valid sample and BAD_PER_GOOD malformed records, until the block ends."""
+    """Every `period_s`, one valid sample and BAD_PER_GOOD malformed records, until the end."""
     stop = threading.Event()
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
 
@@ -57,23 +57,30 @@ def mostly_bad_records(bootstrap: str, topic: str, period_s: float) -> Iterator[
 
 @contextmanager
 def prometheus_scraping(target: str, folder: Path) -> Iterator[str]:
-    """Prometheus on 127.0.0.1 scraping `target` every second with the shipped rules; yields its URL."""
+    """Prometheus (127.0.0.1) scraping `target` every 1 s with the shipped rules, at its URL."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(RULES, folder / "alerts.yml")
     (folder / "prometheus.yml").write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
         "rule_files:\n  - alerts.yml\n"
         "scrape_configs:\n  - job_name: sensorstream\n"
-        f"    static_configs:\n      - targets: [\"{target}\"]\n"
+        f'    static_configs:\n      - targets: ["{target}"]\n'
     )
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(folder / "prometheus.log", "wb")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={folder / 'prometheus.yml'}",
-         f"--storage.tsdb.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-         "--log.level=warn"],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=folder,
+        [
+            PROMETHEUS,
+            f"--config.file={folder / 'prometheus.yml'}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=folder,
     )
     try:
         wait_until(lambda: _get(url + "/-/ready") is not None, 30, "Prometheus never became ready")
@@ -129,12 +136,20 @@ def test_prometheus_scrapes_the_worker_and_fires_the_dead_letter_rule(
     config = make_config(kafka_bootstrap, topics, 'metrics.host="127.0.0.1"')
     with worker_in_thread(config, shipped_predictor) as running:
         target = running.url.removeprefix("http://")
-        with mostly_bad_records(kafka_bootstrap, topics.input, period_s=0.1), \
-                prometheus_scraping(target, tmp_path / "prometheus") as prometheus:
-            wait_until(lambda: query(prometheus, 'up{job="sensorstream"} == 1'), 20,
-                       "Prometheus never scraped the worker")
-            wait_until(lambda: query(prometheus, "sensorstream_dead_letters_total"), 20,
-                       "no dead-letter series in Prometheus")
+        with (
+            mostly_bad_records(kafka_bootstrap, topics.input, period_s=0.1),
+            prometheus_scraping(target, tmp_path / "prometheus") as prometheus,
+        ):
+            wait_until(
+                lambda: query(prometheus, 'up{job="sensorstream"} == 1'),
+                20,
+                "Prometheus never scraped the worker",
+            )
+            wait_until(
+                lambda: query(prometheus, "sensorstream_dead_letters_total"),
+                20,
+                "no dead-letter series in Prometheus",
+            )
             consumed = query(prometheus, "sensorstream_records_consumed_total")
             model = query(prometheus, "sensorstream_model_info")
 
@@ -149,10 +164,15 @@ def test_prometheus_scrapes_the_worker_and_fires_the_dead_letter_rule(
 
             started_s = time.monotonic()
             # 1 s scrapes need ~2-3 s before rate() has two points, then the rule's `for: 15s`
-            wait_until(dead_letter_alert_firing, 45, f"the dead-letter rule never fired (seen {seen})")
+            wait_until(
+                dead_letter_alert_firing, 45, f"the dead-letter rule never fired (seen {seen})"
+            )
             fired_after_s = time.monotonic() - started_s
-            ratio = query(prometheus, "sum(rate(sensorstream_dead_letters_total[1m])) / "
-                                      "sum(rate(sensorstream_records_consumed_total[1m]))")
+            ratio = query(
+                prometheus,
+                "sum(rate(sensorstream_dead_letters_total[1m])) / "
+                "sum(rate(sensorstream_records_consumed_total[1m]))",
+            )
             active = {a["labels"]["alertname"]: a for a in alerts(prometheus)}
 
     assert [s["metric"]["topic"] for s in consumed] == [topics.input]

@@ -39,25 +39,68 @@ START_MS = 1_700_000_000_000
 
 def openssl(*args: str, cwd: Path) -> None:
     """Run one openssl command; fail with its output."""
-    result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["openssl", *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
 
 
 def make_ca(folder: Path, name: str) -> Path:
     """A self-signed CA (key + cert) in `folder`; returns the cert path."""
     folder.mkdir(parents=True, exist_ok=True)
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
-            "-keyout", "ca.key", "-out", "ca.pem", cwd=folder)
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        f"/CN={name}",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        cwd=folder,
+    )
     return folder / "ca.pem"
 
 
 def make_broker_pem(ca_dir: Path) -> Path:
     """The broker's PKCS#8 key and a cert for 127.0.0.1/localhost signed by the CA, in one PEM."""
     (ca_dir / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-            "-keyout", "broker.key", "-out", "broker.csr", cwd=ca_dir)
-    openssl("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-extfile", "san.cnf", "-out", "broker.crt", cwd=ca_dir)
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "broker.key",
+        "-out",
+        "broker.csr",
+        cwd=ca_dir,
+    )
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "broker.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+        "-out",
+        "broker.crt",
+        cwd=ca_dir,
+    )
     pem = ca_dir / "broker.pem"
     pem.write_text((ca_dir / "broker.key").read_text() + (ca_dir / "broker.crt").read_text())
     return pem
@@ -75,9 +118,12 @@ class SecureBroker:
     def client_settings(self, mechanism: str = "SCRAM-SHA-256") -> dict[str, object]:
         """kafka-python settings of a test client logging in as the SCRAM user."""
         return {
-            "bootstrap_servers": self.listener.bootstrap, "security_protocol": "SASL_SSL",
-            "sasl_mechanism": mechanism, "sasl_plain_username": USER,
-            "sasl_plain_password": self.password, "ssl_cafile": str(self.ca_file),
+            "bootstrap_servers": self.listener.bootstrap,
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": mechanism,
+            "sasl_plain_username": USER,
+            "sasl_plain_password": self.password,
+            "ssl_cafile": str(self.ca_file),
         }
 
 
@@ -88,7 +134,9 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
     ca_file = make_ca(root / "pki", "sensorstream-test-ca")
     password = f"pw-{uuid.uuid4().hex}"
     listener = SaslSslListener(
-        port=free_port(), keystore_pem=make_broker_pem(root / "pki"), scram_users=((USER, password),)
+        port=free_port(),
+        keystore_pem=make_broker_pem(root / "pki"),
+        scram_users=((USER, password),),
     )
     broker = LocalKafka(port=free_port(), data_dir=root / "data", sasl_ssl=listener)
     try:
@@ -101,7 +149,8 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
 def secure_overrides(secure: SecureBroker, topics: Topics, *extra: str) -> list[str]:
     """--set values for a worker that reaches the broker only through SASL_SSL."""
     return worker_overrides(
-        secure.listener.bootstrap, topics,
+        secure.listener.bootstrap,
+        topics,
         'kafka.security_protocol="SASL_SSL"',
         'kafka.sasl_mechanism="SCRAM-SHA-512"',
         f'kafka.sasl_username="{USER}"',
@@ -112,7 +161,9 @@ def secure_overrides(secure: SecureBroker, topics: Topics, *extra: str) -> list[
     )
 
 
-def run_cli(overrides: list[str], password: str, log_path: Path, log_level: str) -> subprocess.Popen:
+def run_cli(
+    overrides: list[str], password: str, log_path: Path, log_level: str
+) -> subprocess.Popen:
     """`sensorstream run` as a child with the password in its environment only."""
     args = [sys.executable, "-m", "stream.cli", "--log-level", log_level, "run"]
     for item in overrides:
@@ -128,7 +179,9 @@ def fresh_topics(secure: SecureBroker) -> Topics:
     name = f"secure-{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=secure.broker.bootstrap)
     try:
-        admin.create_topics({name: {"num_partitions": 2, "replication_factor": 1}}, wait_for_metadata=True)
+        admin.create_topics(
+            {name: {"num_partitions": 2, "replication_factor": 1}}, wait_for_metadata=True
+        )
     finally:
         admin.close()
     return Topics(name, f"{name}.events", f"{name}.dlq", f"{name}.alerts", f"{name}.group")
@@ -136,7 +189,9 @@ def fresh_topics(secure: SecureBroker) -> Topics:
 
 def read_secure(secure: SecureBroker, topic: str, count: int, timeout_s: float) -> list:
     """Records of `topic` read over SASL_SSL from the beginning, until `count` or the timeout."""
-    consumer = KafkaConsumer(group_id=None, auto_offset_reset="earliest", **secure.client_settings())
+    consumer = KafkaConsumer(
+        group_id=None, auto_offset_reset="earliest", **secure.client_settings()
+    )
     records: list = []
     try:
         deadline = time.monotonic() + timeout_s
@@ -172,14 +227,18 @@ def test_worker_over_sasl_ssl_consumes_produces_and_never_prints_the_password(
         dead = read_secure(secure, topics.dead_letters, 1, timeout_s=10)
         url = re.search(r"http serving url=(\S+)", log_path.read_text(errors="replace"))
         assert url, "the worker never served HTTP"
-        pages = b"".join(urllib.request.urlopen(url.group(1) + p, timeout=5).read()
-                         for p in ("/metrics", "/status.json", "/"))
+        pages = b"".join(
+            urllib.request.urlopen(url.group(1) + p, timeout=5).read()
+            for p in ("/metrics", "/status.json", "/")
+        )
     finally:
         worker.send_signal(signal.SIGTERM)
         exit_code = worker.wait(timeout=60)
     output = log_path.read_text(errors="replace")
 
-    keys = {(e["device_id"], e["window_start_ts"]) for e in map(orjson.loads, (r.value for r in events))}
+    keys = {
+        (e["device_id"], e["window_start_ts"]) for e in map(orjson.loads, (r.value for r in events))
+    }
     assert keys == set(streams.expected())
     assert [r.value for r in dead] == [b"{not json"]
     assert exit_code == 0, output[-3000:]
@@ -189,7 +248,9 @@ def test_worker_over_sasl_ssl_consumes_produces_and_never_prints_the_password(
     assert secure.password.encode() not in pages
 
 
-def test_wrong_password_stops_start_up_with_one_clear_line_in_bounded_time(secure, tmp_path) -> None:
+def test_wrong_password_stops_start_up_with_one_clear_line_in_bounded_time(
+    secure, tmp_path
+) -> None:
     topics = fresh_topics(secure)
     log_path = tmp_path / "worker.log"
     wrong = f"wrong-{uuid.uuid4().hex}"
@@ -215,15 +276,19 @@ def test_a_broker_certificate_from_another_ca_is_reported_as_a_tls_failure(
     secure, tmp_path, monkeypatch
 ) -> None:
     other_ca = make_ca(tmp_path / "other", "some-other-ca")
-    config = load_config(None, [
-        f'kafka.bootstrap_servers="{secure.listener.bootstrap}"',
-        'kafka.security_protocol="SASL_SSL"',
-        'kafka.sasl_mechanism="SCRAM-SHA-256"',
-        f'kafka.sasl_username="{USER}"',
-        f'kafka.sasl_password_env="{PASSWORD_ENV}"',
-        f'kafka.ssl_cafile="{other_ca}"',
-        "kafka.request_timeout_ms=3000",
-    ], environ={})
+    config = load_config(
+        None,
+        [
+            f'kafka.bootstrap_servers="{secure.listener.bootstrap}"',
+            'kafka.security_protocol="SASL_SSL"',
+            'kafka.sasl_mechanism="SCRAM-SHA-256"',
+            f'kafka.sasl_username="{USER}"',
+            f'kafka.sasl_password_env="{PASSWORD_ENV}"',
+            f'kafka.ssl_cafile="{other_ca}"',
+            "kafka.request_timeout_ms=3000",
+        ],
+        environ={},
+    )
     monkeypatch.setenv(PASSWORD_ENV, secure.password)
     with pytest.raises(SensorstreamError) as failure:
         check_connection(config.kafka)

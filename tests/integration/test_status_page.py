@@ -28,7 +28,9 @@ CASES = 30  # 5 windows per device
 
 
 @contextmanager
-def paced_stream(bootstrap: str, topic: str, streams: DeviceStreams, step_s: float) -> Iterator[None]:
+def paced_stream(
+    bootstrap: str, topic: str, streams: DeviceStreams, step_s: float
+) -> Iterator[None]:
     """Produce the streams' records one time step every `step_s` on a thread, like live devices."""
     stop = threading.Event()
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
@@ -52,13 +54,30 @@ def paced_stream(bootstrap: str, topic: str, streams: DeviceStreams, step_s: flo
         producer.close(timeout=10)
 
 
-def chromium(profile: Path, url: str, *mode: str, budget_ms: int = 3000) -> subprocess.CompletedProcess[str]:
+def chromium(
+    profile: Path, url: str, *mode: str, budget_ms: int = 3000
+) -> subprocess.CompletedProcess[str]:
     """One headless Chromium run on `url` that lets the page's JavaScript run for `budget_ms`."""
     return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", *mode, url],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            f"--virtual-time-budget={budget_ms}",
+            *mode,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -71,7 +90,8 @@ def wait_for_event_row(profile: Path, url: str, timeout_s: float) -> str:
         if 'class="event-row"' in dom:
             return dom
         time.sleep(0.5)
-    raise AssertionError(f"no event row rendered within {timeout_s:.0f} s; last DOM:\n{dom[-2000:]}")
+    body = dom.split("<main>")[-1].split("<script>")[0]  # the tables, not the script
+    raise AssertionError(f"no event row rendered within {timeout_s:.0f} s; page body:\n{body}")
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -83,23 +103,40 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 @pytest.fixture
-def live_worker(kafka_bootstrap, new_topic, shipped_predictor, uwave_test) -> Iterator[tuple[RunningWorker, Topics]]:
+def live_worker(
+    kafka_bootstrap, new_topic, shipped_predictor, uwave_test
+) -> Iterator[tuple[RunningWorker, Topics]]:
     """A worker consuming a stream that is still being produced while the test looks at it."""
     topics = Topics.fresh(new_topic, partitions=2)
     streams = DeviceStreams(uwave_test.x[:CASES], devices=DEVICES, start_ms=START_MS)
     config = make_config(kafka_bootstrap, topics, "batching.max_wait_ms=50")
     # a rule per label that fires on every window, so the page has alerts to show
     rules = tuple(
-        AlertRule(name=f"any-{label}", label=label, min_score=0.0, min_consecutive=1, cooldown_s=0.0)
+        AlertRule(
+            name=f"any-{label}", label=label, min_score=0.0, min_consecutive=1, cooldown_s=0.0
+        )
         for label in shipped_predictor.manifest.labels
     )
     config = config.model_copy(update={"alerts": rules})
     with worker_in_thread(config, shipped_predictor) as running:
+        wait_for_partitions(running, timeout_s=30)
         with paced_stream(kafka_bootstrap, topics.input, streams, step_s=0.04):
             yield running, topics
 
 
-def test_status_json_reports_model_partitions_rates_and_latest_event_per_device(live_worker) -> None:
+def wait_for_partitions(running: RunningWorker, timeout_s: float) -> None:
+    """Block until the worker owns partitions, so the page is looked at during a real run."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if orjson.loads(running.get("/status.json")[1])["partitions"]:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the worker owned no partitions after {timeout_s:.0f} s")
+
+
+def test_status_json_reports_model_partitions_rates_and_latest_event_per_device(
+    live_worker,
+) -> None:
     running, topics = live_worker
     deadline = time.monotonic() + 60
     status: dict = {}
@@ -112,7 +149,8 @@ def test_status_json_reports_model_partitions_rates_and_latest_event_per_device(
     assert status["model"]["name"] == manifest.name
     assert status["model"]["version"] == manifest.version
     assert {(p["topic"], p["partition"]) for p in status["partitions"]} == {
-        (topics.input, 0), (topics.input, 1)
+        (topics.input, 0),
+        (topics.input, 1),
     }
     devices = [e["device_id"] for e in status["events"]]
     assert sorted(devices) == [f"glove-{d:03d}" for d in range(DEVICES)]  # one row per device
@@ -127,7 +165,9 @@ def test_status_json_reports_model_partitions_rates_and_latest_event_per_device(
     assert status_code == 200 and b'fetch("status.json"' in page
 
 
-def test_page_in_headless_chromium_renders_event_rows_and_a_screenshot(live_worker, tmp_path) -> None:
+def test_page_in_headless_chromium_renders_event_rows_and_a_screenshot(
+    live_worker, tmp_path
+) -> None:
     running, topics = live_worker
     profile = tmp_path / "chromium-profile"
     dom = wait_for_event_row(profile, running.url + "/", timeout_s=60)
@@ -140,7 +180,9 @@ def test_page_in_headless_chromium_renders_event_rows_and_a_screenshot(live_work
     assert 'class="alert-row"' in dom
 
     screenshot = tmp_path / "status.png"
-    result = chromium(profile, running.url + "/", f"--screenshot={screenshot}", "--window-size=1280,900")
+    result = chromium(
+        profile, running.url + "/", f"--screenshot={screenshot}", "--window-size=1280,900"
+    )
     assert screenshot.is_file(), result.stderr[-2000:]
     assert png_size(screenshot) == (1280, 900)
     assert screenshot.stat().st_size > 10_000  # a blank page compresses to a few hundred bytes

@@ -19,7 +19,9 @@ SASL = [
 SECRET = "hunter2-s3cret"
 
 
-def test_redacted_str_prints_as_asterisks_everywhere_but_encodes_the_real_characters(caplog) -> None:
+def test_redacted_str_prints_as_asterisks_everywhere_but_encodes_the_real_characters(
+    caplog,
+) -> None:
     password = RedactedStr(SECRET)
     caplog.set_level(logging.DEBUG)
     logging.getLogger("test").debug("configs %s %r %s", {"p": password}, password, password)
@@ -74,8 +76,10 @@ def test_an_unreadable_password_file_names_the_key_and_path(tmp_path) -> None:
         ([*SASL[:2], 'kafka.sasl_password_env="P"'], "kafka.sasl_username: required with"),
         (['kafka.sasl_username="a"'], "kafka.sasl_username: only used with security_protocol SASL"),
         (['kafka.ssl_cafile="ca.pem"'], "kafka.ssl_cafile: only used with security_protocol SSL"),
-        (['kafka.security_protocol="SSL"', 'kafka.ssl_certfile="c.pem"'],
-         "kafka.ssl_certfile: a client certificate needs its key"),
+        (
+            ['kafka.security_protocol="SSL"', 'kafka.ssl_certfile="c.pem"'],
+            "kafka.ssl_certfile: a client certificate needs its key",
+        ),
         (['kafka.security_protocol="TLS"'], "kafka.security_protocol: expected one of 'PLAINTEXT'"),
     ],
 )
@@ -88,7 +92,8 @@ def test_inconsistent_security_keys_fail_at_load_with_the_key(overrides, message
 
 def test_tls_files_must_exist_when_the_clients_are_built(tmp_path) -> None:
     config = load_config(
-        None, ['kafka.security_protocol="SSL"', f'kafka.ssl_cafile="{tmp_path / "ca.pem"}"'],
+        None,
+        ['kafka.security_protocol="SSL"', f'kafka.ssl_cafile="{tmp_path / "ca.pem"}"'],
         environ={},
     )
     with pytest.raises(ConfigError, match="^kafka.ssl_cafile: .*ca.pem is not a readable file"):

@@ -34,7 +34,9 @@ def test_devices_beyond_the_bound_drop_the_least_recently_updated() -> None:
     board.add_batch(make_rows(4), one_hot([0] * 4), np.zeros(4, dtype=np.int64))
     board.add_batch(make_rows(3, device_prefix="new"), one_hot([1] * 3), np.ones(3, dtype=np.int64))
     assert [e["device_id"] for e in board.events()] == ["new-2", "new-1", "new-0", "dev-3", "dev-2"]
-    board.add_batch(make_rows(9, device_prefix="big"), one_hot([0] * 9), np.zeros(9, dtype=np.int64))
+    board.add_batch(
+        make_rows(9, device_prefix="big"), one_hot([0] * 9), np.zeros(9, dtype=np.int64)
+    )
     assert [e["device_id"] for e in board.events()] == [f"big-{i}" for i in range(8, 3, -1)]
 
 
