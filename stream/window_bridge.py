@@ -12,8 +12,8 @@ from kafka.structs import TopicPartition
 from stream.columns import WindowRows
 from stream.config import WindowsConfig
 from stream.offsets import OffsetTracker
-from stream.records import InputRecord
-from windows import WindowBatch, WindowConfig, WindowStore
+from stream.records import DeadLetter, InputRecord
+from windows import Rejected, WindowBatch, WindowConfig, WindowStore
 
 _OFFSET_BITS = 40  # Kafka offsets stay far below 2**40 in practice; sources above it
 
@@ -84,6 +84,33 @@ class PollIndex:
         found[found] = sorted_keys[at[found]] == wanted[found]
         result[found] = self.timestamps_ms[order[at[found]]]
         return result
+
+
+def policy_dead_letters(
+    records: list[InputRecord],
+    all_record_index: npt.NDArray[np.int32],
+    appended_record_index: npt.NDArray[np.int32],
+    rejected: Rejected,
+) -> list[DeadLetter]:
+    """`late_policy = "dead_letter"`: each record with samples the window policy dropped.
+
+    The record goes out whole (original bytes); its other samples, if any, were used.
+    """
+    per_record = np.bincount(all_record_index, minlength=len(records))  # samples per record
+    rejected_records = appended_record_index[rejected.positions]
+    letters: list[DeadLetter] = []
+    for record in np.unique(rejected_records).tolist():
+        mine = rejected_records == record
+        reasons = [r for r, m in zip(rejected.reasons, mine.tolist(), strict=True) if m]
+        late, duplicate = reasons.count("late"), reasons.count("duplicates")
+        reason = "late_sample" if late else "duplicate_sample"
+        message = (
+            f"{late + duplicate} of {per_record[record]} samples dropped by the window policy "
+            f"({late} older than the device's newest beyond windows.reorder_ms, {duplicate} "
+            "repeating a timestamp); the record's other samples were used"
+        )
+        letters.append(DeadLetter(records[record], reason, message))
+    return letters
 
 
 def to_rows(batch: WindowBatch, index: PollIndex, config: WindowsConfig) -> WindowRows:

@@ -37,7 +37,7 @@ from stream.recovery import ResumeFilter, anchor_record_key, latest_anchor_per_d
 from stream.side_requests import SideQueue
 from stream.stats import WorkerStats
 from stream.status_page import StatusBoard
-from stream.window_bridge import PollIndex, make_window_store, to_rows
+from stream.window_bridge import PollIndex, make_window_store, policy_dead_letters, to_rows
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class Worker:
         records, index = self._poll()
         samples, dead_letters = self.decoder.decode(records)
         self._send_dead_letters(dead_letters)
-        self._append_samples(samples, index)
+        self._append_samples(samples, records, index)
         self._queue_ready_windows(index)
         self._submit_batches()
         self._produce_events(self.inference.collect(timeout_s=self._collect_wait_s()))
@@ -231,12 +231,13 @@ class Worker:
             self.metrics.dead_letters.labels(dl.reason).inc()
             self.stats.count_dead_letter(dl.reason)
 
-    def _append_samples(self, samples: SampleBatch, index: PollIndex) -> None:
+    def _append_samples(
+        self, samples: SampleBatch, records: list[InputRecord], index: PollIndex
+    ) -> None:
         self.metrics.samples_consumed.inc(len(samples))
         self.stats.samples += len(samples)
         if len(samples):
-            sources = index.sources[samples.record_index]
-            offsets = index.offsets[samples.record_index]
+            record_index = samples.record_index
             device_ids, timestamps, values = (
                 samples.device_ids, samples.timestamps_ms, samples.values,
             )
@@ -245,11 +246,16 @@ class Worker:
                 picked = np.flatnonzero(keep)
                 device_ids = [device_ids[i] for i in picked.tolist()]
                 timestamps, values = timestamps[picked], values[picked]
-                sources, offsets = sources[picked], offsets[picked]
+                record_index = record_index[picked]
             if len(device_ids):
-                self.store.append_bulk(
-                    device_ids, timestamps, values, sources, offsets, now_ms=_now_ms()
+                rejected = self.store.append_bulk(
+                    device_ids, timestamps, values, index.sources[record_index],
+                    index.offsets[record_index], now_ms=_now_ms(),
                 )
+                if len(rejected) and self.config.windows.late_policy == "dead_letter":
+                    self._send_dead_letters(
+                        policy_dead_letters(records, samples.record_index, record_index, rejected)
+                    )
         for source, next_offset in index.next_offsets().items():
             self.offsets.consumed(source, next_offset)
 

@@ -26,6 +26,6 @@ from __future__ import annotations
 from windows.batch import WindowBatch
 from windows.config import WindowConfig
 from windows.errors import WindowError
-from windows.store import COUNTER_NAMES, WindowStore
+from windows.store import COUNTER_NAMES, Rejected, WindowStore
 
-__all__ = ["COUNTER_NAMES", "WindowBatch", "WindowConfig", "WindowError", "WindowStore"]
+__all__ = ["COUNTER_NAMES", "Rejected", "WindowBatch", "WindowConfig", "WindowError", "WindowStore"]

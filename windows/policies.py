@@ -54,6 +54,7 @@ class Timeline:
         self.config = config
         self._counters = counters
         self._sink = sink
+        self.rejected: list[tuple[int, str]] = []  # (arrival position, "duplicate" | "late")
         self._slot = slot
         count = int(arena.count[slot])
         self.base = max(0, count - config.capacity)  # segment index of ts[0]
@@ -99,13 +100,17 @@ class Timeline:
             return
         newest = self.ts[-1]
         if t == newest:
-            self._counters["duplicates"] += 1
+            self._reject("duplicates")
         elif t > newest + self.config.gap_ms:
             self._gap(t, v, off)
         elif t > newest:
             self._append(t, v, off)
         else:
             self._older(t, v, off)
+
+    def _reject(self, counter: str) -> None:
+        self._counters[counter] += 1
+        self.rejected.append((self._pos, counter))
 
     def _restart(self, t: int, v: np.ndarray, off: int) -> None:
         self.ts, self.vals, self.offs = [], [], []
@@ -145,16 +150,16 @@ class Timeline:
 
     def _older(self, t: int, v: np.ndarray, off: int) -> None:
         if t < self.ts[-1] - self.config.reorder_ms or t <= self._floor():
-            self._counters["late"] += 1
+            self._reject("late")
             return
         p = bisect.bisect_left(self.ts, t)
         if self.ts[p] == t:
-            self._counters["duplicates"] += 1
+            self._reject("duplicates")
             return
         if self._must_force():
             self._emit(off, forced=True)
             if t <= self._floor():
-                self._counters["late"] += 1
+                self._reject("late")
                 return
         self.ts.insert(p, t)
         self.vals.insert(p, v)

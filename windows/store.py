@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,6 +26,20 @@ COUNTER_NAMES = (
 )
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """Samples of one append call that a policy dropped: positions in the call's arrays."""
+
+    positions: np.ndarray  # int64 [K], ascending
+    reasons: list[str]  # [K] "duplicates" | "late" (the counter each one went to)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+
+NOTHING_REJECTED = Rejected(np.zeros(0, dtype=np.int64), [])
+
+
 class WindowStore:
     """Ring buffers for up to max_devices devices; cuts count-based windows (length L, hop H).
 
@@ -42,16 +57,27 @@ class WindowStore:
         self._out: list[WindowBatch | list[tuple]] = []  # batches, or rows of single windows
         self._pending_parts: list[WindowColumns] = []
         self._seq = 0
+        self._rejected: list[tuple[int, str]] = []
 
     # -- appends ----------------------------------------------------------------
     def append_bulk(self, device_ids: Sequence[str], timestamps_ms: np.ndarray,
                     values: np.ndarray, sources: np.ndarray, offsets: np.ndarray,
-                    now_ms: int | None = None) -> None:
-        """Append N samples of many devices in arrival order (ts [N] int64, values [N, C])."""
+                    now_ms: int | None = None) -> Rejected:
+        """Append N samples of many devices in arrival order (ts [N] int64, values [N, C]).
+
+        Returns the samples dropped as duplicates or late, so a caller can say which
+        records they came from; they are counted either way.
+        """
         ts, vals, src, off = self._check(len(device_ids), timestamps_ms, values, sources, offsets)
+        self._rejected = []
         if len(ts):
             self._seq += 1
             self._apply(self._resolve(device_ids), ts, vals, src, off, now_ms)
+        if not self._rejected:
+            return NOTHING_REJECTED
+        self._rejected.sort()
+        return Rejected(np.array([p for p, _ in self._rejected], dtype=np.int64),
+                        [reason for _, reason in self._rejected])
 
     def append_one(self, device_id: str, timestamp_ms: int, values: np.ndarray, source: int,
                    offset: int, now_ms: int | None = None) -> None:
@@ -265,6 +291,7 @@ class WindowStore:
                                      off[lo:hi].tolist(), order[lo:hi].tolist(), strict=True):
                 timeline.process(t, vals[i], s, o, p)
             timeline.write_back(self._arena)
+            self._rejected.extend(timeline.rejected)
         if sink:
             parts.append(_columns_of(sink, self.config))
         return parts

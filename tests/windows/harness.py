@@ -23,10 +23,11 @@ class Pair:
         self.ref = ReferenceStore(self.config)
 
     def bulk(self, ids, ts, vals, srcs, offs, now_ms=None) -> None:
-        self.store.append_bulk(ids, np.asarray(ts, dtype=np.int64), vals,
-                               np.asarray(srcs, dtype=np.int32), np.asarray(offs, dtype=np.int64),
-                               now_ms)
-        self.ref.append_bulk(ids, ts, vals, srcs, offs, now_ms)
+        got = self.store.append_bulk(ids, np.asarray(ts, dtype=np.int64), vals,
+                                     np.asarray(srcs, dtype=np.int32),
+                                     np.asarray(offs, dtype=np.int64), now_ms)
+        want = self.ref.append_bulk(ids, ts, vals, srcs, offs, now_ms)
+        assert list(zip(got.positions.tolist(), got.reasons, strict=True)) == want
 
     def chunk(self, device_id, ts, vals, src, off, now_ms=None) -> None:
         self.store.append_chunk(device_id, np.asarray(ts, dtype=np.int64), vals, src, off, now_ms)

@@ -76,7 +76,9 @@ class ReferenceStore:
                 del self.devices[d]
                 self.counters["evicted_lru"] += 1
         last_pos: dict[str, int] = {}
+        self.rejected = []
         for pos, d in enumerate(ids):
+            self._pos = pos
             self._one(d, int(timestamps_ms[pos]), np.asarray(values[pos], dtype=np.float32),
                       int(sources[pos]), int(offsets[pos]))
             last_pos[d] = pos
@@ -84,6 +86,11 @@ class ReferenceStore:
             dev = self.devices[d]
             dev.touch = (self.seq, pos)
             dev.last_seen_ms = dev.ts[-1] if now_ms is None else now_ms
+        return self.rejected
+
+    def _reject(self, counter: str) -> None:
+        self.counters[counter] += 1
+        self.rejected.append((self._pos, counter))
 
     def ready_windows(self) -> list[RefWindow]:
         """Windows that became ready since the last call, in order."""
@@ -128,7 +135,7 @@ class ReferenceStore:
             return
         newest = dev.ts[-1]
         if t == newest:
-            self.counters["duplicates"] += 1
+            self._reject("duplicates")
         elif t > newest:
             self._head(d, dev, t, v, off)
         else:
@@ -176,15 +183,15 @@ class ReferenceStore:
 
     def _older(self, d, dev, t, v, off):
         if t < dev.ts[-1] - self.config.reorder_ms or t <= self._floor(dev):
-            self.counters["late"] += 1
+            self._reject("late")
             return
         if t in dev.ts:
-            self.counters["duplicates"] += 1
+            self._reject("duplicates")
             return
         if self._must_force(dev):
             self._emit(d, dev, off, forced=True)
             if t <= self._floor(dev):
-                self.counters["late"] += 1
+                self._reject("late")
                 return
         p = bisect.bisect_left(dev.ts, t)
         dev.ts.insert(p, t)
