@@ -59,8 +59,8 @@ def table(results: dict[str, Any]) -> str:
         ("3. predictor windows/s by batch", by_batch,
          f"best {pred['best_batch']}, gain {_fmt(pred['batching_gain'])} x batch 1"),
         ("4. pipeline inference-bound (hop 16, windows/s)", _fmt(bound["windows_per_s"]),
-         f"{_fmt(bound['ratio'])} x best; {_fmt(bound['ratio_to_predictor_after'])} x same batch "
-         f"measured right after; mean batch {_fmt(bound['mean_batch'])}"),
+         f"{_fmt(bound['ratio'])} x best; {_fmt(bound['ratio_to_predictor_adjacent'])} x same batch "
+         f"measured right before/after; mean batch {_fmt(bound['mean_batch'])}"),
     ]
     for mode, r in lat.items():
         rows.append((

@@ -15,7 +15,8 @@ import orjson
 from bench import harness
 from bench.ceilings import best_point, consumer_ceiling, predictor_sweep
 from bench.pipeline import (
-    expected_windows, run_worker, start_worker, stop_worker, summarize, wait_ready, worker_config,
+    expected_windows, run_worker, start_worker, stop_worker, summarize, wait_ready, with_group,
+    worker_config,
 )
 
 log = logging.getLogger(__name__)
@@ -101,9 +102,11 @@ def inference_bound(
     config = worker_config(
         bootstrap, topic, model, f"windows.hop={INFERENCE_HOP}", f"batching.max_batch={best_batch}",
     )
+    # the same batch size right before and after, so that a ratio drifting with load shows it
+    before = best_point(predictor_sweep(predictor, series, [best_batch], sizes.predictor_budget_s))
     run = run_worker(config, predictor, workload.samples, windows)
-    # the same batch size right after, so a ratio that drifts with the machine's load shows it
-    again = best_point(predictor_sweep(predictor, series, [best_batch], sizes.predictor_budget_s))
+    after = best_point(predictor_sweep(predictor, series, [best_batch], sizes.predictor_budget_s))
+    adjacent = (before.windows_per_s + after.windows_per_s) / 2
     return {
         "topic": topic,
         "hop": INFERENCE_HOP,
@@ -113,8 +116,8 @@ def inference_bound(
         "mean_batch": run.mean_batch,
         "inference_share": run.inference_share,
         "ratio": run.windows_per_s / best_windows_per_s,
-        "predictor_after_windows_per_s": again.windows_per_s,
-        "ratio_to_predictor_after": run.windows_per_s / again.windows_per_s,
+        "predictor_adjacent_windows_per_s": adjacent,
+        "ratio_to_predictor_adjacent": run.windows_per_s / adjacent,
     }
 
 
@@ -131,7 +134,14 @@ def latency(
     )
     worker = start_worker(config, predictor, 10**12, 10**12)
     try:
-        wait_ready(worker)
+        try:
+            wait_ready(worker)
+        except TimeoutError:
+            log.warning("group=%s never got its partitions; retrying in a fresh group", config.kafka.group_id)
+            stop_worker(worker)
+            config = with_group(config, config.kafka.group_id + ".retry")
+            worker = start_worker(config, predictor, 10**12, 10**12)
+            wait_ready(worker)
         isolation = "read_committed" if mode == "exactly-once" else "read_uncommitted"
         started = time.perf_counter()
         out = subprocess.run(
@@ -164,13 +174,13 @@ def latency(
 
 
 def backfill(bootstrap: str, predictor: Any, model: str, topic: str, workload: harness.Workload,
-             mode: str) -> dict[str, Any]:
+             mode: str, attempt: int = 0) -> dict[str, Any]:
     """(7)/(8) the default config (hop = length) consuming a pre-filled topic from the start."""
     length = predictor.manifest.window_length
     per_device = workload.samples // workload.devices
     windows = expected_windows(per_device, workload.devices, length, length)
     config = worker_config(bootstrap, topic, model, f'delivery.mode="{mode}"',
-                           f'kafka.group_id="{topic}.{mode}"')
+                           f'kafka.group_id="{topic}.{mode}.{attempt}"')
     run = run_worker(config, predictor, workload.samples, windows)
     return {
         "devices_at_100hz": workload.devices,
@@ -184,6 +194,19 @@ def backfill(bootstrap: str, predictor: Any, model: str, topic: str, workload: h
 
 
 _THROUGHPUT = re.compile(r"throughput\s+([\d,.]+) samples/s, ([\d,.]+) windows/s")
+
+
+def backfill_best_of(bootstrap: str, predictor: Any, model: str, topic: str,
+                     workload: harness.Workload, attempts: int) -> dict[str, Any]:
+    """(7)/(8) both delivery modes, alternated `attempts` times (a fresh group each), best of each."""
+    best: dict[str, Any] = {}
+    for attempt in range(attempts):
+        for mode in ("at-least-once", "exactly-once"):
+            run = backfill(bootstrap, predictor, model, topic, workload, mode, attempt)
+            key = mode.replace("-", "_")
+            if key not in best or run["samples_per_s"] > best[key]["samples_per_s"]:
+                best[key] = run | {"attempts": attempts}
+    return best
 
 
 def replay(bootstrap: str, model: str, topic: str, hop: int) -> dict[str, Any]:
