@@ -51,6 +51,8 @@ def make_consumer(kafka: KafkaConfig, group_id: str | None, **overrides: Any) ->
         "max_partition_fetch_bytes": kafka.max_partition_fetch_bytes,
         "session_timeout_ms": kafka.session_timeout_ms,
         "max_poll_interval_ms": kafka.max_poll_interval_ms,
+        # new partitions of the inputs reach the group within 30 s, not kafka-python's 5 min
+        "metadata_max_age_ms": 30_000,
     }
     settings.update(overrides)
     return KafkaConsumer(**settings)

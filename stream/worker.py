@@ -136,6 +136,10 @@ class Worker:
         if self.bounds is None:
             self.consumer = make_consumer(kafka, kafka.group_id, isolation_level=self.isolation_level)
             self.rebalance = RebalanceHandler(self)
+            # Know the inputs' partitions before joining: a group leader that assigns
+            # without them hands out nothing and only rejoins at the next metadata refresh.
+            for topic in kafka.input_topics:
+                self.consumer.partitions_for_topic(topic)
             self.consumer.subscribe(kafka.input_topics, listener=self.rebalance)
             return
         self.consumer = make_consumer(kafka, None)

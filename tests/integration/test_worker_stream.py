@@ -209,3 +209,60 @@ def test_classification_requests_to_a_running_worker_ride_in_its_batches(
         assert abs(answer["result"]["score"] - float(expected.max())) < 1e-5
     assert len(reader.records) == 8  # the stream's events, none for the HTTP windows
     assert metrics['sensorstream_classify_requests_total{status="200"}'] == len(cases)
+
+
+def test_late_and_duplicate_samples_are_dead_lettered_when_the_policy_says_so(
+    kafka_bootstrap, new_topic, produce, shipped_predictor
+) -> None:
+    topics = Topics.fresh(new_topic, partitions=1)
+
+    def sample(ts: int) -> tuple[bytes, bytes]:
+        return b"glove-9", orjson.dumps({"device_id": "glove-9", "ts": ts, "values": [0.1, 0.2, 0.3]})
+
+    records = [sample(START_MS + 10 * i) for i in range(50)]
+    duplicate, late = sample(START_MS + 10 * 49), sample(START_MS + 10 * 20)
+    records += [duplicate, late, sample(START_MS + 10 * 50)]
+    produce(kafka_bootstrap, topics.input, records)
+    config = make_config(kafka_bootstrap, topics, 'windows.late_policy="dead_letter"')
+    dlq = EventReader(kafka_bootstrap, topics.dead_letters)
+    with worker_in_thread(config, shipped_predictor) as running:
+        dlq.wait_for_records(2, timeout_s=60)
+        time.sleep(1.5)
+        metrics = _metric_values(running.get("/metrics")[1].decode())
+    dlq.close()
+    got = [(dict(r.headers)["dlq.reason"].decode(), r.value) for r in dlq.records]
+    assert got == [("duplicate_sample", duplicate[1]), ("late_sample", late[1])]
+    assert metrics['sensorstream_dead_letters_total{reason="late_sample"}'] == 1
+    assert metrics['sensorstream_window_samples_total{outcome="duplicates"}'] == 1
+    assert metrics['sensorstream_window_samples_total{outcome="late"}'] == 1
+
+
+def test_a_label_alert_fires_to_the_alerts_topic_and_counts(
+    kafka_bootstrap, new_topic, produce, shipped_predictor, uwave_test, cli_predictions, tmp_path
+) -> None:
+    topics = Topics.fresh(new_topic, partitions=1)
+    predicted = cli_predictions.argmax(axis=1)
+    label_id = int(np.bincount(predicted).argmax())
+    cases = np.flatnonzero(predicted == label_id)[:6]  # windows the model labels alike
+    streams = DeviceStreams(uwave_test.x[cases], devices=1, start_ms=START_MS)
+    produce(kafka_bootstrap, topics.input, _stream_records(streams))
+    label = shipped_predictor.manifest.labels[label_id]
+    config_file = tmp_path / "alerts.toml"
+    config_file.write_text(
+        f'[[alerts]]\nname = "steady"\nlabel = "{label}"\nmin_score = 0.0\n'
+        "min_consecutive = 3\ncooldown_s = 0\n"
+    )
+    from stream.config import load_config
+    from tests.integration.workers import worker_overrides
+
+    config = load_config(config_file, worker_overrides(kafka_bootstrap, topics), environ={})
+    alerts = EventReader(kafka_bootstrap, topics.alerts)
+    with worker_in_thread(config, shipped_predictor) as running:
+        fired = alerts.wait_for(2, timeout_s=60)
+        time.sleep(1.0)
+        metrics = _metric_values(running.get("/metrics")[1].decode())
+    alerts.close()
+    assert len(fired) == 2  # six matching windows in a row, a run of three fires twice
+    assert all(a["rule"] == "steady" and a["label"] == label for a in fired)
+    assert [len(a["event_ids"]) for a in fired] == [3, 3]
+    assert metrics['sensorstream_alerts_total{rule="steady"}'] == 2
