@@ -1,4 +1,4 @@
-"""Export a trained TimesNet to a model directory (inference graph + weights + manifest)."""
+"""Export a trained network (TimesNet or TCN) to a model directory (graph + weights + manifest)."""
 
 from __future__ import annotations
 
@@ -19,14 +19,33 @@ from timesnet.manifest import (
     write_manifest,
 )
 from timesnet.network import ProbabilityHead, TimesNet, TimesNetConfig
+from timesnet.tcn import TCN, TCNConfig
 
 logger = logging.getLogger(__name__)
 
-ARCHITECTURE = "timesnet"
+ARCHITECTURE = "timesnet"  # the default architecture
+# The manifest's `architecture` names one of these: (network class, its config class).
+ARCHITECTURES: dict[str, tuple[type, type]] = {
+    "timesnet": (TimesNet, TimesNetConfig),
+    "tcn": (TCN, TCNConfig),
+}
+
+
+def build_network(config: TimesNetConfig | TCNConfig) -> TimesNet | TCN:
+    """A fresh network of the architecture whose config class `config` is."""
+    for network_class, config_class in ARCHITECTURES.values():
+        if isinstance(config, config_class):
+            return network_class(config)
+    raise ModelError(f"no network for config type {type(config).__name__}")
+
+
+def architecture_of(network: TimesNet | TCN) -> str:
+    """The manifest name of a network's architecture ("timesnet" or "tcn")."""
+    return next(name for name, (cls, _) in ARCHITECTURES.items() if isinstance(network, cls))
 
 
 def export_model(
-    network: TimesNet,
+    network: TimesNet | TCN,
     out_dir: str | Path,
     *,
     name: str,
@@ -52,12 +71,12 @@ def export_model(
     manifest = ModelManifest(
         name=name,
         version=model_version(directory),
-        architecture=ARCHITECTURE,
+        architecture=architecture_of(network),
         labels=tuple(labels),
         channels=config.channels,
         window_length=config.window_length,
         normalization=dict(normalization),
-        periods=config.periods,
+        periods=getattr(config, "periods", None),  # TimesNet only
         hyperparameters={"network": config.to_dict(), "training": dict(training_config)},
         training=dict(training),
         test_metrics=None,
@@ -68,10 +87,14 @@ def export_model(
     return manifest
 
 
-def load_network(model_dir: str | Path) -> TimesNet:
+def load_network(model_dir: str | Path) -> TimesNet | TCN:
     """The dynamic-graph network of a model directory, in eval mode (checks the manifest)."""
     manifest = load_manifest(model_dir)
-    network = TimesNet(TimesNetConfig.from_dict(manifest.hyperparameters["network"]))
+    if manifest.architecture not in ARCHITECTURES:
+        raise ModelError(f"{model_dir}: architecture {manifest.architecture!r} unknown; "
+                         f"expected one of {', '.join(ARCHITECTURES)}")
+    config_class = ARCHITECTURES[manifest.architecture][1]
+    network = build_network(config_class.from_dict(manifest.hyperparameters["network"]))
     network.set_state_dict(paddle.load(str(Path(model_dir) / NETWORK_FILE)))
     network.eval()
     return network

@@ -20,10 +20,11 @@ import paddle.nn.functional as F
 from timesnet.augment import AugmentConfig, augment_batch, mixup
 from timesnet.data import Dataset, split_train_validation
 from timesnet.errors import ModelError
-from timesnet.export import export_model
+from timesnet.export import build_network, export_model
 from timesnet.manifest import ModelManifest
 from timesnet.network import TimesNet, TimesNetConfig, dominant_frequencies
 from timesnet.normalization import Normalization
+from timesnet.tcn import TCNConfig
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class TrainingResult:
 
 
 def train_network(
-    config: TimesNetConfig,
+    config: TimesNetConfig | TCNConfig,
     training: TrainingConfig,
     x_train: npt.NDArray[np.float32],
     y_train: npt.NDArray[np.int64],
@@ -95,7 +96,7 @@ def train_network(
     """
     paddle.seed(training.seed)
     rng = np.random.default_rng(training.seed)
-    network = TimesNet(config)
+    network = build_network(config)
     schedule = training.learning_rate
     if training.cosine_schedule:
         schedule = paddle.optimizer.lr.CosineAnnealingDecay(
@@ -227,14 +228,15 @@ def fit_model_dir(
     refit: bool,
     command: str,
     on_epoch: EpochCallback | None = None,
+    architecture: str = "timesnet",
 ) -> ModelManifest:
     """Select the epoch count on a stratified validation split, optionally refit on all, export.
 
-    `network_options` are TimesNetConfig fields not read from the data (d_model, d_ff,
-    e_layers, num_kernels, dropout). With `refit`, the shipped network is retrained on
-    every case of `dataset` for the best validation epoch count (same seed), and its
-    normalization and periods are refitted on all of them; the validation figures in
-    the manifest are those of the selection run.
+    `network_options` are the config fields of `architecture` ("timesnet": TimesNetConfig,
+    "tcn": TCNConfig) not read from the data (d_model, ..., dropout). With `refit`, the
+    shipped network is retrained on every case of `dataset` for the best validation epoch
+    count (same seed), and its normalization and periods are refitted on all of them; the
+    validation figures in the manifest are those of the selection run.
     """
     if dataset.y is None:
         raise ModelError("training needs class labels; the data file has none")
@@ -245,7 +247,7 @@ def fit_model_dir(
         train_part, val_part = split_train_validation(dataset, val_fraction, training.seed)
         selection, normalization = _fit_part(
             train_part, val_part, network_options, top_k, training,
-            lambda record: report(record, training.epochs, "select"),
+            lambda record: report(record, training.epochs, "select"), architecture=architecture,
         )
         final = selection
     if refit or selection is None:
@@ -253,6 +255,7 @@ def fit_model_dir(
         final, normalization = _fit_part(
             dataset, None, network_options, top_k, training,
             lambda record: report(record, epochs, "refit"), stop_epoch=epochs,
+            architecture=architecture,
         )
     info = _training_info(dataset, selection, final, training, val_fraction, refit, command)
     info["seconds"] = round(time.perf_counter() - started, 1)
@@ -276,17 +279,16 @@ def _fit_part(
     training: TrainingConfig,
     on_epoch: Callable[[EpochRecord], None],
     stop_epoch: int | None = None,
+    architecture: str = "timesnet",
 ) -> tuple[TrainingResult, Normalization]:
-    """Fit normalization and periods on `train_part`, then train (early-stop on validation)."""
+    """Fit normalization (TimesNet: also periods) on `train_part`, then train with early stop."""
     normalization = Normalization.fit(train_part.x)
     x = normalization.apply(train_part.x)  # [N, L, C]
-    config = TimesNetConfig(
-        window_length=train_part.window_length,
-        channels=train_part.n_channels,
-        num_classes=len(train_part.labels),
-        frequencies=dominant_frequencies(x, top_k),
-        **network_options,
-    )
+    shape = (train_part.window_length, train_part.n_channels, len(train_part.labels))
+    if architecture == "tcn":
+        config = TCNConfig(*shape, **network_options)
+    else:
+        config = TimesNetConfig(*shape, dominant_frequencies(x, top_k), **network_options)
     validation = None
     if validation_part is not None:
         validation = (normalization.apply(validation_part.x), validation_part.y)

@@ -1,7 +1,7 @@
 """`sensorstream train | evaluate | predict`: the model's life cycle from the command line.
 
-train     fit TimesNet on a labelled .ts/.csv file, early-stopping on a stratified
-          validation split of that file, then export a model directory.
+train     fit TimesNet or a TCN (--arch) on a labelled .ts/.csv file, early-stopping on a
+          stratified validation split of that file, then export a model directory.
 evaluate  score a model directory on a labelled file (text report, PNG, optional JSON).
 predict   one JSON line per case of a file: index, label, class_id, score, probabilities.
 """
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _register_train(subparsers: argparse._SubParsersAction) -> None:
     """The `train` subcommand and its hyperparameter flags (defaults ship models/uwave)."""
-    p = subparsers.add_parser("train", help="train TimesNet on a labelled file and export it")
+    p = subparsers.add_parser("train", help="train TimesNet or a TCN on a labelled file, export it")
     p.add_argument("--data", required=True, help="training file (.ts or PaddleX .csv)")
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--name", default=None, help="model name (default: the --out directory name)")
@@ -50,6 +50,17 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=3, help="number of fixed FFT periods")
     p.add_argument("--num-kernels", type=int, default=3, help="Inception kernels 1,3,..,2k-1")
     p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--arch", choices=("timesnet", "tcn"), default="timesnet",
+                   help="network: timesnet (default) or tcn (fast dilated Conv1D network)")
+    p.add_argument("--tcn-channels", type=int, default=32, help="TCN hidden channels")
+    p.add_argument("--tcn-kernel-size", type=int, default=3)
+    p.add_argument("--tcn-dilations", default=None,
+                   help="comma-separated, e.g. 1,2,4 (default: 1,2,4,... until every step "
+                        "sees the whole window)")
+    p.add_argument("--tcn-causal", action=argparse.BooleanOptionalAction, default=False,
+                   help="causal (left) padding instead of 'same' (default off)")
+    p.add_argument("--tcn-head", choices=("last", "gap"), default="gap",
+                   help="classify from the last step or the global average (default gap)")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="scaling, jitter, time shift, magnitude warp (default on)")
     p.add_argument("--mixup-alpha", type=float, default=0.2, help="0 turns mixup off")
@@ -133,16 +144,30 @@ def _train(args: argparse.Namespace) -> int:
             weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
             patience=args.patience, seed=args.seed, augment=augment, cosine_schedule=args.cosine,
         )
-        network_options = {"d_model": args.d_model, "d_ff": args.d_ff, "e_layers": args.e_layers,
-                           "num_kernels": args.num_kernels, "dropout": args.dropout}
+        network_options = _network_options(args)
         manifest = fit_model_dir(
             read_dataset(args.data), args.out, name=args.name or Path(args.out).name,
             network_options=network_options, top_k=args.top_k, training=training,
             val_fraction=args.val_fraction, refit=args.refit, command=command_line(args),
-            on_epoch=_print_epoch,
+            on_epoch=_print_epoch, architecture=args.arch,
         )
     print(f"wrote {args.out}: model {manifest.name} version {manifest.version}")
     return 0
+
+
+def _network_options(args: argparse.Namespace) -> dict:
+    """The config fields of the chosen architecture that come from flags."""
+    if args.arch == "timesnet":
+        return {"d_model": args.d_model, "d_ff": args.d_ff, "e_layers": args.e_layers,
+                "num_kernels": args.num_kernels, "dropout": args.dropout}
+    try:
+        dilations = tuple(int(d) for d in (args.tcn_dilations or "").split(",") if d.strip())
+    except ValueError as exc:
+        raise SensorstreamError(f"--tcn-dilations {args.tcn_dilations!r}: give comma-separated "
+                                "integers such as 1,2,4,8") from exc
+    return {"hidden_channels": args.tcn_channels, "kernel_size": args.tcn_kernel_size,
+            "dilations": dilations, "dropout": args.dropout, "causal": args.tcn_causal,
+            "head": args.tcn_head}
 
 
 def _print_epoch(record: object, total: int, phase: str) -> None:
