@@ -93,6 +93,10 @@ def load_network(model_dir: str | Path) -> TimesNet | TCN:
     if manifest.architecture not in ARCHITECTURES:
         raise ModelError(f"{model_dir}: architecture {manifest.architecture!r} unknown; "
                          f"expected one of {', '.join(ARCHITECTURES)}")
+    if "ensemble" in manifest.hyperparameters:  # K members averaged in one graph
+        from timesnet.ensemble import load_ensemble_network  # ensemble imports this one via train
+
+        return load_ensemble_network(model_dir, manifest)
     config_class = ARCHITECTURES[manifest.architecture][1]
     network = build_network(config_class.from_dict(manifest.hyperparameters["network"]))
     network.set_state_dict(paddle.load(str(Path(model_dir) / NETWORK_FILE)))

@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from stream.errors import SensorstreamError
@@ -31,10 +32,13 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="training file (.ts or PaddleX .csv)")
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--name", default=None, help="model name (default: the --out directory name)")
-    p.add_argument("--epochs", type=int, default=80, help="maximum epochs (default 80)")
+    p.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights, split, shuffles")
-    p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="stratified share of the training file held out for early stopping")
+    p.add_argument("--val-fraction", type=float, default=0.25,
+                   help="stratified share of the training file each run holds out (default 0.25)")
+    p.add_argument("--cross-fit", action=argparse.BooleanOptionalAction, default=True,
+                   help="TimesNet: train 1/val-fraction members, each holding out another fold, "
+                        "for --epochs; ship their mean probabilities (default on)")
     p.add_argument("--patience", type=int, default=25, help="epochs without improvement to stop")
     p.add_argument("--refit", action=argparse.BooleanOptionalAction, default=True,
                    help="retrain on all training data for the best epoch count (default on)")
@@ -49,7 +53,7 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--e-layers", type=int, default=2)
     p.add_argument("--top-k", type=int, default=3, help="number of fixed FFT periods")
     p.add_argument("--num-kernels", type=int, default=3, help="Inception kernels 1,3,..,2k-1")
-    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--arch", choices=("timesnet", "tcn"), default="timesnet",
                    help="network: timesnet (default) or tcn (fast dilated Conv1D network)")
     p.add_argument("--tcn-channels", type=int, default=32, help="TCN hidden channels")
@@ -133,6 +137,7 @@ def _train(args: argparse.Namespace) -> int:
     """Handler of `sensorstream train`."""
     from timesnet.augment import AugmentConfig
     from timesnet.data import read_dataset
+    from timesnet.ensemble import fit_ensemble_model_dir
     from timesnet.train import TrainingConfig, fit_model_dir
 
     augment = AugmentConfig(mixup_alpha=args.mixup_alpha)
@@ -145,11 +150,13 @@ def _train(args: argparse.Namespace) -> int:
             patience=args.patience, seed=args.seed, augment=augment, cosine_schedule=args.cosine,
         )
         network_options = _network_options(args)
-        manifest = fit_model_dir(
+        fit = fit_ensemble_model_dir
+        if not (args.cross_fit and args.arch == "timesnet"):
+            fit = partial(fit_model_dir, refit=args.refit, architecture=args.arch)
+        manifest = fit(
             read_dataset(args.data), args.out, name=args.name or Path(args.out).name,
             network_options=network_options, top_k=args.top_k, training=training,
-            val_fraction=args.val_fraction, refit=args.refit, command=command_line(args),
-            on_epoch=_print_epoch, architecture=args.arch,
+            val_fraction=args.val_fraction, command=command_line(args), on_epoch=_print_epoch,
         )
     print(f"wrote {args.out}: model {manifest.name} version {manifest.version}")
     return 0
