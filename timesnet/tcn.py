@@ -1,11 +1,16 @@
 """A temporal convolutional network (TCN) classifier in Paddle: the fast model.
 
-Dilated residual Conv1D blocks (two convolutions per block, Bai et al. 2018) turn a
-window into per-step features; a head reads either the last step or the global
-average over time. Every operation works on one window at a time (batch norm uses
-its running statistics in eval mode), so a window's output never depends on its
-batch-mates. Batch norm rather than weight norm: in the exported graph it folds
-into the preceding convolution, which is where the speed of this model comes from.
+An optional patch stem (a Conv1D with kernel = stride = `downsample`) shortens the
+window first; dilated residual Conv1D blocks (two convolutions per block, Bai et al.
+2018) then turn it into per-step features; a head reads either the last step or the
+global average over time. The stem cuts the work of every block by its factor, and
+UWave's 315 samples of smooth accelerometer motion lose little when read in patches
+of a few samples.
+
+Every operation works on one window at a time (batch norm uses its running
+statistics in eval mode), so a window's output never depends on its batch-mates.
+Batch norm (not weight norm) because at inference it is a fixed per-channel scale
+and shift, with no statistics of the window or the batch.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class TCNConfig:
     hidden_channels: int = 32
     kernel_size: int = 3
     dilations: tuple[int, ...] = ()
+    downsample: int = 1  # samples per step after the patch stem; 1 = no stem
     dropout: float = 0.1
     causal: bool = False
     head: Head = "gap"
@@ -43,9 +49,14 @@ class TCNConfig:
                 f"window_length={self.window_length} channels={self.channels} "
                 f"num_classes={self.num_classes}: need length >= 2, channels >= 1, classes >= 2"
             )
-        if self.hidden_channels < 1 or self.kernel_size < 2:
+        if self.hidden_channels < 1 or self.kernel_size < 2 or self.downsample < 1:
             raise ModelError(f"hidden_channels={self.hidden_channels} kernel_size="
-                             f"{self.kernel_size}: need channels >= 1 and kernel size >= 2")
+                             f"{self.kernel_size} downsample={self.downsample}: need channels "
+                             ">= 1, kernel size >= 2 and downsample >= 1")
+        if self.downsample > self.window_length // 2:
+            raise ModelError(f"downsample={self.downsample} leaves fewer than 2 steps of a "
+                             f"{self.window_length}-sample window; use at most "
+                             f"{self.window_length // 2}")
         if self.head not in HEADS:
             raise ModelError(f"head {self.head!r} unknown; use one of {', '.join(HEADS)}")
         if not 0.0 <= self.dropout < 1.0:
@@ -56,18 +67,23 @@ class TCNConfig:
         object.__setattr__(self, "dilations", dilations)
 
     @property
+    def steps(self) -> int:
+        """Time steps after the stem: ceil(window_length / downsample)."""
+        return -(-self.window_length // self.downsample)
+
+    @property
     def receptive_field(self) -> int:
-        """Samples one output step sees: 1 + 2 (k - 1) sum(dilations) (two convs per block)."""
+        """Steps one output step sees: 1 + 2 (k - 1) sum(dilations) (two convs per block)."""
         return 1 + 2 * (self.kernel_size - 1) * sum(self.dilations)
 
     @property
     def required_receptive_field(self) -> int:
-        """Receptive field at which every output step sees the whole window.
+        """Receptive field (in steps) at which every output step sees the whole window.
 
-        Causal: step t sees t - rf + 1 .. t, so rf >= L. Non-causal ('same'): step t
-        sees about rf / 2 either side, so the first and last steps need rf >= 2L - 1.
+        Causal: step t sees t - rf + 1 .. t, so rf >= steps. Non-causal ('same'): step t
+        sees about rf / 2 either side, so the first and last steps need rf >= 2 steps - 1.
         """
-        return self.window_length if self.causal else 2 * self.window_length - 1
+        return self.steps if self.causal else 2 * self.steps - 1
 
     def _covering_dilations(self) -> tuple[int, ...]:
         """Dilations 1, 2, 4, ... until the receptive field is the required one."""
@@ -98,13 +114,13 @@ class DilatedConv(nn.Layer):
         super().__init__()
         total = (kernel_size - 1) * dilation
         left = total if causal else total // 2
-        self.padding = [left, total - left]
         self.conv = nn.Conv1D(in_channels, out_channels, kernel_size, dilation=dilation,
+                              padding=[left, total - left],
                               weight_attr=nn.initializer.KaimingNormal())
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         """x [B, Cin, L] -> [B, Cout, L]."""
-        return self.conv(F.pad(x, self.padding, data_format="NCL"))
+        return self.conv(x)
 
 
 class TemporalBlock(nn.Layer):
@@ -139,7 +155,16 @@ class TCN(nn.Layer):
     def __init__(self, config: TCNConfig) -> None:
         super().__init__()
         self.config = config
-        widths = [config.channels] + [config.hidden_channels] * len(config.dilations)
+        self.stem = None
+        first = config.channels
+        if config.downsample > 1:
+            # Left zero padding makes the last patch end on the window's newest sample.
+            extra = config.steps * config.downsample - config.window_length
+            self.stem = nn.Conv1D(config.channels, config.hidden_channels, config.downsample,
+                                  stride=config.downsample, padding=[extra, 0],
+                                  weight_attr=nn.initializer.KaimingNormal())
+            first = config.hidden_channels
+        widths = [first] + [config.hidden_channels] * len(config.dilations)
         self.blocks = nn.Sequential(*[
             TemporalBlock(widths[i], widths[i + 1], config, dilation)
             for i, dilation in enumerate(config.dilations)
@@ -147,12 +172,15 @@ class TCN(nn.Layer):
         self.classifier = nn.Linear(config.hidden_channels, config.num_classes)
 
     def features(self, x: paddle.Tensor) -> paddle.Tensor:
-        """Per-step features: x [B, L, C] -> [B, H, L]."""
-        return self.blocks(paddle.transpose(x, [0, 2, 1]))
+        """Per-step features: x [B, L, C] -> [B, H, S] with S = config.steps."""
+        hidden = paddle.transpose(x, [0, 2, 1])  # [B, C, L]
+        if self.stem is not None:
+            hidden = self.stem(hidden)  # [B, H, S]
+        return self.blocks(hidden)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         """x [B, L, C] -> logits [B, K]."""
-        hidden = self.features(x)  # [B, H, L]
+        hidden = self.features(x)  # [B, H, S]
         if self.config.head == "last":
             pooled = hidden[:, :, -1]  # [B, H]
         else:

@@ -58,6 +58,8 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
                    help="network: timesnet (default) or tcn (fast dilated Conv1D network)")
     p.add_argument("--tcn-channels", type=int, default=32, help="TCN hidden channels")
     p.add_argument("--tcn-kernel-size", type=int, default=3)
+    p.add_argument("--tcn-downsample", type=int, default=1,
+                   help="samples per step of the TCN's patch stem (default 1: no stem)")
     p.add_argument("--tcn-dilations", default=None,
                    help="comma-separated, e.g. 1,2,4 (default: 1,2,4,... until every step "
                         "sees the whole window)")
@@ -174,7 +176,7 @@ def _network_options(args: argparse.Namespace) -> dict:
                                 "integers such as 1,2,4,8") from exc
     return {"hidden_channels": args.tcn_channels, "kernel_size": args.tcn_kernel_size,
             "dilations": dilations, "dropout": args.dropout, "causal": args.tcn_causal,
-            "head": args.tcn_head}
+            "head": args.tcn_head, "downsample": args.tcn_downsample}
 
 
 def _print_epoch(record: object, total: int, phase: str) -> None:
