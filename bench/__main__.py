@@ -51,11 +51,11 @@ def measure(sizes: suite.Sizes, threads: int, results: dict[str, Any]) -> None:
         pred = results["predictor"] = suite.predictor_ceiling(predictor, series, sizes)
         bound = results["inference_bound"] = suite.inference_bound(
             bootstrap, predictor, model, series, sizes, pred["best_batch"], pred["best_windows_per_s"])
-        default_batch = suite.worker_config(bootstrap, "x", model).batching.max_batch
-        results["full_batch_inference_ms"] = _full_batch_ms(predictor, series, sizes, default_batch)
+        # (5) runs the config of (4) at half its measured capacity, so "full batch" is its max_batch
+        results["full_batch_inference_ms"] = _full_batch_ms(predictor, series, sizes, bound["max_batch"])
         results["latency"] = {
             mode.replace("-", "_"): suite.latency(bootstrap, predictor, model, bound["windows_per_s"],
-                                                  sizes.latency_s, mode, default_batch)
+                                                  sizes.latency_s, mode, bound["max_batch"])
             for mode in ("at-least-once", "exactly-once")
         }
         backfill = harness.chunk_workload(series, sizes.backfill_devices, sizes.backfill_chunks)
@@ -67,7 +67,7 @@ def measure(sizes: suite.Sizes, threads: int, results: dict[str, Any]) -> None:
 
 
 def _full_batch_ms(predictor: Any, series: Any, sizes: suite.Sizes, batch: int) -> float:
-    """Median ms of one predictor call at the worker's default max_batch (the latency target's unit)."""
+    """Median ms of one predictor call at `batch` windows (the latency target's unit)."""
     from bench.ceilings import predictor_sweep
 
     return predictor_sweep(predictor, series, [batch], sizes.predictor_budget_s)[0].batch_s * 1000

@@ -56,11 +56,12 @@ class TimedWorker(Worker):
         self.thread: threading.Thread | None = None
 
     def step(self) -> None:
-        """One pass of the loop, timed."""
+        """One pass of the loop, timed from the start of the pass that got the first records."""
+        started = time.perf_counter()
         super().step()
         now = time.perf_counter()
         if self.first_s is None and self.stats.records:
-            self.first_s = now
+            self.first_s = started
         if (
             self.done_s is None
             and self.stats.samples >= self.target_samples

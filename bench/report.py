@@ -21,8 +21,13 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
     found: list[tuple[str, str, bool]] = []
     chunk = results["ingest"]["chunk"]["ratio"]
     found.append(("ingest chunk >= 0.8 x consumer", _fmt(chunk), chunk >= RATIO_TARGET))
-    bound = results["inference_bound"]["ratio"]
-    found.append(("inference-bound >= 0.8 x predictor best", _fmt(bound), bound >= RATIO_TARGET))
+    bound = results["inference_bound"]
+    found.append((
+        "inference-bound >= 0.8 x predictor best",
+        f"{_fmt(bound['ratio'])} (x same batch right before/after: "
+        f"{_fmt(bound['ratio_to_predictor_adjacent'])})",
+        bound["ratio"] >= RATIO_TARGET,
+    ))
     live = results["latency"]["at_least_once"]
     limit_ms = live["max_wait_ms"] + 3 * results["full_batch_inference_ms"]
     found.append((
@@ -85,10 +90,13 @@ def table(results: dict[str, Any]) -> str:
         ("8. exactly-once / at-least-once p99 latency", _fmt(eos["latency_p99_ratio"]),
          f"visible p99 ratio {_fmt(eos['visible_latency_p99_ratio'])}"),
     ]
-    for name, r in results.get("replay", {}).items():
-        rows.append((f"9. replay {name} (hop {r['hop']}, samples/s)", _fmt(r["samples_per_s"]),
-                     f"{_fmt(r['ratio_to_consumer'])} x consumer ceiling, "
-                     f"{_fmt(r['ratio_to_predictor'])} x predictor best (windows)"))
+    replay = results["replay"]
+    r = replay["ingest_topic"]
+    rows.append((f"9. replay, ingest chunk topic (hop {r['hop']}, samples/s)", _fmt(r["samples_per_s"]),
+                 f"{_fmt(r['ratio_to_consumer'])} x consumer ceiling (chunk)"))
+    r = replay["backfill_topic"]
+    rows.append((f"9. replay, backfill topic (hop {r['hop']}, windows/s)", _fmt(r["windows_per_s"]),
+                 f"{_fmt(r['ratio_to_predictor'])} x predictor best; {_fmt(r['samples_per_s'])} samples/s"))
     lines = [f"| {a} | {b} | {c} |" for a, b, c in rows]
     lines.insert(1, "|---|---|---|")
     lines += ["", "| target | measured | holds |", "|---|---|---|"]
