@@ -27,7 +27,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (CI): under two minutes")
     parser.add_argument("--json", type=Path, help="write every figure to this JSON file")
-    parser.add_argument("--threads", type=int, default=2, help="predictor CPU threads (model.threads)")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="predictor CPU threads (model.threads)"
+    )
     return parser.parse_args(argv)
 
 
@@ -38,9 +40,18 @@ def measure(sizes: suite.Sizes, threads: int, results: dict[str, Any]) -> None:
     model = str(harness.model_dir())
     series = harness.uwave_series()
     predictor = load_predictor(model, threads=threads)
-    results.update({"machine": harness.machine(), "versions": harness.versions(),
-                    "model": {"path": model, "name": predictor.manifest.name,
-                              "version": predictor.manifest.version, "threads": threads}})
+    results.update(
+        {
+            "machine": harness.machine(),
+            "versions": harness.versions(),
+            "model": {
+                "path": model,
+                "name": predictor.manifest.name,
+                "version": predictor.manifest.version,
+                "threads": threads,
+            },
+        }
+    )
     with harness.broker() as bootstrap:
         chunk = harness.chunk_workload(series, sizes.ingest_devices, sizes.ingest_chunks)
         single = harness.single_workload(series, sizes.ingest_devices, sizes.single_samples)
@@ -50,19 +61,39 @@ def measure(sizes: suite.Sizes, threads: int, results: dict[str, Any]) -> None:
         }
         pred = results["predictor"] = suite.predictor_ceiling(predictor, series, sizes)
         bound = results["inference_bound"] = suite.inference_bound(
-            bootstrap, predictor, model, series, sizes, pred["best_batch"], pred["best_windows_per_s"])
+            bootstrap,
+            predictor,
+            model,
+            series,
+            sizes,
+            pred["best_batch"],
+            pred["best_windows_per_s"],
+        )
         # (5) runs the config of (4) at half its measured capacity, so "full batch" is its max_batch
-        results["full_batch_inference_ms"] = _full_batch_ms(predictor, series, sizes, bound["max_batch"])
+        results["full_batch_inference_ms"] = _full_batch_ms(
+            predictor, series, sizes, bound["max_batch"]
+        )
         results["latency"] = {
-            mode.replace("-", "_"): suite.latency(bootstrap, predictor, model, bound["windows_per_s"],
-                                                  sizes.latency_s, mode, bound["max_batch"])
+            mode.replace("-", "_"): suite.latency(
+                bootstrap,
+                predictor,
+                model,
+                bound["windows_per_s"],
+                sizes.latency_s,
+                mode,
+                bound["max_batch"],
+            )
             for mode in ("at-least-once", "exactly-once")
         }
         backfill = harness.chunk_workload(series, sizes.backfill_devices, sizes.backfill_chunks)
-        topic = suite._fill(bootstrap, backfill)
-        results["backfill"] = suite.backfill_best_of(bootstrap, predictor, model, topic, backfill, 2)
+        topic = suite.fill_new_topic(bootstrap, backfill)
+        results["backfill"] = suite.backfill_best_of(
+            bootstrap, predictor, model, topic, backfill, 2
+        )
         results["exactly_once"] = _eos_ratios(results)
-        results["replay"] = _replays(bootstrap, model, results, topic, predictor.manifest.window_length)
+        results["replay"] = _replays(
+            bootstrap, model, results, topic, predictor.manifest.window_length
+        )
     results["memory"] = suite.memory(sizes.memory_devices)
 
 
@@ -76,20 +107,26 @@ def _full_batch_ms(predictor: Any, series: Any, sizes: suite.Sizes, batch: int) 
 def _eos_ratios(results: dict[str, Any]) -> dict[str, float]:
     back, lat = results["backfill"], results["latency"]
     return {
-        "throughput_ratio": back["exactly_once"]["samples_per_s"] / back["at_least_once"]["samples_per_s"],
-        "latency_p99_ratio": lat["exactly_once"]["latency_p99_ms"] / lat["at_least_once"]["latency_p99_ms"],
-        "visible_latency_p99_ratio": (lat["exactly_once"]["visible_latency_p99_ms"]
-                                      / lat["at_least_once"]["visible_latency_p99_ms"]),
+        "throughput_ratio": back["exactly_once"]["samples_per_s"]
+        / back["at_least_once"]["samples_per_s"],
+        "latency_p99_ratio": lat["exactly_once"]["latency_p99_ms"]
+        / lat["at_least_once"]["latency_p99_ms"],
+        "visible_latency_p99_ratio": (
+            lat["exactly_once"]["visible_latency_p99_ms"]
+            / lat["at_least_once"]["visible_latency_p99_ms"]
+        ),
     }
 
 
-def _replays(bootstrap: str, model: str, results: dict[str, Any], backfill_topic: str,
-             length: int) -> dict[str, Any]:
+def _replays(
+    bootstrap: str, model: str, results: dict[str, Any], backfill_topic: str, length: int
+) -> dict[str, Any]:
     consumer = results["ingest"]["chunk"]["consumer_samples_per_s"]
     best = results["predictor"]["best_windows_per_s"]
     found = {
-        "ingest_topic": suite.replay(bootstrap, model, results["ingest"]["chunk"]["topic"],
-                                     results["ingest"]["chunk"]["hop"]),
+        "ingest_topic": suite.replay(
+            bootstrap, model, results["ingest"]["chunk"]["topic"], results["ingest"]["chunk"]["hop"]
+        ),
         "backfill_topic": suite.replay(bootstrap, model, backfill_topic, length),
     }
     for r in found.values():
@@ -101,7 +138,9 @@ def _replays(bootstrap: str, model: str, results: dict[str, Any], backfill_topic
 def main(argv: list[str] | None = None) -> int:
     """Measure, print the table, write the JSON."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # reconnect chatter while topics settle
     started = time.monotonic()
     results: dict[str, Any] = {}
@@ -111,8 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         # what was measured before the failure is still worth reading
         sys.stderr.write(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode() + "\n")
         raise
-    results["run"] = {"quick": args.quick, "wall_s": time.monotonic() - started,
-                      "command": "python -m bench" + (" --quick" if args.quick else "")}
+    results["run"] = {
+        "quick": args.quick,
+        "wall_s": time.monotonic() - started,
+        "command": "python -m bench" + (" --quick" if args.quick else ""),
+    }
     print(report.table(results))
     print(f"\nwall time {results['run']['wall_s']:.0f} s", file=sys.stderr)
     if args.json:

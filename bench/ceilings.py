@@ -32,8 +32,10 @@ class ConsumerCeiling:
         return self.value_bytes / self.seconds / 1e6
 
 
-def consumer_ceiling(kafka: KafkaConfig, topic: str, expected: int, timeout_s: float = 120.0) -> ConsumerCeiling:
-    """Poll `topic` from the beginning with the worker's consumer settings until `expected` records."""
+def consumer_ceiling(
+    kafka: KafkaConfig, topic: str, expected: int, timeout_s: float = 120.0
+) -> ConsumerCeiling:
+    """Poll `topic` from its start with the worker's consumer settings until `expected` records."""
     consumer = make_consumer(kafka, None)
     try:
         partitions = sorted(consumer.partitions_for_topic(topic) or ())

@@ -42,7 +42,7 @@ def model_dir() -> Path:
 
 
 def uwave_series() -> npt.NDArray[np.float64]:
-    """All UWave test cases end to end, at 4 decimals as a sensor would send them: [320 * 315, 3]."""
+    """All UWave test cases end to end, at 4 decimals as a sensor sends them: [320 * 315, 3]."""
     from timesnet.data import read_ts
 
     data = read_ts(UWAVE_TEST)
@@ -109,7 +109,10 @@ def _device_id(device: int) -> str:
 
 
 def chunk_workload(
-    series: npt.NDArray[np.float32], devices: int, chunks_per_device: int, chunk: int = 100,
+    series: npt.NDArray[np.float32],
+    devices: int,
+    chunks_per_device: int,
+    chunk: int = 100,
     start_ms: int = START_MS,
 ) -> Workload:
     """Chunk records of `chunk` samples, one per device per time step (round robin)."""
@@ -120,13 +123,20 @@ def chunk_workload(
         for device in range(devices):
             device_id = _device_id(device)
             head = b'{"device_id":"%s","ts":%d,"interval_ms":%d,"values":' % (
-                device_id.encode(), ts, INTERVAL_MS)
-            records.append((device_id.encode(), head + bodies[(step * devices + device) % len(bodies)]))
+                device_id.encode(),
+                ts,
+                INTERVAL_MS,
+            )
+            records.append(
+                (device_id.encode(), head + bodies[(step * devices + device) % len(bodies)])
+            )
     return Workload(f"chunk{chunk}", records, devices * chunks_per_device * chunk, devices)
 
 
 def single_workload(
-    series: npt.NDArray[np.float32], devices: int, samples_per_device: int,
+    series: npt.NDArray[np.float32],
+    devices: int,
+    samples_per_device: int,
     start_ms: int = START_MS,
 ) -> Workload:
     """Single-sample records, one per device per 10 ms step (round robin)."""
@@ -137,7 +147,10 @@ def single_workload(
         for device in range(devices):
             device_id = _device_id(device)
             value = b'{"device_id":"%s","ts":%d,"values":%s}' % (
-                device_id.encode(), ts, rows[(step * devices + device) % len(rows)])
+                device_id.encode(),
+                ts,
+                rows[(step * devices + device) % len(rows)],
+            )
             records.append((device_id.encode(), value))
     return Workload("single", records, devices * samples_per_device, devices)
 
@@ -154,7 +167,10 @@ def fill_topic(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -
     from kafka import KafkaProducer
 
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=50, batch_size=1_048_576, acks=1,
+        bootstrap_servers=bootstrap,
+        linger_ms=50,
+        batch_size=1_048_576,
+        acks=1,
         max_request_size=8_388_608,
     )
     try:

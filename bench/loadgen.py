@@ -35,7 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration-s", type=float, required=True)
     parser.add_argument("--chunk", type=int, default=10)
     parser.add_argument("--isolation", default="read_uncommitted")
-    parser.add_argument("--settle-s", type=float, default=5.0, help="read events this long after the last send")
+    parser.add_argument(
+        "--settle-s", type=float, default=5.0, help="read events this long after the last send"
+    )
     return parser.parse_args(argv)
 
 
@@ -45,8 +47,11 @@ class EventWatcher(threading.Thread):
     def __init__(self, bootstrap: str, topic: str, isolation: str) -> None:
         super().__init__(name="event-watcher", daemon=True)
         self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-            isolation_level=isolation, fetch_max_wait_ms=10,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level=isolation,
+            fetch_max_wait_ms=10,
         )
         tp = TopicPartition(topic, 0)
         self.consumer.assign([tp])
@@ -67,7 +72,7 @@ class EventWatcher(threading.Thread):
 
 
 def produce_paced(args: argparse.Namespace, sent: dict[int, int]) -> int:
-    """Send chunks at real time for `duration_s`; fills offset -> Kafka timestamp; returns samples."""
+    """Send chunks in real time; fills offset -> Kafka timestamp; returns samples."""
     bodies = chunk_bodies(uwave_series(), args.chunk)
     producer = KafkaProducer(bootstrap_servers=args.bootstrap, linger_ms=0, acks=1)
     step_s = args.chunk * INTERVAL_MS / 1000.0
@@ -86,9 +91,14 @@ def produce_paced(args: argparse.Namespace, sent: dict[int, int]) -> int:
         ts = start_ms + step * args.chunk * INTERVAL_MS
         for device in range(args.devices):
             device_id = f"live-{device:05d}"
-            value = b'{"device_id":"%s","ts":%d,"interval_ms":%d,"values":' % (
-                device_id.encode(), ts, INTERVAL_MS) + bodies[(step * args.devices + device) % len(bodies)]
-            producer.send(args.input, key=device_id.encode(), value=value, partition=0).add_callback(remember)
+            value = (
+                b'{"device_id":"%s","ts":%d,"interval_ms":%d,"values":'
+                % (device_id.encode(), ts, INTERVAL_MS)
+                + bodies[(step * args.devices + device) % len(bodies)]
+            )
+            producer.send(
+                args.input, key=device_id.encode(), value=value, partition=0
+            ).add_callback(remember)
             samples += args.chunk
     producer.flush()
     producer.close()
@@ -107,10 +117,17 @@ def main(argv: list[str] | None = None) -> int:
     watcher.join(10)
     latencies = [arrived - sent[offset] for offset, arrived in watcher.seen if offset in sent]
     quantiles = np.quantile(latencies, [0.5, 0.99, 1.0]).tolist() if latencies else [0.0] * 3
-    sys.stdout.write(orjson.dumps({
-        "records": len(sent), "samples": samples, "events": len(watcher.seen),
-        "visible_latency_ms": quantiles,
-    }).decode() + "\n")
+    sys.stdout.write(
+        orjson.dumps(
+            {
+                "records": len(sent),
+                "samples": samples,
+                "events": len(watcher.seen),
+                "visible_latency_ms": quantiles,
+            }
+        ).decode()
+        + "\n"
+    )
     return 0
 
 

@@ -63,15 +63,20 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     after = rss_bytes()
     payload = config.windows.length * CHANNELS * 4
-    sys.stdout.write(orjson.dumps({
-        "devices": args.devices,
-        "active_devices": store.active_devices,
-        "rss_before": before,
-        "rss_after": after,
-        "bytes_per_device": (after - before) / args.devices,
-        "payload_bytes": payload,
-        "reserved_bytes": store.memory_bytes(),
-    }).decode() + "\n")
+    sys.stdout.write(
+        orjson.dumps(
+            {
+                "devices": args.devices,
+                "active_devices": store.active_devices,
+                "rss_before": before,
+                "rss_after": after,
+                "bytes_per_device": (after - before) / args.devices,
+                "payload_bytes": payload,
+                "reserved_bytes": store.memory_bytes(),
+            }
+        ).decode()
+        + "\n"
+    )
     return 0
 
 

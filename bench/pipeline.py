@@ -140,8 +140,13 @@ def summarize(worker: TimedWorker, seconds: float) -> PipelineRun:
     stats = worker.stats
     p50, p99, worst = stats.latency_quantiles_s()
     return PipelineRun(
-        stats.records, stats.samples, stats.windows, stats.batches,
-        seconds, stats.inference_s, (p50, p99, worst),
+        stats.records,
+        stats.samples,
+        stats.windows,
+        stats.batches,
+        seconds,
+        stats.inference_s,
+        (p50, p99, worst),
     )
 
 
@@ -151,7 +156,9 @@ class NoRecords(RuntimeError):
 
 def with_group(config: Config, group_id: str) -> Config:
     """`config` with another consumer group (and so another changelog and transactional id)."""
-    return config.model_copy(update={"kafka": config.kafka.model_copy(update={"group_id": group_id})})
+    return config.model_copy(
+        update={"kafka": config.kafka.model_copy(update={"group_id": group_id})}
+    )
 
 
 def run_worker(
@@ -165,7 +172,9 @@ def run_worker(
     try:
         return _run_worker_once(config, predictor, samples, windows, timeout_s)
     except NoRecords:
-        log.warning("group=%s never got its partitions; retrying in a fresh group", config.kafka.group_id)
+        log.warning(
+            "group=%s never got its partitions; retrying in a fresh group", config.kafka.group_id
+        )
         retry = with_group(config, config.kafka.group_id + ".retry")
         return _run_worker_once(retry, predictor, samples, windows, timeout_s)
 
@@ -177,7 +186,10 @@ def _run_worker_once(
     deadline = time.monotonic() + timeout_s
     while worker.thread.is_alive() and time.monotonic() < deadline:
         worker.thread.join(0.5)
-        if worker.first_s is None and time.monotonic() > deadline - timeout_s + FIRST_RECORD_TIMEOUT_S:
+        if (
+            worker.first_s is None
+            and time.monotonic() > deadline - timeout_s + FIRST_RECORD_TIMEOUT_S
+        ):
             break  # never got its partitions: a stuck group join, not a slow pipeline
     if worker.thread.is_alive():
         stop_worker(worker)

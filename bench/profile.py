@@ -32,7 +32,9 @@ def run_case(case: str) -> None:
     sizes = suite.FULL
     with harness.broker() as bootstrap:
         if case == "bound":
-            workload = harness.chunk_workload(series, sizes.bound_devices, sizes.bound_samples // 100)
+            workload = harness.chunk_workload(
+                series, sizes.bound_devices, sizes.bound_samples // 100
+            )
             hop, extra = suite.INFERENCE_HOP, ["batching.max_batch=32"]
         elif case == "chunk":
             workload = harness.chunk_workload(series, sizes.ingest_devices, sizes.ingest_chunks)
@@ -44,7 +46,9 @@ def run_case(case: str) -> None:
         harness.fill_topic(bootstrap, topic, workload.records)
         config = worker_config(bootstrap, topic, model, f"windows.hop={hop}", *extra)
         length = predictor.manifest.window_length
-        windows = expected_windows(workload.samples // workload.devices, workload.devices, length, hop)
+        windows = expected_windows(
+            workload.samples // workload.devices, workload.devices, length, hop
+        )
         print(run_worker(config, predictor, workload.samples, windows))
 
 

@@ -16,29 +16,43 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}"
 
 
+def _quantiles(run: dict[str, Any], name: str) -> str:
+    """p50 / p99 / max of a latency figure, in ms."""
+    return " / ".join(_fmt(run[f"{name}_{q}_ms"]) for q in ("p50", "p99", "max"))
+
+
 def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
     """(target, measured, holds) for each target of issue 6."""
     found: list[tuple[str, str, bool]] = []
     chunk = results["ingest"]["chunk"]["ratio"]
     found.append(("ingest chunk >= 0.8 x consumer", _fmt(chunk), chunk >= RATIO_TARGET))
     bound = results["inference_bound"]
-    found.append((
-        "inference-bound >= 0.8 x predictor best",
-        f"{_fmt(bound['ratio'])} (x same batch right before/after: "
-        f"{_fmt(bound['ratio_to_predictor_adjacent'])})",
-        bound["ratio"] >= RATIO_TARGET,
-    ))
+    found.append(
+        (
+            "inference-bound >= 0.8 x predictor best",
+            f"{_fmt(bound['ratio'])} (x same batch right before/after: "
+            f"{_fmt(bound['ratio_to_predictor_adjacent'])})",
+            bound["ratio"] >= RATIO_TARGET,
+        )
+    )
     live = results["latency"]["at_least_once"]
     limit_ms = live["max_wait_ms"] + 3 * results["full_batch_inference_ms"]
-    found.append((
-        f"p99 <= max_wait + 3 x full batch = {_fmt(limit_ms)} ms",
-        f"{_fmt(live['latency_p99_ms'])} ms", live["latency_p99_ms"] <= limit_ms,
-    ))
+    found.append(
+        (
+            f"p99 <= max_wait + 3 x full batch = {_fmt(limit_ms)} ms",
+            f"{_fmt(live['latency_p99_ms'])} ms",
+            live["latency_p99_ms"] <= limit_ms,
+        )
+    )
     for count, probe in results["memory"].items():
         ratio = probe["ratio_to_payload"]
-        found.append((f"memory {count} devices <= 1.5 x L x C x 4",
-                      f"{_fmt(ratio)} x ({_fmt(probe['bytes_per_device'])} B)",
-                      ratio <= PAYLOAD_TARGET))
+        found.append(
+            (
+                f"memory {count} devices <= 1.5 x L x C x 4",
+                f"{_fmt(ratio)} x ({_fmt(probe['bytes_per_device'])} B)",
+                ratio <= PAYLOAD_TARGET,
+            )
+        )
     return found
 
 
@@ -53,50 +67,91 @@ def table(results: dict[str, Any]) -> str:
     for name in ("chunk", "single"):
         r = ing[name]
         rows += [
-            (f"1. consumer ceiling, {name} (records/s, MB/s)",
-             f"{_fmt(r['consumer_records_per_s'])} rec/s, {_fmt(r['consumer_mb_per_s'])} MB/s",
-             f"{_fmt(r['consumer_samples_per_s'])} samples/s"),
-            (f"2. pipeline ingest, {name} (samples/s)", _fmt(r["pipeline_samples_per_s"]),
-             f"{_fmt(r['ratio'])} x ceiling (inference {r['pipeline_inference_share']:.1%})"),
+            (
+                f"1. consumer ceiling, {name} (records/s, MB/s)",
+                f"{_fmt(r['consumer_records_per_s'])} rec/s, {_fmt(r['consumer_mb_per_s'])} MB/s",
+                f"{_fmt(r['consumer_samples_per_s'])} samples/s",
+            ),
+            (
+                f"2. pipeline ingest, {name} (samples/s)",
+                _fmt(r["pipeline_samples_per_s"]),
+                f"{_fmt(r['ratio'])} x ceiling (inference {r['pipeline_inference_share']:.1%})",
+            ),
         ]
     by_batch = ", ".join(f"{b}: {_fmt(v)}" for b, v in pred["windows_per_s_by_batch"].items())
     rows += [
-        ("3. predictor windows/s by batch", by_batch,
-         f"best {pred['best_batch']}, gain {_fmt(pred['batching_gain'])} x batch 1"),
-        ("4. pipeline inference-bound (hop 16, windows/s)", _fmt(bound["windows_per_s"]),
-         f"{_fmt(bound['ratio'])} x best; {_fmt(bound['ratio_to_predictor_adjacent'])} x same batch "
-         f"measured right before/after; mean batch {_fmt(bound['mean_batch'])}"),
+        (
+            "3. predictor windows/s by batch",
+            by_batch,
+            f"best {pred['best_batch']}, gain {_fmt(pred['batching_gain'])} x batch 1",
+        ),
+        (
+            "4. pipeline inference-bound (hop 16, windows/s)",
+            _fmt(bound["windows_per_s"]),
+            f"{_fmt(bound['ratio'])} x best; "
+            f"{_fmt(bound['ratio_to_predictor_adjacent'])} x same batch measured right "
+            f"before/after; mean batch {_fmt(bound['mean_batch'])}",
+        ),
     ]
     for mode, r in lat.items():
-        rows.append((
-            f"5. latency {mode} at 50 % ({_fmt(r['offered_windows_per_s'])} windows/s) p50/p99/max ms",
-            f"{_fmt(r['latency_p50_ms'])} / {_fmt(r['latency_p99_ms'])} / {_fmt(r['latency_max_ms'])}",
-            f"visible {_fmt(r['visible_latency_p50_ms'])} / {_fmt(r['visible_latency_p99_ms'])} / "
-            f"{_fmt(r['visible_latency_max_ms'])}; max_wait {r['max_wait_ms']} ms, mean batch "
-            f"{_fmt(r['mean_batch'])} in {_fmt(r['mean_batch_inference_ms'])} ms",
-        ))
+        rows.append(
+            (
+                f"5. latency {mode} at 50 % ({_fmt(r['offered_windows_per_s'])} windows/s) "
+                "p50/p99/max ms",
+                _quantiles(r, "latency"),
+                f"visible {_quantiles(r, 'visible_latency')}; "
+                f"max_wait {r['max_wait_ms']} ms, mean batch "
+                f"{_fmt(r['mean_batch'])} in {_fmt(r['mean_batch_inference_ms'])} ms",
+            )
+        )
     for count, probe in results["memory"].items():
-        rows.append((f"6. memory, {count} active devices (bytes/device)",
-                     _fmt(probe["bytes_per_device"]), f"{_fmt(probe['ratio_to_payload'])} x L x C x 4"))
+        rows.append(
+            (
+                f"6. memory, {count} active devices (bytes/device)",
+                _fmt(probe["bytes_per_device"]),
+                f"{_fmt(probe['ratio_to_payload'])} x L x C x 4",
+            )
+        )
     for mode, r in back.items():
-        rows.append((
-            f"7. backfill {mode}, {r['devices_at_100hz']} devices at 100 Hz (samples/s)",
-            _fmt(r["samples_per_s"]),
-            f"{_fmt(r['real_time_multiple'])} x real time, {_fmt(r['windows_per_s'])} windows/s",
-        ))
+        rows.append(
+            (
+                f"7. backfill {mode}, {r['devices_at_100hz']} devices at 100 Hz (samples/s)",
+                _fmt(r["samples_per_s"]),
+                f"{_fmt(r['real_time_multiple'])} x real time, "
+                f"{_fmt(r['windows_per_s'])} windows/s",
+            )
+        )
     eos = results["exactly_once"]
     rows += [
-        ("8. exactly-once / at-least-once throughput", _fmt(eos["throughput_ratio"]), "backfill workload"),
-        ("8. exactly-once / at-least-once p99 latency", _fmt(eos["latency_p99_ratio"]),
-         f"visible p99 ratio {_fmt(eos['visible_latency_p99_ratio'])}"),
+        (
+            "8. exactly-once / at-least-once throughput",
+            _fmt(eos["throughput_ratio"]),
+            "backfill workload",
+        ),
+        (
+            "8. exactly-once / at-least-once p99 latency",
+            _fmt(eos["latency_p99_ratio"]),
+            f"visible p99 ratio {_fmt(eos['visible_latency_p99_ratio'])}",
+        ),
     ]
     replay = results["replay"]
     r = replay["ingest_topic"]
-    rows.append((f"9. replay, ingest chunk topic (hop {r['hop']}, samples/s)", _fmt(r["samples_per_s"]),
-                 f"{_fmt(r['ratio_to_consumer'])} x consumer ceiling (chunk)"))
+    rows.append(
+        (
+            f"9. replay, ingest chunk topic (hop {r['hop']}, samples/s)",
+            _fmt(r["samples_per_s"]),
+            f"{_fmt(r['ratio_to_consumer'])} x consumer ceiling (chunk)",
+        )
+    )
     r = replay["backfill_topic"]
-    rows.append((f"9. replay, backfill topic (hop {r['hop']}, windows/s)", _fmt(r["windows_per_s"]),
-                 f"{_fmt(r['ratio_to_predictor'])} x predictor best; {_fmt(r['samples_per_s'])} samples/s"))
+    rows.append(
+        (
+            f"9. replay, backfill topic (hop {r['hop']}, windows/s)",
+            _fmt(r["windows_per_s"]),
+            f"{_fmt(r['ratio_to_predictor'])} x predictor best; "
+            f"{_fmt(r['samples_per_s'])} samples/s",
+        )
+    )
     lines = [f"| {a} | {b} | {c} |" for a, b, c in rows]
     lines.insert(1, "|---|---|---|")
     lines += ["", "| target | measured | holds |", "|---|---|---|"]

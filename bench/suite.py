@@ -15,7 +15,13 @@ import orjson
 from bench import harness
 from bench.ceilings import best_point, consumer_ceiling, predictor_sweep
 from bench.pipeline import (
-    expected_windows, run_worker, start_worker, stop_worker, summarize, wait_ready, with_group,
+    expected_windows,
+    run_worker,
+    start_worker,
+    stop_worker,
+    summarize,
+    wait_ready,
+    with_group,
     worker_config,
 )
 
@@ -42,19 +48,33 @@ class Sizes:
 
 
 QUICK = Sizes(10, 300, 3000, 2, 800, 20, 8, (1, 2, 4, 8, 16, 32), 0.4, 8.0, (1000, 10000))
-FULL = Sizes(10, 2000, 20000, 16, 4000, 100, 40, (1, 2, 4, 8, 16, 32, 64, 128), 2.0, 25.0,
-             (1000, 10000, 100000))
+FULL = Sizes(
+    10,
+    2000,
+    20000,
+    16,
+    4000,
+    100,
+    40,
+    (1, 2, 4, 8, 16, 32, 64, 128),
+    2.0,
+    25.0,
+    (1000, 10000, 100000),
+)
 
 
-def _fill(bootstrap: str, workload: harness.Workload) -> str:
+def fill_new_topic(bootstrap: str, workload: harness.Workload) -> str:
+    """A new topic holding the workload's records."""
     topic = harness.new_topic(bootstrap, workload.name)
     harness.fill_topic(bootstrap, topic, workload.records)
     return topic
 
 
-def ingest(bootstrap: str, predictor: Any, model: str, workload: harness.Workload) -> dict[str, Any]:
+def ingest(
+    bootstrap: str, predictor: Any, model: str, workload: harness.Workload
+) -> dict[str, Any]:
     """(1) the consumer ceiling and (2) the worker on the same topic, hop = samples per device."""
-    topic = _fill(bootstrap, workload)
+    topic = fill_new_topic(bootstrap, workload)
     per_device = workload.samples // workload.devices
     config = worker_config(bootstrap, topic, model, f"windows.hop={per_device}")
     ceiling = consumer_ceiling(config.kafka, topic, len(workload.records))
@@ -90,17 +110,26 @@ def predictor_ceiling(predictor: Any, series: Any, sizes: Sizes) -> dict[str, An
 
 
 def inference_bound(
-    bootstrap: str, predictor: Any, model: str, series: Any, sizes: Sizes, best_batch: int,
+    bootstrap: str,
+    predictor: Any,
+    model: str,
+    series: Any,
+    sizes: Sizes,
+    best_batch: int,
     best_windows_per_s: float,
 ) -> dict[str, Any]:
     """(4) the worker with hop 16 and max_batch = the predictor's best batch size."""
     length = predictor.manifest.window_length
     workload = harness.chunk_workload(series, sizes.bound_devices, sizes.bound_samples // 100)
     per_device = workload.samples // workload.devices
-    topic = _fill(bootstrap, workload)
+    topic = fill_new_topic(bootstrap, workload)
     windows = expected_windows(per_device, workload.devices, length, INFERENCE_HOP)
     config = worker_config(
-        bootstrap, topic, model, f"windows.hop={INFERENCE_HOP}", f"batching.max_batch={best_batch}",
+        bootstrap,
+        topic,
+        model,
+        f"windows.hop={INFERENCE_HOP}",
+        f"batching.max_batch={best_batch}",
     )
     # the same batch size right before and after, so that a ratio drifting with load shows it
     before = best_point(predictor_sweep(predictor, series, [best_batch], sizes.predictor_budget_s))
@@ -122,14 +151,23 @@ def inference_bound(
 
 
 def latency(
-    bootstrap: str, predictor: Any, model: str, capacity_windows_per_s: float, duration_s: float,
-    mode: str, max_batch: int,
+    bootstrap: str,
+    predictor: Any,
+    model: str,
+    capacity_windows_per_s: float,
+    duration_s: float,
+    mode: str,
+    max_batch: int,
 ) -> dict[str, Any]:
     """(5)/(8) a paced producer at 50 % of `capacity`, hop 16; worker and visible latency."""
     devices = max(1, round(0.5 * capacity_windows_per_s * INFERENCE_HOP / 100.0))
     topic = harness.new_topic(bootstrap, f"live-{mode}")
     config = worker_config(
-        bootstrap, topic, model, f"windows.hop={INFERENCE_HOP}", f'delivery.mode="{mode}"',
+        bootstrap,
+        topic,
+        model,
+        f"windows.hop={INFERENCE_HOP}",
+        f'delivery.mode="{mode}"',
         f"batching.max_batch={max_batch}",
     )
     worker = start_worker(config, predictor, 10**12, 10**12)
@@ -137,7 +175,10 @@ def latency(
         try:
             wait_ready(worker)
         except TimeoutError:
-            log.warning("group=%s never got its partitions; retrying in a fresh group", config.kafka.group_id)
+            log.warning(
+                "group=%s never got its partitions; retrying in a fresh group",
+                config.kafka.group_id,
+            )
             stop_worker(worker)
             config = with_group(config, config.kafka.group_id + ".retry")
             worker = start_worker(config, predictor, 10**12, 10**12)
@@ -145,10 +186,27 @@ def latency(
         isolation = "read_committed" if mode == "exactly-once" else "read_uncommitted"
         started = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, "-m", "bench.loadgen", "--bootstrap", bootstrap, "--input", topic,
-             "--output", config.kafka.output_topic, "--devices", str(devices),
-             "--duration-s", str(duration_s), "--isolation", isolation],
-            check=True, capture_output=True, cwd=harness.REPO, timeout=duration_s + 120,
+            [
+                sys.executable,
+                "-m",
+                "bench.loadgen",
+                "--bootstrap",
+                bootstrap,
+                "--input",
+                topic,
+                "--output",
+                config.kafka.output_topic,
+                "--devices",
+                str(devices),
+                "--duration-s",
+                str(duration_s),
+                "--isolation",
+                isolation,
+            ],
+            check=True,
+            capture_output=True,
+            cwd=harness.REPO,
+            timeout=duration_s + 120,
         )
         seconds = time.perf_counter() - started
     finally:
@@ -173,14 +231,26 @@ def latency(
     }
 
 
-def backfill(bootstrap: str, predictor: Any, model: str, topic: str, workload: harness.Workload,
-             mode: str, attempt: int = 0) -> dict[str, Any]:
+def backfill(
+    bootstrap: str,
+    predictor: Any,
+    model: str,
+    topic: str,
+    workload: harness.Workload,
+    mode: str,
+    attempt: int = 0,
+) -> dict[str, Any]:
     """(7)/(8) the default config (hop = length) consuming a pre-filled topic from the start."""
     length = predictor.manifest.window_length
     per_device = workload.samples // workload.devices
     windows = expected_windows(per_device, workload.devices, length, length)
-    config = worker_config(bootstrap, topic, model, f'delivery.mode="{mode}"',
-                           f'kafka.group_id="{topic}.{mode}.{attempt}"')
+    config = worker_config(
+        bootstrap,
+        topic,
+        model,
+        f'delivery.mode="{mode}"',
+        f'kafka.group_id="{topic}.{mode}.{attempt}"',
+    )
     run = run_worker(config, predictor, workload.samples, windows)
     return {
         "devices_at_100hz": workload.devices,
@@ -196,9 +266,15 @@ def backfill(bootstrap: str, predictor: Any, model: str, topic: str, workload: h
 _THROUGHPUT = re.compile(r"throughput\s+([\d,.]+) samples/s, ([\d,.]+) windows/s")
 
 
-def backfill_best_of(bootstrap: str, predictor: Any, model: str, topic: str,
-                     workload: harness.Workload, attempts: int) -> dict[str, Any]:
-    """(7)/(8) both delivery modes, alternated `attempts` times (a fresh group each), best of each."""
+def backfill_best_of(
+    bootstrap: str,
+    predictor: Any,
+    model: str,
+    topic: str,
+    workload: harness.Workload,
+    attempts: int,
+) -> dict[str, Any]:
+    """(7)/(8) both delivery modes alternated `attempts` times (fresh groups), best of each."""
     best: dict[str, Any] = {}
     for attempt in range(attempts):
         for mode in ("at-least-once", "exactly-once"):
@@ -211,15 +287,31 @@ def backfill_best_of(bootstrap: str, predictor: Any, model: str, topic: str,
 
 def replay(bootstrap: str, model: str, topic: str, hop: int) -> dict[str, Any]:
     """(9) `sensorstream replay --from earliest` over a pre-filled topic, in a child process."""
-    command = [sys.executable, "-m", "stream.cli", "--log-level", "WARNING", "replay",
-               "--from", "earliest", "--topics", topic]
-    for item in (f'kafka.bootstrap_servers="{bootstrap}"', f'model.path="{model}"',
-                 f"windows.hop={hop}", "metrics.port=0"):
+    command = [
+        sys.executable,
+        "-m",
+        "stream.cli",
+        "--log-level",
+        "WARNING",
+        "replay",
+        "--from",
+        "earliest",
+        "--topics",
+        topic,
+    ]
+    for item in (
+        f'kafka.bootstrap_servers="{bootstrap}"',
+        f'model.path="{model}"',
+        f"windows.hop={hop}",
+        "metrics.port=0",
+    ):
         command += ["--set", item]
     out = subprocess.run(command, check=True, capture_output=True, cwd=harness.REPO, timeout=600)
     found = _THROUGHPUT.search(out.stdout.decode())
     if found is None:
-        raise RuntimeError(f"no throughput line in the replay summary: {out.stdout.decode()[-400:]}")
+        raise RuntimeError(
+            f"no throughput line in the replay summary: {out.stdout.decode()[-400:]}"
+        )
     return {
         "samples_per_s": float(found.group(1).replace(",", "")),
         "windows_per_s": float(found.group(2).replace(",", "")),
@@ -233,7 +325,10 @@ def memory(devices: tuple[int, ...]) -> dict[str, Any]:
     for count in devices:
         out = subprocess.run(
             [sys.executable, "-m", "bench.memory_probe", "--devices", str(count)],
-            check=True, capture_output=True, cwd=harness.REPO, timeout=600,
+            check=True,
+            capture_output=True,
+            cwd=harness.REPO,
+            timeout=600,
         )
         probe = orjson.loads(out.stdout.decode().strip().splitlines()[-1])
         found[str(count)] = {

@@ -47,7 +47,10 @@ def test_quick_bench_writes_every_figure_positive_within_two_minutes(
     env["SENSORSTREAM_BOOTSTRAP"] = kafka_bootstrap
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
-        cwd=REPO, env=env, capture_output=True, timeout=QUICK_LIMIT_S,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        timeout=QUICK_LIMIT_S,
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     results = orjson.loads(out.read_bytes())
