@@ -183,7 +183,7 @@ class DeliveryConfig(_Section):
     shutdown_deadline_s: float = Field(30.0, gt=0)
     producer_flush_timeout_s: float = Field(10.0, gt=0)
     transactional_id: str | None = Field(None, min_length=1)
-    transaction_timeout_ms: int = Field(10_000, ge=1000)
+    transaction_timeout_ms: int = Field(60_000, ge=1000)
 
     def transactional_id_for(self, group_id: str) -> str:
         """exactly-once: this replica's id (stable across its restarts, unique among replicas)."""

@@ -11,7 +11,9 @@ import orjson
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-QUICK_LIMIT_S = 120
+# A hang guard, not a speed assertion (speed targets live in the bench itself): --quick
+# takes 70-80 s on an idle 2-core machine, and a loaded one stretches every figure.
+HANG_GUARD_S = 300
 
 SECTIONS = {
     "ingest": ("chunk", "single"),
@@ -39,7 +41,7 @@ def numbers(node: object, path: str = "") -> list[tuple[str, float]]:
 
 
 @pytest.mark.integration
-def test_quick_bench_writes_every_figure_positive_within_two_minutes(
+def test_quick_bench_runs_end_to_end_and_writes_every_figure_positive(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "bench.json"
@@ -50,7 +52,7 @@ def test_quick_bench_writes_every_figure_positive_within_two_minutes(
         cwd=REPO,
         env=env,
         capture_output=True,
-        timeout=QUICK_LIMIT_S,
+        timeout=HANG_GUARD_S,
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     results = orjson.loads(out.read_bytes())
