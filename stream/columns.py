@@ -38,8 +38,17 @@ class WindowRows:
         """No windows, with the right shapes (a batch made only of side requests)."""
         i64 = np.zeros(0, dtype=np.int64)
         return WindowRows(
-            [], np.zeros((0, length, channels), dtype=np.float32), i64, i64, i64,
-            np.zeros(0, dtype=np.int32), i64, i64, i64, i64, np.zeros(0, dtype=np.float64),
+            [],
+            np.zeros((0, length, channels), dtype=np.float32),
+            i64,
+            i64,
+            i64,
+            np.zeros(0, dtype=np.int32),
+            i64,
+            i64,
+            i64,
+            i64,
+            np.zeros(0, dtype=np.float64),
         )
 
     def take(self, index: Any) -> WindowRows:

@@ -121,7 +121,9 @@ class DeviceStreams:
 
     def steps(self) -> Iterator[list[tuple[bytes, bytes, int]]]:
         """Per time step, one chunk record (key, value, samples) from each streaming device."""
-        series = {d: self.x[self.cases_of(d)].reshape(-1, self.x.shape[2]) for d in range(self.devices)}
+        series = {
+            d: self.x[self.cases_of(d)].reshape(-1, self.x.shape[2]) for d in range(self.devices)
+        }
         total = max(len(s) for s in series.values()) if series else 0
         for first in range(0, total, self.chunk_samples):
             step: list[tuple[bytes, bytes, int]] = []

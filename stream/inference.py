@@ -117,5 +117,5 @@ class InferenceThread:
                 self._error = exc
                 return
             elapsed_s = time.perf_counter() - started
-            answer(side, probabilities[len(rows):])
+            answer(side, probabilities[len(rows) :])
             self._outbox.put(Classified(rows, token, probabilities[: len(rows)], elapsed_s))

@@ -26,13 +26,16 @@ class WorkerMetrics:
             "sensorstream_samples_consumed", "Valid samples decoded from records", registry=r
         )
         self.dead_letters = Counter(
-            "sensorstream_dead_letters", "Records sent to the dead-letter topic", ["reason"],
+            "sensorstream_dead_letters",
+            "Records sent to the dead-letter topic",
+            ["reason"],
             registry=r,
         )
         self.window_samples = Counter(
             "sensorstream_window_samples",
             "Samples dropped, filled or reordered by the window policies",
-            ["outcome"], registry=r,
+            ["outcome"],
+            registry=r,
         )
         self.devices_evicted = Counter(
             "sensorstream_devices_evicted", "Device states dropped", ["reason"], registry=r
@@ -42,31 +45,39 @@ class WorkerMetrics:
         )
         self.windows_skipped = Counter(
             "sensorstream_windows_skipped_replay",
-            "Windows rebuilt after a restart but already emitted before it", registry=r,
+            "Windows rebuilt after a restart but already emitted before it",
+            registry=r,
         )
         self.events = Counter(
             "sensorstream_events", "Events produced, by label", ["label"], registry=r
         )
         self.batch_size = Histogram(
-            "sensorstream_batch_size", "Windows per predictor call", buckets=BATCH_BUCKETS,
+            "sensorstream_batch_size",
+            "Windows per predictor call",
+            buckets=BATCH_BUCKETS,
             registry=r,
         )
         self.inference_seconds = Histogram(
-            "sensorstream_inference_seconds", "Predictor time per batch",
-            buckets=INFERENCE_BUCKETS_S, registry=r,
+            "sensorstream_inference_seconds",
+            "Predictor time per batch",
+            buckets=INFERENCE_BUCKETS_S,
+            registry=r,
         )
         self.end_to_end_seconds = Histogram(
             "sensorstream_end_to_end_latency_seconds",
             "Event produced minus the Kafka timestamp of the record that completed the window",
-            buckets=LATENCY_BUCKETS_S, registry=r,
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
         )
         self.predictor_errors = Counter(
             "sensorstream_predictor_errors", "Predictor calls that raised", registry=r
         )
         self.commits = Counter("sensorstream_commits", "Offset commits", registry=r)
         self.consumer_lag = Gauge(
-            "sensorstream_consumer_lag", "High watermark minus position",
-            ["topic", "partition"], registry=r,
+            "sensorstream_consumer_lag",
+            "High watermark minus position",
+            ["topic", "partition"],
+            registry=r,
         )
         self.active_devices = Gauge(
             "sensorstream_active_devices", "Devices with window state", registry=r
@@ -75,7 +86,8 @@ class WorkerMetrics:
             "sensorstream_window_state_bytes", "Memory held by device ring buffers", registry=r
         )
         self.pending_windows = Gauge(
-            "sensorstream_pending_windows", "Windows waiting for or inside the predictor",
+            "sensorstream_pending_windows",
+            "Windows waiting for or inside the predictor",
             registry=r,
         )
         self.paused_partitions = Gauge(
@@ -85,9 +97,9 @@ class WorkerMetrics:
             "sensorstream_assigned_partitions", "Partitions owned by this worker", registry=r
         )
         self.model_info = Gauge(
-            "sensorstream_model_info", "The served model (value 1)",
-            ["name", "version", "architecture", "device"], registry=r,
+            "sensorstream_model_info",
+            "The served model (value 1)",
+            ["name", "version", "architecture", "device"],
+            registry=r,
         )
-        self.alerts = Counter(
-            "sensorstream_alerts", "Label alerts fired", ["rule"], registry=r
-        )
+        self.alerts = Counter("sensorstream_alerts", "Label alerts fired", ["rule"], registry=r)

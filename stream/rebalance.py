@@ -48,7 +48,9 @@ class RebalanceHandler(AsyncConsumerRebalanceListener):
     def revoke(self, revoked: list[TopicPartition]) -> None:
         """Nothing of a revoked partition may be half-done when its new owner starts."""
         worker = self.worker
-        revoked = [tp for tp in revoked if worker.offsets.source_id(tp) in worker.offsets.assigned_sources]
+        revoked = [
+            tp for tp in revoked if worker.offsets.source_id(tp) in worker.offsets.assigned_sources
+        ]
         if not revoked:
             return
         log.info("partitions revoked %s", _names(revoked))
@@ -73,7 +75,9 @@ class RebalanceHandler(AsyncConsumerRebalanceListener):
         for tp, devices in anchors.items():
             if devices:
                 worker.resume.add(worker.offsets.source_id(tp), devices)
-                log.info("resuming devices=%d partition=%s[%d]", len(devices), tp.topic, tp.partition)
+                log.info(
+                    "resuming devices=%d partition=%s[%d]", len(devices), tp.topic, tp.partition
+                )
 
     def close(self) -> None:
         """Close the changelog reader."""

@@ -72,7 +72,9 @@ def start_http(config: Config, worker: Worker) -> HttpServer:
     # PaddleX-style classification, answered inside the stream's own predictor batches
     # (its own body limit sits below the server's, so oversize bodies get its PaddleX-shaped 413)
     attach_classify_endpoint(
-        server, worker.side_requests.classify, worker.manifest,
+        server,
+        worker.side_requests.classify,
+        worker.manifest,
         EndpointLimits(max_body_bytes=server.max_body_bytes // 2),
     )
     add_status_routes(server, worker)  # the live page at / and its /status.json

@@ -55,7 +55,9 @@ class SideQueue:
         taken: list[SideRequest] = []
         count = 0
         with self._lock:
-            while self._waiting and (not taken or count + len(self._waiting[0].windows) <= max_windows):
+            while self._waiting and (
+                not taken or count + len(self._waiting[0].windows) <= max_windows
+            ):
                 request = self._waiting.popleft()
                 taken.append(request)
                 count += len(request.windows)

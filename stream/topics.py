@@ -38,7 +38,9 @@ def ensure_topics(kafka: KafkaConfig, default_partitions: int = 1) -> dict[str, 
             kafka.dead_letter_topic: NewTopic(kafka.dead_letter_topic, default_partitions, 1),
             kafka.alerts_topic: NewTopic(kafka.alerts_topic, default_partitions, 1),
             kafka.state_topic_name: NewTopic(
-                kafka.state_topic_name, changelog_partitions, 1,
+                kafka.state_topic_name,
+                changelog_partitions,
+                1,
                 topic_configs={"cleanup.policy": "compact"},
             ),
         }

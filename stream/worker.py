@@ -22,10 +22,10 @@ import numpy.typing as npt
 from kafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
+from stream.alerts import AlertEvaluator
 from stream.batching import DynamicBatcher
 from stream.columns import WindowRows
 from stream.config import Config
-from stream.alerts import AlertEvaluator
 from stream.events import EventSource, ModelRef, dead_letter_headers, encode_events, event_id
 from stream.inference import Classified, InferenceThread
 from stream.kafka_io import LatchingProducer, make_consumer
@@ -89,7 +89,9 @@ class Worker:
         self._last_housekeeping_s = 0.0
         self._last_poll_s = 0.0
         self._counters_seen: dict[str, int] = {}
-        self.replay_anchors: dict[tuple[int, str], int] = {}  # (source, device) -> anchor, bounded runs
+        self.replay_anchors: dict[
+            tuple[int, str], int
+        ] = {}  # (source, device) -> anchor, bounded runs
         self.consumer = None
         self.producer: LatchingProducer | None = None
         self.inference: InferenceThread | None = None
@@ -118,7 +120,9 @@ class Worker:
         """Connect the clients and subscribe (partitions arrive with the first polls)."""
         kafka = self.config.kafka
         self.metrics.model_info.labels(
-            self.manifest.name, self.manifest.version, self.manifest.architecture,
+            self.manifest.name,
+            self.manifest.version,
+            self.manifest.architecture,
             self.config.model.device,
         ).set(1)
         self.inference = InferenceThread(self.predictor)
@@ -134,7 +138,9 @@ class Worker:
         else:
             self.producer = LatchingProducer(kafka)
         if self.bounds is None:
-            self.consumer = make_consumer(kafka, kafka.group_id, isolation_level=self.isolation_level)
+            self.consumer = make_consumer(
+                kafka, kafka.group_id, isolation_level=self.isolation_level
+            )
             self.rebalance = RebalanceHandler(self)
             # Know the inputs' partitions before joining: a group leader that assigns
             # without them hands out nothing and only rejoins at the next metadata refresh.
@@ -243,7 +249,9 @@ class Worker:
         if len(samples):
             record_index = samples.record_index
             device_ids, timestamps, values = (
-                samples.device_ids, samples.timestamps_ms, samples.values,
+                samples.device_ids,
+                samples.timestamps_ms,
+                samples.values,
             )
             keep = self.resume.keep_mask(device_ids, timestamps)
             if keep is not None:
@@ -253,8 +261,12 @@ class Worker:
                 record_index = record_index[picked]
             if len(device_ids):
                 rejected = self.store.append_bulk(
-                    device_ids, timestamps, values, index.sources[record_index],
-                    index.offsets[record_index], now_ms=_now_ms(),
+                    device_ids,
+                    timestamps,
+                    values,
+                    index.sources[record_index],
+                    index.offsets[record_index],
+                    now_ms=_now_ms(),
                 )
                 if len(rejected) and self.config.windows.late_policy == "dead_letter":
                     self._send_dead_letters(
@@ -295,15 +307,26 @@ class Worker:
             return
         kafka = self.config.kafka
         sources = [
-            EventSource(topic=tp.topic, partition=tp.partition, first_offset=first, last_offset=last)
+            EventSource(
+                topic=tp.topic, partition=tp.partition, first_offset=first, last_offset=last
+            )
             for tp, first, last in zip(
                 map(self.offsets.partition, rows.sources.tolist()),
-                rows.first_offsets.tolist(), rows.last_offsets.tolist(), strict=True,
+                rows.first_offsets.tolist(),
+                rows.last_offsets.tolist(),
+                strict=True,
             )
         ]
         encoded = encode_events(
-            rows.device_ids, rows.start_ts_ms, rows.end_ts_ms, probabilities, self.manifest.labels,
-            self.model_ref, sources, _now_ms(), self.event_extras,
+            rows.device_ids,
+            rows.start_ts_ms,
+            rows.end_ts_ms,
+            probabilities,
+            self.manifest.labels,
+            self.model_ref,
+            sources,
+            _now_ms(),
+            self.event_extras,
         )
         for device_id, value in zip(rows.device_ids, encoded, strict=True):
             self.producer.send(kafka.output_topic, value, device_id.encode())
@@ -318,7 +341,9 @@ class Worker:
         self._produced.tokens.append(done.token)
 
     def _produce_alerts(
-        self, rows: WindowRows, probabilities: npt.NDArray[np.float32],
+        self,
+        rows: WindowRows,
+        probabilities: npt.NDArray[np.float32],
         class_ids: npt.NDArray[np.int64],
     ) -> None:
         version = self.manifest.version
@@ -348,12 +373,17 @@ class Worker:
         for (source, device), anchor in latest_anchor_per_device(rows).items():
             tp = self.offsets.partition(source)
             self.producer.send(
-                state_topic, str(anchor).encode(), anchor_record_key(tp.topic, device),
+                state_topic,
+                str(anchor).encode(),
+                anchor_record_key(tp.topic, device),
                 partition=tp.partition,
             )
 
     def _observe(
-        self, done: Classified, class_ids: npt.NDArray[np.int64], latencies_s: npt.NDArray[np.float64]
+        self,
+        done: Classified,
+        class_ids: npt.NDArray[np.int64],
+        latencies_s: npt.NDArray[np.float64],
     ) -> None:
         count = len(done.rows)
         self.metrics.batch_size.observe(count)
@@ -390,7 +420,10 @@ class Worker:
         if positions:
             self.offsets.committed(positions)
             self.metrics.commits.inc()
-            log.debug("committed %s", {f"{tp.topic}[{tp.partition}]": m.offset for tp, m in positions.items()})
+            log.debug(
+                "committed %s",
+                {f"{tp.topic}[{tp.partition}]": m.offset for tp, m in positions.items()},
+            )
         self._last_commit_s = time.monotonic()
 
     # -- flow control -----------------------------------------------------------
@@ -401,7 +434,9 @@ class Worker:
         bound = self.config.batching.max_pending_windows
         pending = self._pending_windows()
         if not self._paused and pending > bound:
-            self._paused = [tp for tp in self.consumer.assignment() if tp not in self.consumer.paused()]
+            self._paused = [
+                tp for tp in self.consumer.assignment() if tp not in self.consumer.paused()
+            ]
             self.consumer.pause(*self._paused)
             log.info("backpressure pause pending=%d bound=%d", pending, bound)
         elif self._paused and pending <= bound // 2:

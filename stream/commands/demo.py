@@ -26,8 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_config_arguments(parser)
     parser.add_argument("--data", help="folder with the UWave .ts files (default: see README)")
-    parser.add_argument("--speed", type=float, default=10.0,
-                        help="x real time (0 = as fast as possible; default 10)")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=10.0,
+        help="x real time (0 = as fast as possible; default 10)",
+    )
     parser.add_argument("--devices", type=int, default=16, help="simulated gloves (default 16)")
     parser.add_argument("--model", help="model folder (default: [model] path of the config)")
     parser.add_argument("--bootstrap", help="use this Kafka instead of the local broker")
@@ -54,7 +58,9 @@ def demo(args: argparse.Namespace) -> int:
         f'kafka.dead_letter_topic="demo-{run_id}-dead-letters"',
         f'kafka.alerts_topic="demo-{run_id}-alerts"',
         f'kafka.group_id="demo-{run_id}"',
-        "windows.length=315", "windows.hop=315", "metrics.port=0",
+        "windows.length=315",
+        "windows.hop=315",
+        "metrics.port=0",
         *(([f'model.path="{Path(args.model).resolve()}"']) if args.model else []),
         *args.overrides,
     ]
@@ -108,8 +114,11 @@ def _run(config: object, streams: object, labels: object, speed: float) -> int:
     producer = KafkaProducer(**client_settings(kafka), linger_ms=5)
     sent: list[int] = []
     feeder = threading.Thread(
-        target=lambda: sent.append(produce_streams(producer, kafka.input_topics[0], streams, speed, stop)),
-        name="devices", daemon=True,
+        target=lambda: sent.append(
+            produce_streams(producer, kafka.input_topics[0], streams, speed, stop)
+        ),
+        name="devices",
+        daemon=True,
     )
     board = Scoreboard(streams.expected(), labels)
     started = time.monotonic()
@@ -126,16 +135,19 @@ def _run(config: object, streams: object, labels: object, speed: float) -> int:
     return _summary(board, worker, sum(sent), time.monotonic() - started, server.url)
 
 
-def _follow_events(kafka: object, board: object, worker: object, feeder: threading.Thread,
-                   started: float) -> None:
+def _follow_events(
+    kafka: object, board: object, worker: object, feeder: threading.Thread, started: float
+) -> None:
     import orjson
     from kafka.structs import TopicPartition
 
     from stream.kafka_io import make_consumer
 
     consumer = make_consumer(kafka, None)
-    parts = [TopicPartition(kafka.output_topic, p)
-             for p in sorted(consumer.partitions_for_topic(kafka.output_topic) or {0})]
+    parts = [
+        TopicPartition(kafka.output_topic, p)
+        for p in sorted(consumer.partitions_for_topic(kafka.output_topic) or {0})
+    ]
     consumer.assign(parts)
     consumer.seek_to_beginning(*parts)
     last_line = settle_deadline = 0.0
@@ -171,15 +183,23 @@ def _summary(board: object, worker: object, samples: int, elapsed_s: float, url:
     p50, p99, worst = worker.stats.latency_quantiles_s()
     stats = worker.stats
     print("demo: summary")
-    print(f"  events        {len(board.seen)} of {len(board.expected)} expected windows "
-          f"(duplicates {board.duplicates}, unexpected {board.unexpected})")
+    print(
+        f"  events        {len(board.seen)} of {len(board.expected)} expected windows "
+        f"(duplicates {board.duplicates}, unexpected {board.unexpected})"
+    )
     print(f"  accuracy      {board.accuracy:.4f} against the UWave test labels")
-    print(f"  throughput    {samples / elapsed_s:,.0f} samples/s, "
-          f"{stats.windows / elapsed_s:,.1f} windows/s over {elapsed_s:.1f} s")
-    print(f"  latency       p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
-          f"max {worst * 1000:.1f} ms (event produced - Kafka timestamp of the last record)")
-    print(f"  batches       {stats.batches}, mean {stats.windows / max(stats.batches, 1):.1f} "
-          f"windows, predictor {stats.inference_s:.2f} s in all")
+    print(
+        f"  throughput    {samples / elapsed_s:,.0f} samples/s, "
+        f"{stats.windows / elapsed_s:,.1f} windows/s over {elapsed_s:.1f} s"
+    )
+    print(
+        f"  latency       p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
+        f"max {worst * 1000:.1f} ms (event produced - Kafka timestamp of the last record)"
+    )
+    print(
+        f"  batches       {stats.batches}, mean {stats.windows / max(stats.batches, 1):.1f} "
+        f"windows, predictor {stats.inference_s:.2f} s in all"
+    )
     print(f"  dead letters  {sum(stats.dead_letters.values())}")
     print(f"  metrics       were served at {url}/metrics")
     return 0 if board.complete else 1

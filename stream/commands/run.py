@@ -24,7 +24,11 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """--config and repeatable --set, shared by the commands that run a worker."""
     parser.add_argument("--config", default=None, help="config.toml (default: built-in defaults)")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
         help="override one config value (repeatable); wins over SENSORSTREAM__SECTION__KEY",
     )
 
@@ -39,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
     server = start_http(config, worker)
     log.info(
         "worker starting model=%s:%s topics=%s metrics=%s",
-        worker.manifest.name, worker.manifest.version, ",".join(config.kafka.input_topics),
+        worker.manifest.name,
+        worker.manifest.version,
+        ",".join(config.kafka.input_topics),
         server.url,
     )
     try:

@@ -34,9 +34,21 @@ def cli_predictions(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
     """`sensorstream predict` on the UWave test split: probabilities [320, K] by case index."""
     out = tmp_path_factory.mktemp("predict") / "preds.jsonl"
     subprocess.run(
-        [sys.executable, "-m", "stream.cli", "predict", "--model", str(SHIPPED_MODEL),
-         "--data", str(UWAVE / "UWaveGestureLibrary_TEST.ts"), "--out", str(out)],
-        check=True, cwd=REPO, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "stream.cli",
+            "predict",
+            "--model",
+            str(SHIPPED_MODEL),
+            "--data",
+            str(UWAVE / "UWaveGestureLibrary_TEST.ts"),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        cwd=REPO,
+        capture_output=True,
     )
     rows = [json.loads(line) for line in Path(out).read_text().splitlines()]
     rows.sort(key=lambda row: row["index"])

@@ -8,31 +8,29 @@ import time
 from collections import Counter
 
 import pytest
-from kafka import KafkaProducer
 
-from stream.demo import DeviceStreams, produce_streams
-from tests.integration.workers import EventReader, Topics, WorkerProcess, worker_overrides
+from stream.demo import DeviceStreams
+from tests.integration.workers import (
+    EventReader,
+    Topics,
+    WorkerProcess,
+    produce_device_streams,
+    worker_overrides,
+)
 
 pytestmark = pytest.mark.integration
 
 START_MS = 1_700_000_000_000
-EXACTLY_ONCE = ("delivery.mode=\"exactly-once\"", "delivery.commit_interval_ms=300")
-
-
-def _produce(bootstrap: str, topic: str, streams: DeviceStreams, speed: float = 0.0) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-    try:
-        produce_streams(producer, topic, streams, speed, threading.Event())
-    finally:
-        producer.close()
+EXACTLY_ONCE = ('delivery.mode="exactly-once"', "delivery.commit_interval_ms=300")
 
 
 def _windows(reader: EventReader) -> Counter:
     return Counter((e["device_id"], e["window_start_ts"]) for e in reader.events())
 
 
-def _read_until_complete(reader: EventReader, expected: set, timeout_s: float,
-                         worker: WorkerProcess) -> None:
+def _read_until_complete(
+    reader: EventReader, expected: set, timeout_s: float, worker: WorkerProcess
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not set(_windows(reader)) >= expected:
         if not worker.alive():
@@ -47,9 +45,12 @@ def test_repeated_sigkills_leave_every_window_exactly_once_for_read_committed_re
 ) -> None:
     topics = Topics.fresh(new_topic, partitions=3)
     streams = DeviceStreams(uwave_test.x, devices=12, start_ms=START_MS)
-    _produce(kafka_bootstrap, topics.input, streams)
+    produce_device_streams(kafka_bootstrap, topics.input, streams)
     overrides = worker_overrides(
-        kafka_bootstrap, topics, *EXACTLY_ONCE, "batching.max_batch=4",
+        kafka_bootstrap,
+        topics,
+        *EXACTLY_ONCE,
+        "batching.max_batch=4",
         'delivery.transactional_id="eos-crash-test"',
     )
     committed = EventReader(kafka_bootstrap, topics.output, isolation_level="read_committed")
@@ -80,8 +81,10 @@ def test_repeated_sigkills_leave_every_window_exactly_once_for_read_committed_re
     aborted = len(uncommitted.records) - len(committed.records)
     record_property("uncommitted_records_written_by_killed_workers", kills)
     record_property("aborted_event_records", aborted)
-    print(f"exactly-once: kills after {kills} uncommitted event records; {aborted} aborted records; "
-          f"{len(committed.records)} committed events")
+    print(
+        f"exactly-once: kills after {kills} uncommitted event records; {aborted} aborted records; "
+        f"{len(committed.records)} committed events"
+    )
 
 
 def test_a_rebalance_between_two_exactly_once_workers_keeps_every_window_exactly_once(
@@ -93,7 +96,9 @@ def test_a_rebalance_between_two_exactly_once_workers_keeps_every_window_exactly
     committed = EventReader(kafka_bootstrap, topics.output, isolation_level="read_committed")
     first = WorkerProcess([*base, 'delivery.transactional_id="eos-a"'], tmp_path / "a.log")
     feeder = threading.Thread(
-        target=_produce, args=(kafka_bootstrap, topics.input, streams, 15.0), daemon=True
+        target=produce_device_streams,
+        args=(kafka_bootstrap, topics.input, streams, 15.0),
+        daemon=True,
     )
     feeder.start()
     deadline = time.monotonic() + 120

@@ -7,31 +7,31 @@ import time
 from collections import Counter
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
-from stream.demo import DeviceStreams, produce_streams
+from stream.demo import DeviceStreams
 from stream.offsets import CommitMetadata
-from tests.integration.workers import EventReader, Topics, WorkerProcess, worker_overrides
+from tests.integration.workers import (
+    EventReader,
+    Topics,
+    WorkerProcess,
+    produce_device_streams,
+    worker_overrides,
+)
 
 pytestmark = pytest.mark.integration
 
 START_MS = 1_700_000_000_000
 
 
-def _produce_all(bootstrap: str, topic: str, streams: DeviceStreams, speed: float = 0.0) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-    try:
-        produce_streams(producer, topic, streams, speed, threading.Event())
-    finally:
-        producer.close()
-
-
 def _window_keys(events: list[dict]) -> Counter:
     return Counter((e["device_id"], e["window_start_ts"]) for e in events)
 
 
-def _wait_until(predicate, timeout_s: float, what: str, worker: WorkerProcess | None = None) -> None:
+def _wait_until(
+    predicate, timeout_s: float, what: str, worker: WorkerProcess | None = None
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if worker is not None and not worker.alive():
@@ -48,23 +48,36 @@ def test_sigkill_mid_stream_then_restart_loses_no_window(
     topics = Topics.fresh(new_topic, partitions=3)
     cases = uwave_test.x if hop == 315 else uwave_test.x[:96]
     streams = DeviceStreams(cases, devices=12, start_ms=START_MS)
-    _produce_all(kafka_bootstrap, topics.input, streams)
+    produce_device_streams(kafka_bootstrap, topics.input, streams)
     # small batches and a slow commit interval leave plenty in flight at the kill
     overrides = worker_overrides(
-        kafka_bootstrap, topics, "batching.max_batch=4", "delivery.commit_interval_ms=500",
+        kafka_bootstrap,
+        topics,
+        "batching.max_batch=4",
+        "delivery.commit_interval_ms=500",
         f"windows.hop={hop}",
     )
     reader = EventReader(kafka_bootstrap, topics.output)
     first = WorkerProcess(overrides, tmp_path / "first.log")
-    _wait_until(lambda: len(reader.read(0.2)) >= 0 and len(reader.records) >= 60, 120,
-                "the first events", first)
+    _wait_until(
+        lambda: len(reader.read(0.2)) >= 0 and len(reader.records) >= 60,
+        120,
+        "the first events",
+        first,
+    )
     first.kill()
     seen_before_restart = len(reader.records)
 
     second = WorkerProcess(overrides, tmp_path / "second.log")
     expected = streams.window_starts(hop)
-    _wait_until(lambda: reader.read(0.2) is not None and set(_window_keys(reader.events())) >= set(expected),
-                180, "every expected window", second)
+    _wait_until(
+        lambda: (
+            reader.read(0.2) is not None and set(_window_keys(reader.events())) >= set(expected)
+        ),
+        180,
+        "every expected window",
+        second,
+    )
     assert second.terminate(timeout_s=60) == 0
     reader.read(1.0)
     reader.close()
@@ -74,8 +87,10 @@ def test_sigkill_mid_stream_then_restart_loses_no_window(
     duplicates = sum(n - 1 for n in counts.values())
     record_property("events_before_kill", seen_before_restart)
     record_property("duplicates_after_restart", duplicates)
-    print(f"sigkill restart: {seen_before_restart} events before the kill, "
-          f"{duplicates} duplicate events of {len(expected)} windows")
+    print(
+        f"sigkill restart: {seen_before_restart} events before the kill, "
+        f"{duplicates} duplicate events of {len(expected)} windows"
+    )
     assert duplicates < len(expected)
 
 
@@ -88,23 +103,41 @@ def test_two_workers_share_partitions_and_the_survivor_takes_over_after_sigkill(
     reader = EventReader(kafka_bootstrap, topics.output)
     a = WorkerProcess(overrides, tmp_path / "a.log")
     b = WorkerProcess(overrides, tmp_path / "b.log")
-    _wait_until(lambda: "partitions assigned" in a.log() and "partitions assigned" in b.log(), 90,
-                "both workers to own partitions", a)
-    _wait_until(lambda: _assigned_count(a.log()) + _assigned_count(b.log()) >= 4, 60,
-                "all four partitions to be shared")
+    _wait_until(
+        lambda: "partitions assigned" in a.log() and "partitions assigned" in b.log(),
+        90,
+        "both workers to own partitions",
+        a,
+    )
+    _wait_until(
+        lambda: _assigned_count(a.log()) + _assigned_count(b.log()) >= 4,
+        60,
+        "all four partitions to be shared",
+    )
     assert _assigned_count(a.log()) >= 1 and _assigned_count(b.log()) >= 1
 
     feeder = threading.Thread(
-        target=_produce_all, args=(kafka_bootstrap, topics.input, streams, 20.0), daemon=True
+        target=produce_device_streams,
+        args=(kafka_bootstrap, topics.input, streams, 20.0),
+        daemon=True,
     )
     feeder.start()
-    _wait_until(lambda: reader.read(0.2) is not None and len(reader.records) >= 40, 120,
-                "events from the pair")
+    _wait_until(
+        lambda: reader.read(0.2) is not None and len(reader.records) >= 40,
+        120,
+        "events from the pair",
+    )
     a.kill()
     feeder.join(timeout=120)
     expected = streams.expected()
-    _wait_until(lambda: reader.read(0.2) is not None and set(_window_keys(reader.events())) >= set(expected),
-                180, "the survivor to cover every window", b)
+    _wait_until(
+        lambda: (
+            reader.read(0.2) is not None and set(_window_keys(reader.events())) >= set(expected)
+        ),
+        180,
+        "the survivor to cover every window",
+        b,
+    )
     assert b.terminate(timeout_s=60) == 0
     reader.close()
     counts = _window_keys(reader.events())
@@ -123,23 +156,30 @@ def test_sigterm_exits_zero_within_the_deadline_and_commits_what_it_emitted(
 ) -> None:
     topics = Topics.fresh(new_topic, partitions=2)
     streams = DeviceStreams(uwave_test.x[:40], devices=8, start_ms=START_MS)
-    _produce_all(kafka_bootstrap, topics.input, streams)
+    produce_device_streams(kafka_bootstrap, topics.input, streams)
     deadline_s = 20.0
     overrides = worker_overrides(
-        kafka_bootstrap, topics, f"delivery.shutdown_deadline_s={deadline_s}",
+        kafka_bootstrap,
+        topics,
+        f"delivery.shutdown_deadline_s={deadline_s}",
         "delivery.commit_interval_ms=60000",  # only the shutdown commit can cover the events
     )
     reader = EventReader(kafka_bootstrap, topics.output)
     worker = WorkerProcess(overrides, tmp_path / "worker.log")
-    _wait_until(lambda: reader.read(0.2) is not None and len(reader.records) >= 40, 120,
-                "all 40 events", worker)
+    _wait_until(
+        lambda: reader.read(0.2) is not None and len(reader.records) >= 40,
+        120,
+        "all 40 events",
+        worker,
+    )
     started = time.monotonic()
     assert worker.terminate(timeout_s=deadline_s + 10) == 0, worker.log()[-3000:]
     assert time.monotonic() - started < deadline_s
     reader.close()
 
-    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=topics.group,
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=topics.group, enable_auto_commit=False
+    )
     try:
         parts = [TopicPartition(topics.input, p) for p in range(2)]
         ends = consumer.end_offsets(parts)
@@ -147,7 +187,11 @@ def test_sigterm_exits_zero_within_the_deadline_and_commits_what_it_emitted(
         for tp in parts:
             committed = consumer.committed(tp, metadata=True)
             assert committed is not None, f"nothing committed for {tp}"
-            emitted = [e["source"]["last_offset"] for e in events if e["source"]["partition"] == tp.partition]
+            emitted = [
+                e["source"]["last_offset"]
+                for e in events
+                if e["source"]["partition"] == tp.partition
+            ]
             # every window is complete, so nothing holds the commit back: it covers all of them
             assert committed.offset == ends[tp]
             assert max(emitted) < committed.offset

@@ -53,7 +53,9 @@ def test_uwave_stream_yields_one_event_per_window_equal_to_offline_predict(
     probabilities = np.array([e["probabilities"] for e in events])
     np.testing.assert_allclose(probabilities, cli_predictions[cases], atol=1e-5)
     assert [e["class_id"] for e in events] == cli_predictions[cases].argmax(axis=1).tolist()
-    accuracy = float(np.mean([e["class_id"] == uwave_test.y[c] for e, c in zip(events, cases)]))
+    accuracy = float(
+        np.mean([e["class_id"] == uwave_test.y[c] for e, c in zip(events, cases, strict=True)])
+    )
     assert accuracy >= 0.875
 
 
@@ -74,7 +76,11 @@ def _bad_records(device: str) -> list[tuple[str, bytes | None, bytes | None]]:
         ("unknown_field", device.encode(), bad(colour="red")),
         ("wrong_type", device.encode(), bad(values=[0.1, True, 0.3])),
         ("wrong_channel_count", device.encode(), bad(values=[0.1, 0.2])),
-        ("non_finite_value", device.encode(), b'{"device_id": "%s", "ts": 1, "values": [1e400, 0, 0]}' % device.encode()),
+        (
+            "non_finite_value",
+            device.encode(),
+            b'{"device_id": "%s", "ts": 1, "values": [1e400, 0, 0]}' % device.encode(),
+        ),
         ("too_large", device.encode(), bad(values=[[0.0, 0.0, 0.0]] * 10_001, interval_ms=10)),
         ("bad_timestamp", device.encode(), bad(ts="2024-11-22T12:00:00")),
         ("bad_interval", device.encode(), bad(values=[[0.1, 0.2, 0.3]], interval_ms=0)),
@@ -114,10 +120,13 @@ def test_malformed_records_go_to_dead_letters_with_reason_and_original_bytes(
     assert {(e["device_id"], e["window_start_ts"]) for e in events} == set(streams.expected())
     dead = dlq_reader.records
     assert len(dead) == len(bad)
+
     def order(item: tuple) -> tuple:
         return (item[0], item[1] or b"", item[2] or b"")
 
-    got = sorted(((dict(r.headers)["dlq.reason"].decode(), r.key, r.value) for r in dead), key=order)
+    got = sorted(
+        ((dict(r.headers)["dlq.reason"].decode(), r.key, r.value) for r in dead), key=order
+    )
     assert got == sorted(bad, key=order)
     for record in dead:
         headers = dict(record.headers)
@@ -152,7 +161,9 @@ def test_metrics_and_readiness_agree_with_what_was_produced_and_consumed(
     reader.close()
 
     samples = sum(len(case) for case in uwave_test.x[:16])
-    assert metrics[f'sensorstream_records_consumed_total{{topic="{topics.input}"}}'] == len(good) + 2
+    assert (
+        metrics[f'sensorstream_records_consumed_total{{topic="{topics.input}"}}'] == len(good) + 2
+    )
     assert metrics["sensorstream_samples_consumed_total"] == samples
     assert metrics['sensorstream_dead_letters_total{reason="invalid_json"}'] == 1
     assert metrics['sensorstream_dead_letters_total{reason="missing_field"}'] == 1
@@ -183,13 +194,19 @@ def test_classification_requests_to_a_running_worker_ride_in_its_batches(
 
     def csv_of(case: int) -> bytes:
         rows = ["group_id,time,dim_0,dim_1,dim_2"]
-        rows += [f"{case},{t},{a!r},{b!r},{c!r}" for t, (a, b, c) in enumerate(uwave_test.x[case].tolist())]
+        rows += [
+            f"{case},{t},{a!r},{b!r},{c!r}"
+            for t, (a, b, c) in enumerate(uwave_test.x[case].tolist())
+        ]
         return ("\n".join(rows) + "\n").encode()
 
     def ask(url: str, case: int) -> tuple[int, dict]:
         body = json.dumps({"csv": base64.b64encode(csv_of(case)).decode()}).encode()
-        request = urllib.request.Request(url + "/time-series-classification", data=body,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            url + "/time-series-classification",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             return case, json.loads(response.read())
 
@@ -217,7 +234,9 @@ def test_late_and_duplicate_samples_are_dead_lettered_when_the_policy_says_so(
     topics = Topics.fresh(new_topic, partitions=1)
 
     def sample(ts: int) -> tuple[bytes, bytes]:
-        return b"glove-9", orjson.dumps({"device_id": "glove-9", "ts": ts, "values": [0.1, 0.2, 0.3]})
+        return b"glove-9", orjson.dumps(
+            {"device_id": "glove-9", "ts": ts, "values": [0.1, 0.2, 0.3]}
+        )
 
     records = [sample(START_MS + 10 * i) for i in range(50)]
     duplicate, late = sample(START_MS + 10 * 49), sample(START_MS + 10 * 20)

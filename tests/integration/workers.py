@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
 from stream.config import Config, load_config
+from stream.demo import DeviceStreams, produce_streams
 from stream.service import build_worker, start_http
 from stream.worker import Worker
 
@@ -109,7 +110,9 @@ class WorkerProcess:
             args += ["--set", item]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SENSORSTREAM__")}
         self._log = open(log_path, "ab")  # noqa: SIM115 (closed in wait/kill)
-        self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        self.process = subprocess.Popen(
+            args, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=REPO
+        )
 
     def kill(self) -> None:
         """SIGKILL: no drain, no commit, like a crash."""
@@ -134,13 +137,29 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
 
+def produce_device_streams(
+    bootstrap: str, topic: str, streams: DeviceStreams, speed: float = 0.0
+) -> None:
+    """Send every record of `streams` to `topic` (paced at `speed` x real time; 0 = at once)."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    try:
+        produce_streams(producer, topic, streams, speed, threading.Event())
+    finally:
+        producer.close()
+
+
 class EventReader:
     """Reads a topic from the beginning, incrementally, without a group."""
 
-    def __init__(self, bootstrap: str, topic: str, isolation_level: str = "read_uncommitted") -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, isolation_level: str = "read_uncommitted"
+    ) -> None:
         self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", isolation_level=isolation_level,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level=isolation_level,
         )
         self.topic = topic
         self.records: list = []

@@ -14,7 +14,10 @@ REPO = Path(__file__).resolve().parents[2]
 def _run(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "stream.cli", "run", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout_s,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
         env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
     )
 
@@ -22,8 +25,14 @@ def _run(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--set", "model.path=/nonexistent/model"], "model.path: model directory /nonexistent/model does not exist"),
-        (["--set", "kafka.bootstrap=x"], "unknown key kafka.bootstrap (did you mean bootstrap_servers?)"),
+        (
+            ["--set", "model.path=/nonexistent/model"],
+            "model.path: model directory /nonexistent/model does not exist",
+        ),
+        (
+            ["--set", "kafka.bootstrap=x"],
+            "unknown key kafka.bootstrap (did you mean bootstrap_servers?)",
+        ),
         (["--set", "windows.hop=-3"], "windows.hop"),
         (["--set", "model.device=tpu"], 'expected "cpu", "gpu" or "gpu:N"'),
         (["--config", "/nonexistent.toml"], "/nonexistent.toml: config file not found"),
