@@ -25,7 +25,8 @@ from bench import harness
 
 log = logging.getLogger(__name__)
 
-MODELS = {"timesnet": harness.REPO / "models" / "uwave", "tcn": harness.REPO / "models" / "uwave-tcn"}
+MODELS = {"timesnet": harness.REPO / "models" / "uwave",
+          "tcn": harness.REPO / "models" / "uwave-tcn"}
 FULL_BATCHES = (1, 4, 8, 16, 32, 64, 128, 256)
 QUICK_BATCHES = (1, 8, 64)
 
@@ -114,7 +115,7 @@ def table(results: dict[str, Any]) -> str:
     """Markdown table: one row per model, plus the speed ratio when both were measured."""
     lines = ["| model | architecture | test accuracy | windows/s batch 1 | best batch "
              "| windows/s best batch |", "|---|---|---|---|---|---|"]
-    for name, row in results["models"].items():
+    for row in results["models"].values():
         lines.append(f"| {Path(row['path']).name} | {row['architecture']} "
                      f"| {row['test_accuracy']:.4f} ({row['test_cases']} cases) "
                      f"| {row['batch1_windows_per_s']:,.0f} | {row['best_batch']} "
