@@ -133,7 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the comparison, print the table, optionally write JSON; exit 0."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    results = compare({"timesnet": args.timesnet, "tcn": args.tcn}, args.quick, args.threads)
+    from timesnet.predictor import _native_stdout_to_stderr
+
+    # Paddle's oneDNN kernels print diagnostics to fd 1 at each new batch shape; keep
+    # stdout for the table.
+    with _native_stdout_to_stderr():
+        results = compare({"timesnet": args.timesnet, "tcn": args.tcn}, args.quick, args.threads)
     print(table(results))
     if args.json:
         args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
