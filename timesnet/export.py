@@ -23,7 +23,6 @@ from timesnet.tcn import TCN, TCNConfig
 
 logger = logging.getLogger(__name__)
 
-ARCHITECTURE = "timesnet"  # the default architecture
 # The manifest's `architecture` names one of these: (network class, its config class).
 ARCHITECTURES: dict[str, tuple[type, type]] = {
     "timesnet": (TimesNet, TimesNetConfig),
