@@ -214,7 +214,10 @@ def export_ensemble(
     ensemble.eval()
     spec = InputSpec([None, config.window_length, config.channels], "float32", "x")
     paddle.jit.save(ProbabilityHead(ensemble), str(directory / MODEL_PREFIX), input_spec=[spec])
-    paddle.save(ensemble.state_dict(), str(directory / NETWORK_FILE))
+    # K members' weights twice (graph + dynamic copy) would break the 5 MB budget of a
+    # shipped model, so the dynamic copy is a name table into the graph's parameters.
+    table = _graph_name_table(ensemble, str(directory / MODEL_PREFIX))
+    paddle.save({"graph_parameter_names": table}, str(directory / NETWORK_FILE))
     manifest = ModelManifest(
         name=name, version=model_version(directory), architecture=ARCHITECTURE,
         labels=tuple(labels), channels=config.channels, window_length=config.window_length,
@@ -232,6 +235,27 @@ def load_ensemble_network(model_dir: str | Path, manifest: ModelManifest) -> Ens
     """The dynamic-graph ensemble of a model directory whose manifest has an `ensemble` entry."""
     config = TimesNetConfig.from_dict(manifest.hyperparameters["network"])
     ensemble = EnsembleNet(config, int(manifest.hyperparameters["ensemble"]["members"]))
-    ensemble.set_state_dict(paddle.load(str(Path(model_dir) / NETWORK_FILE)))
+    table = paddle.load(str(Path(model_dir) / NETWORK_FILE))["graph_parameter_names"]
+    graph = paddle.jit.load(str(Path(model_dir) / MODEL_PREFIX)).state_dict()
+    ensemble.set_state_dict({name: graph[graph_name] for name, graph_name in table.items()})
     ensemble.eval()
     return ensemble
+
+
+def _graph_name_table(ensemble: EnsembleNet, prefix: str) -> dict[str, str]:
+    """Each structured parameter name -> the name of the identical parameter in the saved graph.
+
+    Matched by value, not by order, because the saved graph numbers its parameters in
+    its own order; trained weights are distinct, and equal ones are interchangeable.
+    """
+    graph = {name: value.numpy() for name, value in paddle.jit.load(prefix).state_dict().items()}
+    table = {}
+    for name, value in ensemble.state_dict().items():
+        array = value.numpy()
+        table[name] = next((graph_name for graph_name, candidate in graph.items()
+                            if candidate.shape == array.shape
+                            and np.array_equal(candidate, array)), "")
+        if not table[name]:
+            raise ModelError(f"parameter {name} is missing from the saved graph {prefix}; "
+                             "the export is inconsistent, re-run training")
+    return table
