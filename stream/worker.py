@@ -189,7 +189,9 @@ class Worker:
         if self.inference is not None:
             self.inference.close()
         if self.consumer is not None:
-            self.consumer.close(autocommit=False)
+            self.consumer.close(autocommit=False)  # revokes: the drain-and-commit hook runs
+            if self.bounds is None:
+                self.rebalance.close()
         if self.producer is not None:
             if self.exactly_once and self.bounds is None:
                 self.producer.abort()  # whatever `drain` could not commit is not half-visible
