@@ -16,10 +16,10 @@ from timesnet.predictor import Predictor
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "uwave"
 UWAVE_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "uwave"
-# Issue 3 asks for >= 0.875 (aim 0.90). The shipped model, chosen on validation only, scores
-# 0.8625 on test (276/320), short of that target; this floor guards against regressions
-# below what it reaches, and the gap is reported rather than hidden by test-set tuning.
-ACCURACY_FLOOR = 0.8625
+# Issue 3 asks for >= 0.875 (aim 0.90). The shipped model is a 4-member cross-fitted
+# ensemble fixed in advance and checked only by out-of-fold accuracy on the training file;
+# the test file was scored once, for the record (0.8969, 287/320).
+ACCURACY_FLOOR = 0.875
 
 
 def test_shipped_model_is_under_five_megabytes() -> None:
@@ -42,6 +42,8 @@ def test_manifest_records_how_the_model_was_trained() -> None:
         "--out models/uwave"
     )
     assert manifest.training["validation"]["accuracy"] > 0.5
+    ensemble = manifest.hyperparameters["ensemble"]
+    assert ensemble["members"] == len(ensemble["seeds"]) == 4
 
 
 def test_recorded_test_metrics_come_from_the_test_file() -> None:
