@@ -23,7 +23,7 @@ from stream.inference import BatchPredictor
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(eq=False)  # identity: `in` / `remove` on the queue must not compare arrays
 class _Pending:
     """One caller's windows and the slot its answer lands in."""
 

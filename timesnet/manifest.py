@@ -2,7 +2,9 @@
 
 A model directory contains the exported inference graph (``model.json`` +
 ``model.pdiparams``), the dynamic-graph weights (``network.pdparams``, for
-round-trip checks and fine-tuning) and ``manifest.json``. The version is a content
+round-trip checks and fine-tuning; for an ensemble a table naming, for each
+member parameter, the identical one in ``model.pdiparams``, so the weights are
+stored once) and ``manifest.json``. The version is a content
 hash of the three weight/graph files, so updating ``test_metrics`` in the manifest
 does not change the version, while any change to the model does.
 """
