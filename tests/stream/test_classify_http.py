@@ -376,7 +376,15 @@ def test_the_batcher_times_out_and_withdraws_a_request_it_could_not_answer(
             return predictor.predict_batch(x)
 
     batcher = RequestBatcher(Stalled(), max_batch=1, max_wait_ms=0.0, timeout_s=0.3)
-    first = threading.Thread(target=lambda: batcher.classify(windows[:1]))
+    first_outcome: list[BaseException] = []
+
+    def ask_first() -> None:
+        try:
+            batcher.classify(windows[:1])
+        except TimeoutError as exc:  # it is stalled inside the model past the timeout too
+            first_outcome.append(exc)
+
+    first = threading.Thread(target=ask_first)
     first.start()
     with pytest.raises(TimeoutError, match="no answer from the model within 0.3 s"):
         batcher.classify(windows[1:2])
@@ -384,6 +392,7 @@ def test_the_batcher_times_out_and_withdraws_a_request_it_could_not_answer(
     first.join(timeout=10)
     batcher.close()
     assert batcher.batches == 1  # the withdrawn request never reached the model
+    assert len(first_outcome) == 1  # the one being predicted timed out for its caller
 
 
 def test_serve_command_answers_over_http_and_stops_on_sigterm(
