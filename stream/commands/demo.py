@@ -29,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--speed",
         type=float,
-        default=10.0,
-        help="x real time (0 = as fast as possible; default 10)",
+        default=5.0,
+        help="x real time (0 = as fast as possible; default 5)",
     )
     parser.add_argument("--devices", type=int, default=16, help="simulated gloves (default 16)")
     parser.add_argument("--model", help="model folder (default: [model] path of the config)")
