@@ -46,9 +46,11 @@ HOUSEKEEPING_INTERVAL_S = 1.0
 
 @dataclass
 class _Produced:
-    """Batches produced since the last flush (their offsets stay held until it)."""
+    """Batches produced since the last flush (their offsets stay held until it), and the
+    anchors of their devices, written only once those events are acknowledged."""
 
     tokens: list[int] = field(default_factory=list)
+    anchors: dict[tuple[int, str], int] = field(default_factory=dict)
 
 
 class Worker:
@@ -371,8 +373,17 @@ class Worker:
             # the live group's changelog is not a replay's business; its resume file keeps them
             self.replay_anchors.update(latest_anchor_per_device(rows))
             return
+        self._produced.anchors.update(latest_anchor_per_device(rows))
+
+    def _write_anchors(self) -> None:
+        """Send the anchors of windows whose events the broker has acknowledged.
+
+        An anchor tells a new owner to skip a device's samples up to it; written
+        before its window's event is acknowledged, a crash could lose that window.
+        """
         state_topic = self.config.kafka.state_topic_name
-        for (source, device), anchor in latest_anchor_per_device(rows).items():
+        anchors, self._produced.anchors = self._produced.anchors, {}
+        for (source, device), anchor in anchors.items():
             tp = self.offsets.partition(source)
             self.producer.send(
                 state_topic,
@@ -405,8 +416,12 @@ class Worker:
         self.commit()
 
     def commit(self) -> None:
-        """Flush the producer, then commit every position that is safe now."""
-        self.producer.flush(self.config.delivery.producer_flush_timeout_s)
+        """Flush events, then their devices' anchors, then commit every safe position."""
+        flush_timeout_s = self.config.delivery.producer_flush_timeout_s
+        self.producer.flush(flush_timeout_s)
+        if self._produced.anchors:
+            self._write_anchors()
+            self.producer.flush(flush_timeout_s)
         for token in self._produced.tokens:
             self.offsets.release(token)
         self._produced.tokens.clear()
