@@ -30,10 +30,10 @@ import numpy.typing as npt
 import paddle
 import paddle.nn.functional as F
 from paddle import nn
-from paddle.static import InputSpec
 
 from timesnet.data import Dataset
 from timesnet.errors import ModelError
+from timesnet.export import save_graph
 from timesnet.manifest import (
     MODEL_PREFIX,
     NETWORK_FILE,
@@ -41,7 +41,7 @@ from timesnet.manifest import (
     model_version,
     write_manifest,
 )
-from timesnet.network import ProbabilityHead, TimesNet, TimesNetConfig, dominant_frequencies
+from timesnet.network import TimesNet, TimesNetConfig, dominant_frequencies
 from timesnet.normalization import Normalization
 from timesnet.train import EpochRecord, TrainingConfig, evaluate_network, train_network
 
@@ -207,13 +207,7 @@ def export_ensemble(
 ) -> ModelManifest:
     """jit.save the ensemble as one graph (normalized x [B, L, C] -> probabilities [B, K])."""
     config = ensemble.config
-    if len(labels) != config.num_classes:
-        raise ModelError(f"{len(labels)} labels for a network with {config.num_classes} classes")
-    directory = Path(out_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    ensemble.eval()
-    spec = InputSpec([None, config.window_length, config.channels], "float32", "x")
-    paddle.jit.save(ProbabilityHead(ensemble), str(directory / MODEL_PREFIX), input_spec=[spec])
+    directory = save_graph(ensemble, labels, out_dir)
     # K members' weights twice (graph + dynamic copy) would break the 5 MB budget of a
     # shipped model, so the dynamic copy is a name table into the graph's parameters.
     table = _graph_name_table(ensemble, str(directory / MODEL_PREFIX))

@@ -43,6 +43,19 @@ def architecture_of(network: TimesNet | TCN) -> str:
     return next(name for name, (cls, _) in ARCHITECTURES.items() if isinstance(network, cls))
 
 
+def save_graph(network: paddle.nn.Layer, labels: tuple[str, ...], out_dir: str | Path) -> Path:
+    """jit.save `network` (eval mode) as normalized x [B, L, C] -> probabilities [B, K]."""
+    config = network.config
+    if len(labels) != config.num_classes:
+        raise ModelError(f"{len(labels)} labels for a network with {config.num_classes} classes")
+    directory = Path(out_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    network.eval()
+    spec = InputSpec([None, config.window_length, config.channels], "float32", "x")
+    paddle.jit.save(ProbabilityHead(network), str(directory / MODEL_PREFIX), input_spec=[spec])
+    return directory
+
+
 def export_model(
     network: TimesNet | TCN,
     out_dir: str | Path,
@@ -59,13 +72,7 @@ def export_model(
     probabilities [B, K]; the predictor applies `normalization` before calling it.
     """
     config = network.config
-    if len(labels) != config.num_classes:
-        raise ModelError(f"{len(labels)} labels for a network with {config.num_classes} classes")
-    directory = Path(out_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    network.eval()
-    spec = InputSpec([None, config.window_length, config.channels], "float32", "x")
-    paddle.jit.save(ProbabilityHead(network), str(directory / MODEL_PREFIX), input_spec=[spec])
+    directory = save_graph(network, labels, out_dir)
     paddle.save(network.state_dict(), str(directory / NETWORK_FILE))
     manifest = ModelManifest(
         name=name,

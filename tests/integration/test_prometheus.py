@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -15,10 +15,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from kafka import KafkaProducer
 
 from stream.local_kafka import free_port
-from tests.integration.workers import REPO, Topics, make_config, worker_in_thread
+from tests.integration.workers import REPO, Topics, feeding, make_config, worker_in_thread
 
 pytestmark = pytest.mark.integration
 
@@ -28,31 +27,11 @@ START_MS = 1_700_000_000_000
 BAD_PER_GOOD = 9  # 90 % dead letters, far above the rule's 5 %
 
 
-@contextmanager
-def mostly_bad_records(bootstrap: str, topic: str, period_s: float) -> Iterator[None]:
-    """Every `period_s`, one valid sample and BAD_PER_GOOD malformed records, until the end."""
-    stop = threading.Event()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-
-    def feed() -> None:
-        step = 0
-        while not stop.is_set():
-            sample = {"device_id": "dev-1", "ts": START_MS + 10 * step, "values": [0.1, -0.2, 9.8]}
-            producer.send(topic, key=b"dev-1", value=orjson.dumps(sample))
-            for _ in range(BAD_PER_GOOD):
-                producer.send(topic, key=b"dev-1", value=b'{"device_id": ')
-            producer.flush()
-            step += 1
-            stop.wait(period_s)
-
-    thread = threading.Thread(target=feed, name="bad-records", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-        producer.close(timeout=10)
+def mostly_bad_records() -> Iterator[list[tuple[bytes, bytes]]]:
+    """Endless steps of one valid sample and BAD_PER_GOOD malformed records."""
+    for step in itertools.count():
+        sample = {"device_id": "dev-1", "ts": START_MS + 10 * step, "values": [0.1, -0.2, 9.8]}
+        yield [(b"dev-1", orjson.dumps(sample))] + [(b"dev-1", b'{"device_id": ')] * BAD_PER_GOOD
 
 
 @contextmanager
@@ -137,7 +116,7 @@ def test_prometheus_scrapes_the_worker_and_fires_the_dead_letter_rule(
     with worker_in_thread(config, shipped_predictor) as running:
         target = running.url.removeprefix("http://")
         with (
-            mostly_bad_records(kafka_bootstrap, topics.input, period_s=0.1),
+            feeding(kafka_bootstrap, topics.input, mostly_bad_records(), step_s=0.1),
             prometheus_scraping(target, tmp_path / "prometheus") as prometheus,
         ):
             wait_until(

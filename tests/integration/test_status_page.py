@@ -5,19 +5,23 @@ from __future__ import annotations
 import shutil
 import struct
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import orjson
 import pytest
-from kafka import KafkaProducer
 
 from stream.alerts import AlertRule
 from stream.demo import DeviceStreams
-from tests.integration.workers import RunningWorker, Topics, make_config, worker_in_thread
+from tests.integration.workers import (
+    RunningWorker,
+    Topics,
+    feeding,
+    make_config,
+    worker_in_thread,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -27,31 +31,12 @@ DEVICES = 6
 CASES = 30  # 5 windows per device
 
 
-@contextmanager
 def paced_stream(
     bootstrap: str, topic: str, streams: DeviceStreams, step_s: float
-) -> Iterator[None]:
-    """Produce the streams' records one time step every `step_s` on a thread, like live devices."""
-    stop = threading.Event()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-
-    def feed() -> None:
-        for step in streams.steps():
-            if stop.is_set():
-                return
-            for key, value, _ in step:
-                producer.send(topic, key=key, value=value)
-            producer.flush()
-            stop.wait(step_s)
-
-    thread = threading.Thread(target=feed, name="paced-stream", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-        producer.close(timeout=10)
+) -> AbstractContextManager[None]:
+    """Produce the streams' records one time step every `step_s`, like live devices."""
+    steps = ([(key, value) for key, value, _ in step] for step in streams.steps())
+    return feeding(bootstrap, topic, steps, step_s)
 
 
 def chromium(

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +146,34 @@ def produce_device_streams(
         produce_streams(producer, topic, streams, speed, threading.Event())
     finally:
         producer.close()
+
+
+@contextmanager
+def feeding(
+    bootstrap: str, topic: str, steps: Iterable[list[tuple[bytes, bytes]]], step_s: float
+) -> Iterator[None]:
+    """Produce one step of (key, value) records every `step_s` on a thread, like live
+    devices, until the steps run out or the block ends."""
+    stop = threading.Event()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+
+    def feed() -> None:
+        for step in steps:
+            if stop.is_set():
+                return
+            for key, value in step:
+                producer.send(topic, key=key, value=value)
+            producer.flush()
+            stop.wait(step_s)
+
+    thread = threading.Thread(target=feed, name="feeding", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        producer.close(timeout=10)
 
 
 class EventReader:
