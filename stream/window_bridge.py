@@ -7,11 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from kafka.structs import TopicPartition
 
 from stream.columns import WindowRows
 from stream.config import WindowsConfig
-from stream.offsets import OffsetTracker
 from stream.records import DeadLetter, InputRecord
 from windows import Rejected, WindowBatch, WindowConfig, WindowStore
 
@@ -45,18 +43,19 @@ class PollIndex:
     timestamps_ms: npt.NDArray[np.int64]  # [R]
 
     @staticmethod
-    def build(records: list[InputRecord], tracker: OffsetTracker) -> PollIndex:
-        """Index the records of a poll."""
-        ids: dict[tuple[str, int], int] = {}
-        sources = np.empty(len(records), dtype=np.int32)
-        offsets = np.empty(len(records), dtype=np.int64)
-        stamps = np.empty(len(records), dtype=np.int64)
-        for i, record in enumerate(records):
-            key = (record.topic, record.partition)
-            sid = ids.get(key)
-            if sid is None:
-                sid = ids[key] = tracker.source_id(TopicPartition(*key))
-            sources[i], offsets[i], stamps[i] = sid, record.offset, record.timestamp_ms
+    def build(parts: list[tuple[int, list[int], list[int]]]) -> PollIndex:
+        """Index a poll from its partitions' (source id, offsets, Kafka timestamps), in order."""
+        if not parts:
+            none = np.zeros(0, dtype=np.int64)
+            return PollIndex(np.zeros(0, dtype=np.int32), none, none.copy())
+        sizes = [len(offsets) for _, offsets, _ in parts]
+        sources = np.repeat(np.array([source for source, _, _ in parts], dtype=np.int32), sizes)
+        offsets = np.fromiter(
+            (o for _, part, _ in parts for o in part), dtype=np.int64, count=sum(sizes)
+        )
+        stamps = np.fromiter(
+            (t for _, _, part in parts for t in part), dtype=np.int64, count=sum(sizes)
+        )
         return PollIndex(sources, offsets, stamps)
 
     def next_offsets(self) -> dict[int, int]:

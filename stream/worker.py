@@ -219,13 +219,19 @@ class Worker:
         )
         self._last_poll_s = time.monotonic()
         records: list[InputRecord] = []
+        parts: list[tuple[int, list[int], list[int]]] = []
         for tp, batch in fetched.items():
             if self.bounds is not None:
                 batch = self._within_bounds(tp, batch)
             records.extend(InputRecord.from_consumer_record(r) for r in batch)
+            parts.append((
+                self.offsets.source_id(tp),
+                [r.offset for r in batch],
+                [r.timestamp for r in batch],
+            ))
             self.metrics.records_consumed.labels(tp.topic).inc(len(batch))
         self.stats.records += len(records)
-        return records, PollIndex.build(records, self.offsets)
+        return records, PollIndex.build(parts)
 
     def _within_bounds(self, tp: TopicPartition, batch: list) -> list:
         end = self.bounds[tp][1]
