@@ -2,7 +2,9 @@
 
 Both turn the same polls of Kafka record values into the same columns (device ids,
 int64 timestamps, float32 [N, C] values) and dead letters. Two workloads: single-sample
-records and 100-sample chunk records. Prints records/s and samples/s, best of a few runs.
+records and 100-sample chunk records. Then the same 100-sample chunks as JSON and as
+binary SSB1 records (stream/binary_records.py) through RecordDecoder, side by side.
+Prints records/s, samples/s and microseconds per record, best of a few runs.
 
     python -m bench.decode_bench [--polls 20] [--poll-records 2000] [--repeats 5]
 """
@@ -19,6 +21,7 @@ import numpy as np
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from stream.binary_records import encode_chunk
 from stream.config import RecordsConfig
 from stream.records import DeadLetter, InputRecord, RecordDecoder, SampleBatch
 
@@ -101,14 +104,17 @@ def build_pydantic_decoder(
         if singles:
             blocks.append(np.array(singles, dtype=np.float32))
         values = np.concatenate(blocks) if blocks else np.empty((0, channels), np.float32)
-        batch = SampleBatch(devices, np.concatenate(stamps), values, np.concatenate(index))
+        batch = SampleBatch.from_samples(
+            devices, np.concatenate(stamps), values, np.concatenate(index)
+        )
         return batch, dead
 
     return decode
 
 
 def make_polls(kind: str, polls: int, per_poll: int) -> list[list[InputRecord]]:
-    """Polls of valid records from 50 devices: single samples or 100-sample chunks."""
+    """Polls of valid records from 50 devices: single samples, 100-sample JSON chunks
+    ("chunk") or the same chunks as binary SSB1 records ("binary")."""
     rng = np.random.default_rng(7)
     out = []
     offset = 0
@@ -119,44 +125,63 @@ def make_polls(kind: str, polls: int, per_poll: int) -> list[list[InputRecord]]:
             ts = 1_732_280_000_000 + offset * 10
             if kind == "sample":
                 values: Any = np.round(rng.normal(size=CHANNELS), 4).tolist()
-                obj = {"device_id": device, "ts": ts, "values": values}
+                value = orjson.dumps({"device_id": device, "ts": ts, "values": values})
             else:
-                values = np.round(rng.normal(size=(CHUNK_SAMPLES, CHANNELS)), 4).tolist()
+                values = np.round(rng.normal(size=(CHUNK_SAMPLES, CHANNELS)), 4)
                 obj = {"device_id": device, "ts": ts, "interval_ms": 10, "values": values}
-            poll.append(
-                InputRecord("samples", 0, offset, ts, device.encode(), orjson.dumps(obj), [])
-            )
+                value = (
+                    encode_chunk(device, ts, 10, values)
+                    if kind == "binary"
+                    else orjson.dumps({**obj, "values": values.tolist()})
+                )
+            poll.append(InputRecord("samples", 0, offset, ts, device.encode(), value, []))
             offset += 1
         out.append(poll)
     return out
 
 
+Decode = Callable[[Sequence[InputRecord]], Any]
+
+
 def measure(
-    decoders: dict[str, Callable[[Sequence[InputRecord]], Any]],
+    decoders: dict[str, Decode],
     polls: list[list[InputRecord]],
     repeats: int,
 ) -> dict[str, tuple[float, float]]:
-    """(records/s, samples/s) per decoder from each poll's fastest of `repeats` runs.
+    """(records/s, samples/s) per decoder from each poll's fastest of `repeats` runs."""
+    return measure_cases({name: (decode, polls) for name, decode in decoders.items()}, repeats)
 
-    The decoders take turns on every poll and the minimum per poll is kept, so a
-    machine shared with other work slows both sides alike and spikes drop out.
+
+def measure_cases(
+    cases: dict[str, tuple[Decode, list[list[InputRecord]]]], repeats: int
+) -> dict[str, tuple[float, float]]:
+    """(records/s, samples/s) per case (a decoder and its polls), fastest of `repeats` per poll.
+
+    The cases take turns on every poll index and the minimum per poll is kept, so a
+    machine shared with other work slows every side alike and spikes drop out.
     """
-    seconds = {name: 0.0 for name in decoders}
-    samples = {name: 0 for name in decoders}
-    for poll in polls:
-        best = {name: float("inf") for name in decoders}
+    seconds = {name: 0.0 for name in cases}
+    samples = {name: 0 for name in cases}
+    records = {name: sum(len(p) for p in polls) for name, (_, polls) in cases.items()}
+    for i in range(min(len(polls) for _, polls in cases.values())):
+        best = {name: float("inf") for name in cases}
+        count = {}
         for _ in range(repeats):
-            for name, decode in decoders.items():
+            for name, (decode, polls) in cases.items():
                 start = time.perf_counter()
-                batch, dead = decode(poll)
+                batch, dead = decode(polls[i])
                 best[name] = min(best[name], time.perf_counter() - start)
                 assert not dead, dead[0]
-                count = len(batch.device_ids)
-        for name in decoders:
+                count[name] = len(batch)
+        for name in cases:
             seconds[name] += best[name]
-            samples[name] += count
-    records = sum(len(p) for p in polls)
-    return {name: (records / seconds[name], samples[name] / seconds[name]) for name in decoders}
+            samples[name] += count[name]
+    return {name: (records[name] / seconds[name], samples[name] / seconds[name]) for name in cases}
+
+
+def _row(workload: str, name: str, rate: tuple[float, float]) -> str:
+    micros = 1e6 / rate[0]
+    return f"{workload:<12} {name:<34} {rate[0]:>12,.0f} {rate[1]:>12,.0f} {micros:>10.2f}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -171,16 +196,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         "hand-written (orjson + numpy)": RecordDecoder(CHANNELS, limits).decode,
         "pydantic (validate_json, strict)": build_pydantic_decoder(CHANNELS, limits),
     }
-    print(f"{'workload':<10} {'validator':<34} {'records/s':>12} {'samples/s':>12}")
+    header = (
+        f"{'workload':<12} {'decoder':<34} {'records/s':>12} {'samples/s':>12} {'us/record':>10}"
+    )
+    print(header)
     for kind, polls in (
         ("sample", make_polls("sample", args.polls, args.poll_records)),
         ("chunk100", make_polls("chunk", max(1, args.polls // 10), args.poll_records // 2)),
     ):
         rates = measure(decoders, polls, args.repeats)
         for name in decoders:
-            print(f"{kind:<10} {name:<34} {rates[name][0]:>12,.0f} {rates[name][1]:>12,.0f}")
+            print(_row(kind, name, rates[name]))
         hand, pyd = rates.values()
-        print(f"{kind:<10} {'ratio hand-written / pydantic':<34} {hand[0] / pyd[0]:>12.2f}x")
+        print(f"{kind:<12} {'ratio hand-written / pydantic':<34} {hand[0] / pyd[0]:>12.2f}x")
+    # Issue 6: the same chunks as JSON and as binary, full-size polls, through RecordDecoder.
+    chunk_polls = max(1, args.polls // 4)
+    decode = RecordDecoder(CHANNELS, limits).decode
+    formats = {
+        "JSON chunk (orjson + numpy)": (
+            decode,
+            make_polls("chunk", chunk_polls, args.poll_records),
+        ),
+        "binary chunk (SSB1, numpy)": (
+            decode,
+            make_polls("binary", chunk_polls, args.poll_records),
+        ),
+    }
+    rates = measure_cases(formats, args.repeats)
+    print()
+    print(header)
+    for name in formats:
+        print(_row("chunk100", name, rates[name]))
+    json_rate, binary_rate = rates.values()
+    ratio = binary_rate[0] / json_rate[0]
+    print(f"{'chunk100':<12} {'ratio binary / JSON':<34} {ratio:>12.2f}x")
     return 0
 
 

@@ -11,6 +11,10 @@ Validation is hand-written on top of orjson: bench/decode_bench.py measures it
 against a pydantic validator on the same records. Numbers are checked a whole
 array at a time (numpy infers the dtype, then one isfinite over float32); the
 Python-level, value-by-value explanation runs only for records already known bad.
+
+Binary chunk records (stream/binary_records.py, magic ``SSB1``) may share a poll with
+JSON ones: each record is routed by its first bytes, both halves decoded at once, and
+the results merged back into record order.
 """
 
 from __future__ import annotations
@@ -19,12 +23,22 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from itertools import accumulate
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, cast
 
 import numpy as np
 import numpy.typing as npt
 import orjson
+
+from stream.binary_records import MAX_TS_MS as _MAX_TS_MS
+from stream.binary_records import (
+    BinaryChunkDecoder,
+    BinaryRuns,
+    JoinedValues,
+    RecordLimits,
+    run_timestamps,
+)
 
 DEAD_LETTER_REASONS: tuple[str, ...] = (
     "invalid_utf8",  # the value is not UTF-8
@@ -40,6 +54,7 @@ DEAD_LETTER_REASONS: tuple[str, ...] = (
     "bad_interval",  # interval_ms not a number >= 1
     "empty_values",  # values is []
     "key_mismatch",  # the Kafka key is present and differs from device_id
+    "malformed_binary",  # a binary chunk of another version, flags != 0, or the wrong length
     "late_sample",  # dead-lettered by the window late policy
     "duplicate_sample",  # dead-lettered by the window late policy
 )
@@ -47,17 +62,8 @@ DEAD_LETTER_REASONS: tuple[str, ...] = (
 _FIELDS = frozenset(("device_id", "ts", "values", "interval_ms"))
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ONE_MS = timedelta(milliseconds=1)
-_MAX_TS_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: keeps ts + offsets inside int64
 _NUMERIC_KINDS = "iuf"
 _JSON_TYPES = {str: "string", bool: "boolean", type(None): "null", list: "array", dict: "object"}
-
-
-class RecordLimits(Protocol):
-    """The bounds a decoder enforces (stream.config.RecordsConfig satisfies it)."""
-
-    max_record_bytes: int
-    max_chunk_samples: int
-    max_device_id_length: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,16 +94,78 @@ class InputRecord:
 
 @dataclass(frozen=True)
 class SampleBatch:
-    """N decoded samples in record order, columnar."""
+    """N decoded samples of R records in record order: per-sample columns and per-record runs.
 
-    device_ids: list[str]  # [N]
+    Each decoded record is one run of consecutive samples. The per-sample device_ids and
+    record_index are built on first use, so a caller that appends runs never pays for N
+    Python strings.
+    """
+
     timestamps_ms: npt.NDArray[np.int64]  # [N]
     values: npt.NDArray[np.float32]  # [N, C]
-    record_index: npt.NDArray[np.int32]  # [N], index into the decoded record list
+    record_devices: list[str]  # [R] device id of each decoded record
+    record_counts: npt.NDArray[np.int64]  # [R] samples in each decoded record (>= 1)
+    record_positions: npt.NDArray[np.int32]  # [R] each decoded record's index in the poll
 
     def __len__(self) -> int:
         """The number of samples N."""
-        return len(self.device_ids)
+        return len(self.timestamps_ms)
+
+    @cached_property
+    def device_ids(self) -> list[str]:
+        """[N] the device id of each sample."""
+        if len(self.record_devices) == len(self.timestamps_ms):
+            return list(self.record_devices)
+        devices = np.asarray(self.record_devices, dtype=object)
+        return np.repeat(devices, self.record_counts).tolist()
+
+    @cached_property
+    def record_index(self) -> npt.NDArray[np.int32]:
+        """[N] the poll index of each sample's record."""
+        return np.repeat(self.record_positions, self.record_counts)
+
+    @classmethod
+    def from_samples(
+        cls,
+        device_ids: list[str],
+        timestamps_ms: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float32],
+        record_index: npt.NDArray[np.int32],
+    ) -> SampleBatch:
+        """A batch from per-sample columns; consecutive samples of one record form its run."""
+        record_index = np.asarray(record_index, dtype=np.int32)  # [N]
+        firsts = np.flatnonzero(np.diff(record_index, prepend=-1))  # [R] first sample of a run
+        counts = np.diff(firsts, append=len(record_index)).astype(np.int64)
+        devices = [device_ids[k] for k in firsts.tolist()]
+        batch = cls(timestamps_ms, values, devices, counts, record_index[firsts])
+        batch.__dict__["device_ids"] = list(device_ids)  # already built: seed the cache
+        return batch
+
+    @classmethod
+    def from_runs(cls, runs: BinaryRuns, positions: npt.NDArray[Any]) -> SampleBatch:
+        """A batch from decoded binary runs; `positions` maps their input index to the poll's."""
+        record_positions = positions[runs.positions].astype(np.int32)
+        return cls(runs.timestamps_ms, runs.values, runs.devices, runs.counts, record_positions)
+
+    @staticmethod
+    def merge(first: SampleBatch, second: SampleBatch) -> SampleBatch:
+        """Both batches' records interleaved back into poll order (by record_positions)."""
+        positions = np.concatenate([first.record_positions, second.record_positions])  # [R]
+        order = np.argsort(positions, kind="stable")
+        counts = np.concatenate([first.record_counts, second.record_counts])  # [R]
+        old_starts = np.cumsum(counts) - counts
+        new_counts = counts[order]
+        new_starts = np.cumsum(new_counts) - new_counts
+        total = int(counts.sum())
+        take = np.repeat(old_starts[order] - new_starts, new_counts) + np.arange(total)  # [N]
+        devices = first.record_devices + second.record_devices
+        return SampleBatch(
+            np.concatenate([first.timestamps_ms, second.timestamps_ms])[take],
+            np.concatenate([first.values, second.values])[take],
+            [devices[k] for k in order.tolist()],
+            new_counts,
+            positions[order],
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +230,58 @@ class RecordDecoder:
     def __init__(self, channels: int, limits: RecordLimits) -> None:
         self.channels = channels
         self.limits = limits
+        self._binary = BinaryChunkDecoder(channels, limits)
 
     def decode(self, records: Sequence[InputRecord]) -> tuple[SampleBatch, list[DeadLetter]]:
         """Decode one poll; samples keep record order, dead letters are in record order too."""
+        values = [record.value for record in records]
+        joined = JoinedValues.of(values)
+        binary = joined.binary_mask()  # [R]
+        if not binary.any():
+            batch, dead = self._decode_json(records)
+            return batch, [letter for _, letter in dead]
+        keys = [record.key for record in records]
+        if binary.all():
+            runs = self._binary.decode(cast("list[bytes]", values), keys, joined)
+            everything = np.arange(len(records))
+            letters = [DeadLetter(records[k], reason, text) for k, reason, text in runs.rejected]
+            return SampleBatch.from_runs(runs, everything), letters
+        return self._decode_mixed(records, values, keys, binary)
+
+    def _decode_mixed(
+        self,
+        records: Sequence[InputRecord],
+        values: list[bytes | None],
+        keys: list[bytes | None],
+        binary: npt.NDArray[np.bool_],
+    ) -> tuple[SampleBatch, list[DeadLetter]]:
+        """A poll holding both formats: each half decoded at once, merged back in record order."""
+        binary_at, json_at = np.flatnonzero(binary), np.flatnonzero(~binary)
+        picked = binary_at.tolist()
+        binary_values = cast("list[bytes]", [values[k] for k in picked])  # none is a tombstone
+        runs = self._binary.decode(binary_values, [keys[k] for k in picked])
+        json_list = json_at.tolist()
+        json_batch, json_dead = self._decode_json([records[k] for k in json_list])
+        json_batch = SampleBatch(
+            json_batch.timestamps_ms,
+            json_batch.values,
+            json_batch.record_devices,
+            json_batch.record_counts,
+            json_at[json_batch.record_positions].astype(np.int32),
+        )
+        dead = [(json_list[k], letter) for k, letter in json_dead]
+        dead += [
+            (picked[k], DeadLetter(records[picked[k]], reason, text))
+            for k, reason, text in runs.rejected
+        ]
+        dead.sort(key=lambda item: item[0])
+        batch = SampleBatch.merge(json_batch, SampleBatch.from_runs(runs, binary_at))
+        return batch, [letter for _, letter in dead]
+
+    def _decode_json(
+        self, records: Sequence[InputRecord]
+    ) -> tuple[SampleBatch, list[tuple[int, DeadLetter]]]:
+        """Decode JSON records; dead letters come with their index, in record order."""
         got = _Collected([], [], [], [], [], [], [], [])
         for index, record in enumerate(records):
             try:
@@ -174,7 +291,7 @@ class RecordDecoder:
         values = self._values(records, got)
         batch = _columns(got, values)
         got.dead.sort(key=lambda item: item[0])
-        return batch, [letter for _, letter in got.dead]
+        return batch, got.dead
 
     def _decode_one(self, index: int, record: InputRecord, got: _Collected) -> None:
         """Validate one record's structure and queue its rows; numbers are checked per poll."""
@@ -361,17 +478,13 @@ class RecordDecoder:
 
 
 def _columns(got: _Collected, values: npt.NDArray[np.float32]) -> SampleBatch:
-    """Expand the per-record lists to per-sample columns, all in record order."""
+    """The accepted records as runs, with each sample's timestamp, all in record order."""
     counts = np.asarray(got.counts, dtype=np.int64)  # [R]
-    total = int(counts.sum())
-    starts = np.cumsum(counts) - counts
-    step = np.arange(total, dtype=np.int64) - np.repeat(starts, counts)  # [N] position in record
-    interval = np.repeat(np.asarray(got.interval_ms, dtype=np.float64), counts)  # [N]
-    timestamps = np.repeat(np.asarray(got.ts_ms, dtype=np.int64), counts)  # [N]
-    timestamps += np.rint(step * interval).astype(np.int64)
-    devices = np.repeat(np.asarray(got.devices, dtype=object), counts).tolist()
-    record_index = np.repeat(np.asarray(got.index, dtype=np.int32), counts)  # [N]
-    return SampleBatch(devices, timestamps, values, record_index)
+    timestamps = run_timestamps(
+        np.asarray(got.ts_ms, dtype=np.int64), np.asarray(got.interval_ms, np.float64), counts
+    )  # [N]
+    positions = np.asarray(got.index, dtype=np.int32)  # [R]
+    return SampleBatch(timestamps, values, got.devices, counts, positions)
 
 
 def _explain(values: list[Any], is_chunk: bool, channels: int) -> None:
