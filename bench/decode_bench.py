@@ -6,7 +6,13 @@ records and 100-sample chunk records. Then the same 100-sample chunks as JSON an
 binary SSB1 records (stream/binary_records.py) through RecordDecoder, side by side.
 Prints records/s, samples/s and microseconds per record, best of a few runs.
 
-    python -m bench.decode_bench [--polls 20] [--poll-records 2000] [--repeats 5]
+The binary figure depends on the allocator: a poll's arrays are megabytes, and when
+glibc gives them back to the OS after each poll (its trim threshold adapts to the
+largest block freed so far), the next poll's page faults cost more than the decoding
+itself. --binary-only shows that state; with MALLOC_MMAP_THRESHOLD_=33554432 and
+MALLOC_TRIM_THRESHOLD_=134217728 in the environment the pages stay and it goes away.
+
+    python -m bench.decode_bench [--polls 20] [--poll-records 2000] [--repeats 5] [--binary-only]
 """
 
 from __future__ import annotations
@@ -173,6 +179,7 @@ def measure_cases(
                 best[name] = min(best[name], time.perf_counter() - start)
                 assert not dead, dead[0]
                 count[name] = len(batch)
+                del batch, dead  # as the worker does: a poll's arrays go before the next poll
         for name in cases:
             seconds[name] += best[name]
             samples[name] += count[name]
@@ -184,52 +191,64 @@ def _row(workload: str, name: str, rate: tuple[float, float]) -> str:
     return f"{workload:<12} {name:<34} {rate[0]:>12,.0f} {rate[1]:>12,.0f} {micros:>10.2f}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run both validators on both workloads and print a table plus the speed ratios."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--polls", type=int, default=20)
-    parser.add_argument("--poll-records", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args(argv)
-    limits = RecordsConfig()
+HEADER = f"{'workload':<12} {'decoder':<34} {'records/s':>12} {'samples/s':>12} {'us/record':>10}"
+
+
+def compare_validators(limits: RecordsConfig, polls: int, per_poll: int, repeats: int) -> None:
+    """Hand-written vs pydantic on single samples and on JSON chunks."""
     decoders = {
         "hand-written (orjson + numpy)": RecordDecoder(CHANNELS, limits).decode,
         "pydantic (validate_json, strict)": build_pydantic_decoder(CHANNELS, limits),
     }
-    header = (
-        f"{'workload':<12} {'decoder':<34} {'records/s':>12} {'samples/s':>12} {'us/record':>10}"
-    )
-    print(header)
-    for kind, polls in (
-        ("sample", make_polls("sample", args.polls, args.poll_records)),
-        ("chunk100", make_polls("chunk", max(1, args.polls // 10), args.poll_records // 2)),
+    print(HEADER)
+    for kind, made in (
+        ("sample", make_polls("sample", polls, per_poll)),
+        ("chunk100", make_polls("chunk", max(1, polls // 10), per_poll // 2)),
     ):
-        rates = measure(decoders, polls, args.repeats)
+        rates = measure(decoders, made, repeats)
         for name in decoders:
             print(_row(kind, name, rates[name]))
         hand, pyd = rates.values()
         print(f"{kind:<12} {'ratio hand-written / pydantic':<34} {hand[0] / pyd[0]:>12.2f}x")
-    # Issue 6: the same chunks as JSON and as binary, full-size polls, through RecordDecoder.
-    chunk_polls = max(1, args.polls // 4)
+
+
+def compare_formats(
+    limits: RecordsConfig, polls: int, per_poll: int, repeats: int, binary_only: bool
+) -> None:
+    """The same 100-sample chunks as JSON and as binary records, through RecordDecoder."""
     decode = RecordDecoder(CHANNELS, limits).decode
-    formats = {
-        "JSON chunk (orjson + numpy)": (
-            decode,
-            make_polls("chunk", chunk_polls, args.poll_records),
-        ),
-        "binary chunk (SSB1, numpy)": (
-            decode,
-            make_polls("binary", chunk_polls, args.poll_records),
-        ),
-    }
-    rates = measure_cases(formats, args.repeats)
-    print()
-    print(header)
-    for name in formats:
+    formats = {"binary chunk (SSB1, numpy)": (decode, make_polls("binary", polls, per_poll))}
+    if not binary_only:
+        formats["JSON chunk (orjson + numpy)"] = (decode, make_polls("chunk", polls, per_poll))
+    rates = measure_cases(formats, repeats)
+    print(HEADER)
+    for name in reversed(formats):
         print(_row("chunk100", name, rates[name]))
-    json_rate, binary_rate = rates.values()
-    ratio = binary_rate[0] / json_rate[0]
-    print(f"{'chunk100':<12} {'ratio binary / JSON':<34} {ratio:>12.2f}x")
+    if not binary_only:
+        ratio = rates["binary chunk (SSB1, numpy)"][0] / rates["JSON chunk (orjson + numpy)"][0]
+        print(f"{'chunk100':<12} {'ratio binary / JSON':<34} {ratio:>12.2f}x")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the validators on both workloads, then JSON vs binary chunks; print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--polls", type=int, default=20)
+    parser.add_argument("--poll-records", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--binary-only",
+        action="store_true",
+        help="decode only binary polls (no JSON work in the process to grow glibc's "
+        "thresholds): each poll's arrays are fresh pages unless MALLOC_* is set",
+    )
+    args = parser.parse_args(argv)
+    limits = RecordsConfig()
+    if not args.binary_only:
+        compare_validators(limits, args.polls, args.poll_records, args.repeats)
+        print()
+    # Issue 6: full-size polls of 100-sample chunks, a quarter as many polls (each is 100x).
+    chunk_polls = max(1, args.polls // 4)
+    compare_formats(limits, chunk_polls, args.poll_records, args.repeats, args.binary_only)
     return 0
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from itertools import accumulate
@@ -262,12 +262,8 @@ class RecordDecoder:
         runs = self._binary.decode(binary_values, [keys[k] for k in picked])
         json_list = json_at.tolist()
         json_batch, json_dead = self._decode_json([records[k] for k in json_list])
-        json_batch = SampleBatch(
-            json_batch.timestamps_ms,
-            json_batch.values,
-            json_batch.record_devices,
-            json_batch.record_counts,
-            json_at[json_batch.record_positions].astype(np.int32),
+        json_batch = replace(
+            json_batch, record_positions=json_at[json_batch.record_positions].astype(np.int32)
         )
         dead = [(json_list[k], letter) for k, letter in json_dead]
         dead += [
