@@ -405,3 +405,13 @@ def test_poll_wide_checks_agree_with_the_one_record_explanation(damage):
         id_bytes = struct.unpack_from("<H", values[k], 24)[0]
         rows = np.frombuffer(values[k], "<f4", offset=HEADER_BYTES + id_bytes).reshape(n, 3)
         np.testing.assert_array_equal(runs.values[start : start + n], rows)
+
+
+def test_huge_finite_values_survive_the_poll_wide_finite_check():
+    # Their sum overflows float32, which must send the decoder to the row-by-row check only.
+    rows = np.full((4, 3), 3e38, dtype=np.float32)
+    batch, dead = decode(
+        record(encode_chunk("d", TS, 1, rows)), record(encode_chunk("e", TS, 1, -rows))
+    )
+    assert dead == []
+    np.testing.assert_array_equal(batch.values, np.concatenate([rows, -rows]))
