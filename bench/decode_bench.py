@@ -216,7 +216,7 @@ def compare_formats(
     limits: RecordsConfig, polls: int, per_poll: int, repeats: int, binary_only: bool
 ) -> None:
     """The same 100-sample chunks as JSON and as binary records, through RecordDecoder."""
-    decode = RecordDecoder(CHANNELS, limits).decode
+    decode: Decode = RecordDecoder(CHANNELS, limits).decode
     formats = {"binary chunk (SSB1, numpy)": (decode, make_polls("binary", polls, per_poll))}
     if not binary_only:
         formats["JSON chunk (orjson + numpy)"] = (decode, make_polls("chunk", polls, per_poll))
