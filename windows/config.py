@@ -10,16 +10,17 @@ from windows.errors import WindowError
 #: How many of a device's most recent sample intervals the median interval is taken over.
 RECENT_INTERVALS = 16
 
-#: Default ring slack (samples beyond the window length). 128 lets one vectorized round
-#: write a whole 100-sample chunk per device, and lets a window wait for up to ~128
-#: newer samples (reorder_ms) before it is force-emitted; it costs 128 * (4 C + 16) bytes
-#: per device (~3 KB for C = 3).
+#: Default ring slack (samples beyond the window length), used when reorder_ms > 0. 128
+#: lets one vectorized round write a whole 100-sample chunk per device, and lets a window
+#: wait for up to ~128 newer samples (reorder_ms) before it is force-emitted; it costs
+#: 128 * (4 C + 16) bytes per device (~3 KB for C = 3). With reorder_ms == 0 windows never
+#: wait, so the slack changes nothing and is not stored.
 DEFAULT_SLACK = 128
 
 
 @dataclass(frozen=True)
 class WindowConfig:
-    """Window shape and event-time policy; ring capacity per device is ``length + slack`` samples.
+    """Window shape and event-time policy; see ``bytes_per_device`` for the memory per device.
 
     Defaults: duplicates and late samples are dropped, no reordering tolerance
     (``reorder_ms=0``), a jump of more than one second resets the partial window,
@@ -68,17 +69,50 @@ class WindowConfig:
 
     @property
     def capacity(self) -> int:
-        """Ring capacity per device, in samples."""
+        """Logical ring capacity per device, in samples (forced emission and the late floor)."""
         return self.length + self.slack
 
     @property
+    def compact(self) -> bool:
+        """True when samples only ever arrive in order (reorder_ms == 0): the compact layout."""
+        return self.reorder_ms == 0
+
+    @property
+    def ring_samples(self) -> int:
+        """Samples physically held per device: length (compact) or capacity."""
+        return self.length if self.compact else self.capacity
+
+    @property
+    def window_slots(self) -> int:
+        """Started, unfinished windows a device can have at once (compact layout): ceil(L / H)."""
+        return -(-self.length // self.hop)
+
+    @property
+    def recent_samples(self) -> int:
+        """Timestamps kept for the median interval (compact layout, fill without interval_ms)."""
+        if self.gap_policy == "fill" and self.interval_ms is None:
+            return RECENT_INTERVALS + 1
+        return 0
+
+    @property
     def bytes_per_device(self) -> int:
-        """Bytes of ring storage per device: float32 values, int64 timestamps and offsets."""
+        """Bytes of ring storage and state per device, in the layout this config selects.
+
+        Compact: float32 values of ``length`` samples, four int64 per window slot,
+        int64 recent timestamps, scalars. Otherwise: float32 values, int64 timestamps
+        and offsets of ``length + slack`` samples, scalars.
+        """
+        if self.compact:
+            return (self.length * 4 * self.channels + self.window_slots * 4 * 8
+                    + self.recent_samples * 8 + COMPACT_STATE_BYTES)
         return self.capacity * (4 * self.channels + 8 + 8) + DEVICE_STATE_BYTES
 
 
-#: Per-device scalar state (counts, timestamps, offsets, source, bookkeeping), in bytes.
+#: Per-device scalar state of the per-sample layout (counts, timestamps, offsets, source,
+#: bookkeeping), in bytes.
 DEVICE_STATE_BYTES = 9 * 8 + 4 + 1
+#: Per-device scalar state of the compact layout, in bytes.
+COMPACT_STATE_BYTES = 8 * 8 + 4 + 1
 
 
 def _positive(name: str, value: int) -> None:

@@ -219,7 +219,8 @@ def _chunk_windows(arena: DeviceArena, slot: int, ns0: int, count1: int, newest:
     if cfg.reorder_ms:
         wait_ms = cfg.reorder_ms
         starts = [s for s in starts if int(ts_row[(s + length - 1) % cap]) + wait_ms <= newest]
-        if not starts:
+        if not starts:  # complete windows still wait: the chunk's samples are held too
+            arena.need_offset[slot] = min(int(arena.need_offset[slot]), offset)
             return None
     w = len(starts)
     if w == 1:

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from windows.arena import NEVER, NO_OFFSET, DeviceArena
+from windows.arena import NEVER, NO_OFFSET, CompactArena, DeviceArena
 from windows.batch import WindowBatch
+from windows.compact import Runs, append_clean, append_single_run, dirty_runs
+from windows.compact_timeline import CompactTimeline
 from windows.config import WindowConfig
 from windows.errors import WindowError
 from windows.fastpath import RoundSamples, WindowColumns, append_device_run, append_round
@@ -47,12 +49,15 @@ class WindowStore:
     samples arrive from another source, the newest source wins and the device restarts
     from that sample (its partial window is dropped, counted as ``source_moves``).
     Least-recently-updated eviction is decided per call: devices in the call are never
-    evicted by it, so one call may not name more than max_devices devices.
+    evicted by it, so one call may not name more than max_devices devices. With
+    reorder_ms == 0 the store keeps the compact layout (see windows.arena) and every
+    append goes through runs; otherwise the per-sample layout.
     """
 
     def __init__(self, config: WindowConfig) -> None:
         self.config = config
-        self._arena = DeviceArena(config)
+        self._arena: CompactArena | DeviceArena = (
+            CompactArena(config) if config.compact else DeviceArena(config))
         self._counters: Counter[str] = Counter()
         self._out: list[WindowBatch | list[tuple]] = []  # batches, or rows of single windows
         self._pending_parts: list[WindowColumns] = []
@@ -72,12 +77,35 @@ class WindowStore:
         self._rejected = []
         if len(ts):
             self._seq += 1
-            self._apply(self._resolve(device_ids), ts, vals, src, off, now_ms)
-        if not self._rejected:
-            return NOTHING_REJECTED
-        self._rejected.sort()
-        return Rejected(np.array([p for p, _ in self._rejected], dtype=np.int64),
-                        [reason for _, reason in self._rejected])
+            slots = self._resolve(device_ids)
+            if self.config.compact:
+                self._append_compact(*_runs_of_samples(slots, src, off), ts, vals, now_ms)
+            else:
+                self._apply(slots, ts, vals, src, off, now_ms)
+        return self._take_rejected()
+
+    def append_runs(self, device_ids: Sequence[str], run_lengths: np.ndarray,
+                    timestamps_ms: np.ndarray, values: np.ndarray, sources: np.ndarray,
+                    offsets: np.ndarray, now_ms: int | None = None) -> Rejected:
+        """Append R runs back to back in arrival order; a run is samples of one device, source
+        and offset (one record). run_lengths, sources (int32) and offsets (int64) are [R];
+        timestamps [N] and values [N, C] with N = run_lengths.sum(). Same result as
+        append_bulk on the per-sample expansion; rejected positions index the N samples.
+        """
+        lengths, src, off = self._check_runs(len(device_ids), run_lengths, sources, offsets)
+        n = int(lengths.sum())
+        ts, vals, _, _ = self._check(n, timestamps_ms, values, np.zeros(n), np.zeros(n))
+        if not self.config.compact:
+            ids = np.repeat(np.asarray(device_ids, dtype=object), lengths).tolist()
+            return self.append_bulk(ids, ts, vals, np.repeat(src, lengths),
+                                    np.repeat(off, lengths), now_ms)
+        self._rejected = []
+        if n:
+            self._seq += 1
+            slots = self._resolve(device_ids)
+            self._append_compact(slots, lengths, np.cumsum(lengths) - lengths, src, off, ts,
+                                 vals, now_ms)
+        return self._take_rejected()
 
     def append_one(self, device_id: str, timestamp_ms: int, values: np.ndarray, source: int,
                    offset: int, now_ms: int | None = None) -> None:
@@ -96,6 +124,18 @@ class WindowStore:
         if vals.shape != (n, self.config.channels):
             self._check(n, ts, vals, np.zeros(n), np.zeros(n))
         if not n:
+            return
+        if self.config.compact:
+            slot = self._arena.slot_of.get(device_id)
+            if slot is not None and vals.flags.c_contiguous:
+                self._seq += 1
+                rows = vals.view(np.dtype((np.void, 4 * vals.shape[1]))).ravel()
+                if self._single_run(slot, ts, rows, source, offset, now_ms):
+                    return
+                self._seq -= 1  # the general path below counts this call
+            self.append_runs((device_id,), np.array([n], dtype=np.int64), ts, vals,
+                             np.array([source], dtype=np.int32),
+                             np.array([offset], dtype=np.int64), now_ms)
             return
         self._seq += 1
         arena = self._arena
@@ -157,11 +197,7 @@ class WindowStore:
 
     def drop_sources(self, sources: Iterable[int]) -> int:
         """Forget every device of these sources (a rebalance); cost ~ their device count."""
-        freed = 0
-        for source in set(sources):
-            members = self._arena.by_source.get(int(source))
-            if members:
-                freed += self._arena.release(list(members))
+        freed = self._arena.release(self._arena.slots_of_sources(set(sources)).tolist())
         self._counters["dropped_rebalance"] += freed
         return freed
 
@@ -184,6 +220,86 @@ class WindowStore:
         return self.config.bytes_per_device
 
     # -- internals ---------------------------------------------------------------
+    def _take_rejected(self) -> Rejected:
+        if not self._rejected:
+            return NOTHING_REJECTED
+        self._rejected.sort()
+        return Rejected(np.array([p for p, _ in self._rejected], dtype=np.int64),
+                        [reason for _, reason in self._rejected])
+
+    def _check_runs(self, r, run_lengths, sources, offsets):
+        lengths = np.asarray(run_lengths, dtype=np.int64)
+        src = np.asarray(sources, dtype=np.int32)
+        off = np.asarray(offsets, dtype=np.int64)
+        if not lengths.shape == src.shape == off.shape == (r,):
+            raise WindowError(
+                f"device_ids, run_lengths, sources and offsets must be [R] with one R; got "
+                f"{r}, {list(lengths.shape)}, {list(src.shape)}, {list(off.shape)}")
+        if r and lengths.min() < 1:
+            raise WindowError("run_lengths must be >= 1; leave empty records out of the call")
+        return lengths, src, off
+
+    def _append_compact(self, slots, lengths, first, src, off, ts, vals, now_ms) -> None:
+        """Clean devices through the vectorized runs, the rest through CompactTimeline."""
+        arena = self._arena
+        rows = np.ascontiguousarray(vals).view(np.dtype((np.void, 4 * vals.shape[1]))).ravel()
+        if len(slots) == 1 and self._single_run(int(slots[0]), ts, rows, int(src[0]),
+                                                int(off[0]), now_ms):
+            return
+        runs = Runs.grouped(slots, lengths, first, src, off)
+        dirty = dirty_runs(arena, runs, ts)
+        parts: list[WindowColumns] = []
+        clean = runs
+        if dirty.any():
+            parts = self._compact_slow(runs.select(dirty), ts, vals)
+            clean = runs.select(~dirty)
+        if len(clean.slots):
+            columns = append_clean(arena, clean, ts, rows)
+            if columns is not None:
+                self._counters["windows"] += len(columns.slots)
+                parts.append(columns)
+        self._collect(parts)
+        ends = np.r_[runs.device_starts()[1:], len(runs.slots)] - 1  # each device's last run
+        dev = runs.slots[ends]
+        arena.touch[dev] = (self._seq << 32) | (runs.first[ends] + runs.lengths[ends] - 1)
+        arena.last_seen_ms[dev] = arena.newest_ts[dev] if now_ms is None else now_ms
+
+    def _single_run(self, slot: int, ts, rows, source: int, offset: int, now_ms) -> bool:
+        """One run of a known device through the scalar path; False if it is not clean."""
+        arena = self._arena
+        columns = append_single_run(arena, slot, ts, rows, source, offset)
+        if columns is False:
+            return False
+        if isinstance(columns, tuple):
+            self._counters["windows"] += 1
+            if not self._out or not isinstance(self._out[-1], list):
+                self._out.append([])
+            self._out[-1].append((arena.names[slot], *columns))
+        elif columns is not None:
+            self._counters["windows"] += len(columns.slots)
+            self._collect([columns], ordered=True)
+        arena.touch[slot] = self._seq << 32 | (len(ts) - 1)
+        arena.last_seen_ms[slot] = ts[-1] if now_ms is None else now_ms
+        return True
+
+    def _compact_slow(self, runs: Runs, ts, vals) -> list[WindowColumns]:
+        """Dirty devices of a call, one sample at a time, each device's runs in arrival order."""
+        sink: list[EmittedWindow] = []
+        starts = runs.device_starts()
+        for a, b in zip(starts.tolist(), np.r_[starts[1:], len(runs.slots)].tolist(),
+                        strict=True):
+            timeline = CompactTimeline(self.config, self._arena, int(runs.slots[a]),
+                                       self._counters, sink)
+            for r in range(a, b):
+                lo = int(runs.first[r])
+                hi = lo + int(runs.lengths[r])
+                source, offset = int(runs.sources[r]), int(runs.offsets[r])
+                for p, t in zip(range(lo, hi), ts[lo:hi].tolist(), strict=True):
+                    timeline.process(t, vals[p], source, offset, p)
+            timeline.write_back()
+            self._rejected.extend(timeline.rejected)
+        return [_columns_of(sink, self.config)] if sink else []
+
     def _check(self, n, timestamps_ms, values, sources, offsets):
         ts = np.asarray(timestamps_ms, dtype=np.int64)
         vals = np.asarray(values, dtype=np.float32)
@@ -300,7 +416,7 @@ class WindowStore:
         """Order the call's windows by the arrival of the sample that readied them; queue them."""
         if not parts:
             return
-        if ordered and len(parts) == 1:
+        if len(parts) == 1 and (ordered or _increasing(parts[0].positions)):
             p = parts[0]
             names = self._arena.names
             self._out.append(WindowBatch(
@@ -321,6 +437,19 @@ class WindowStore:
             cat("end_ts_ms")[order], sources, cat("first_offsets")[order], sources.copy(),
             cat("last_offsets")[order], cat("ready_offsets")[order],
             cat("anchor_ts_ms")[order]))
+
+
+def _increasing(positions: np.ndarray) -> bool:
+    """True if positions strictly increase (windows already in the order they became ready)."""
+    return len(positions) < 2 or bool((positions[1:] > positions[:-1]).all())
+
+
+def _runs_of_samples(slots, src, off):
+    """Maximal stretches of one device, source and offset: (slots, lengths, first, src, off)."""
+    n = len(slots)
+    change = (slots[1:] != slots[:-1]) | (src[1:] != src[:-1]) | (off[1:] != off[:-1])
+    first = np.flatnonzero(np.r_[True, change])
+    return slots[first], np.diff(np.r_[first, n]), first, src[first], off[first]
 
 
 def _ranks(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -115,9 +115,9 @@ def run(pair, ops) -> None:
     for op in ops:
         kind, args = op[0], op[1:]
         if kind == "idle":
-            assert pair.store.evict_idle(args[0]) == pair.ref.evict_idle(args[0])
+            pair.evict_idle(args[0])
         elif kind == "drop":
-            assert pair.store.drop_sources(args[0]) == pair.ref.drop_sources(args[0])
+            pair.drop_sources(args[0])
         else:
             getattr(pair, kind)(*args)
         batch = pair.assert_same()
