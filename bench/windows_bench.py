@@ -1,15 +1,19 @@
 """WindowStore hot paths against a plain numpy copy of the same bytes, in one run.
 
-Three workloads (3 channels, windows of 315 samples):
+Workloads (3 channels, windows of 315 samples, the default in-order config):
   chunk    append_chunk of 100-sample records, round robin over devices (hop 315)
   poll     append_bulk of a poll of 500 single-sample records across 500 devices (hop 315)
   extract  append_chunk of 100-sample records with hop 1: 100 windows of 315 x 3 per call,
            timed with ready_windows() draining them
+  runs     append_runs of polls of 2,000 records over 1,000 devices, in order (hop 315):
+           records of 100 samples, and records of 1 sample; also reported in us per record
 Each is reported as measured and as a ratio to `numpy.copyto` of the same bytes (the
 memory-bandwidth ceiling), best of a few repeats. Times are this process's CPU time by
 default (the machine is shared; `--clock wall` for wall time): one core's throughput.
+CPU time includes the kernel's: fresh temporaries and output arrays cost page faults,
+which glibc's default trimming makes recur on every poll.
 
-    python -m bench.windows_bench [--repeats 3] [--calls 4000] [--clock cpu|wall]
+    python -m bench.windows_bench [--repeats 3] [--calls 4000] [--run-polls 40] [--clock cpu|wall]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ CHANNELS = 3
 LENGTH = 315
 CHUNK = 100
 POLL = 500
+RUN_RECORDS = 2000
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 clock = time.process_time
 
@@ -98,11 +103,43 @@ def bench_polls(polls: int, repeats: int) -> float:
     return best_of(repeats, run)
 
 
+def bench_runs(polls: int, run_length: int, repeats: int) -> float:
+    """Seconds for `polls` append_runs calls of RUN_RECORDS records of run_length samples."""
+    devices = RUN_RECORDS // 2
+    ids = [f"dev-{i}" for i in range(devices)]
+    n = RUN_RECORDS * run_length
+    values = np.random.default_rng(3).random((n, CHANNELS), dtype=np.float32)
+    record_ids = [ids[r % devices] for r in range(RUN_RECORDS)]
+    lengths = np.full(RUN_RECORDS, run_length, dtype=np.int64)
+    sources = (np.arange(RUN_RECORDS) % 8).astype(np.int32)
+    rank = np.arange(RUN_RECORDS) // devices  # a device's records in a poll: 0, 1
+    within = np.tile(np.arange(run_length, dtype=np.int64), RUN_RECORDS)
+    per_poll = RUN_RECORDS // devices * run_length  # samples per device per poll
+
+    def run() -> float:
+        store = WindowStore(WindowConfig(length=LENGTH, hop=LENGTH, channels=CHANNELS,
+                                         max_devices=100_000))
+        elapsed = 0.0
+        for p in range(polls):
+            ts = (np.repeat(p * per_poll + rank * run_length, run_length) + within) * 10
+            offsets = p * RUN_RECORDS + np.arange(RUN_RECORDS, dtype=np.int64)
+            t0 = clock()
+            store.append_runs(record_ids, lengths, ts, values, sources, offsets)
+            store.ready_windows()
+            elapsed += clock() - t0
+        return elapsed
+
+    return best_of(repeats, run)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--calls", type=int, default=4000, help="append_chunk calls per run")
     parser.add_argument("--polls", type=int, default=400, help="500-record polls per run")
+    parser.add_argument("--run-polls", type=int, default=40,
+                        help="2,000-record polls per run of the 100-sample runs workload "
+                             "(10x as many for 1-sample runs)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
     args = parser.parse_args(argv)
     global clock
@@ -124,9 +161,17 @@ def main(argv: list[str] | None = None) -> int:
     ceiling = copy_seconds(windows * LENGTH * CHANNELS * 4, args.repeats)
     rows.append(("window extraction (315 x 3)", windows / seconds, "windows/s", ceiling / seconds))
 
-    print(f"{'workload':<30} {'measured':>14} {'unit':<10} {'vs numpy copy':>14}")
+    for run_length, polls in ((100, args.run_polls), (1, args.run_polls * 10)):
+        seconds = bench_runs(polls, run_length, args.repeats)
+        samples = polls * RUN_RECORDS * run_length
+        ceiling = copy_seconds(samples * CHANNELS * 4, args.repeats)
+        per_record_us = seconds / (polls * RUN_RECORDS) * 1e6
+        rows.append((f"runs {RUN_RECORDS} x {run_length} (us/record {per_record_us:.2f})",
+                     samples / seconds, "samples/s", ceiling / seconds))
+
+    print(f"{'workload':<36} {'measured':>14} {'unit':<10} {'vs numpy copy':>14}")
     for name, rate, unit, ratio in rows:
-        print(f"{name:<30} {rate:>14,.0f} {unit:<10} {ratio:>13.4f}x")
+        print(f"{name:<36} {rate:>14,.0f} {unit:<10} {ratio:>13.4f}x")
     return 0
 
 

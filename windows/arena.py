@@ -16,6 +16,7 @@ touch them; the reserved total is the configured bound.
 from __future__ import annotations
 
 import logging
+import mmap
 from collections.abc import Iterable
 
 import numpy as np
@@ -27,6 +28,20 @@ log = logging.getLogger(__name__)
 #: "Nothing needed" in the per-device low-watermark array, and "no window yet" timestamps.
 NO_OFFSET = np.iinfo(np.int64).max
 NEVER = -(2**62)
+
+
+def lazy_zeros(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A zeroed array on its own anonymous mapping, without transparent huge pages.
+
+    Pages are committed 4 KB at a time as devices touch them. numpy asks for huge
+    pages on large arrays, which commits 2 MB at a time: with a few thousand devices
+    that rounding alone is several hundred bytes per device.
+    """
+    count = int(np.prod(shape))
+    buf = mmap.mmap(-1, max(count * np.dtype(dtype).itemsize, 1))
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):
+        buf.madvise(mmap.MADV_NOHUGEPAGE)
+    return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape)
 
 
 class DeviceSlots:
@@ -113,9 +128,9 @@ class DeviceArena(DeviceSlots):
         super().__init__(config)
         d, cap, c = config.max_devices, config.capacity, config.channels
         self.cap = cap  # hot-path copy of config.capacity
-        self.values = np.zeros((d, cap, c), dtype=np.float32)  # [D, cap, C]
-        self.ts = np.zeros((d, cap), dtype=np.int64)  # [D, cap] sample timestamps, ms
-        self.offsets = np.zeros((d, cap), dtype=np.int64)  # [D, cap] source offsets
+        self.values = lazy_zeros((d, cap, c), np.float32)  # [D, cap, C]
+        self.ts = lazy_zeros((d, cap), np.int64)  # [D, cap] sample timestamps, ms
+        self.offsets = lazy_zeros((d, cap), np.int64)  # [D, cap] source offsets
         self.seg_floor_ts = np.zeros(d, dtype=np.int64)  # older samples are late
         self.last_end_ts = np.zeros(d, dtype=np.int64)  # end of the last emitted window
 
@@ -153,7 +168,7 @@ class CompactArena(DeviceSlots):
         super().__init__(config)
         d, c, w = config.max_devices, config.channels, config.window_slots
         self.ring = config.ring_samples
-        self.values = np.zeros((d, self.ring, c), dtype=np.float32)  # [D, L, C]
+        self.values = lazy_zeros((d, self.ring, c), np.float32)  # [D, L, C]
         # the same memory, one element per sample: slices copy whole samples
         self.rows = self.values.view(np.dtype((np.void, 4 * c))).reshape(d, self.ring)
         self.last_offset = np.zeros(d, dtype=np.int64)  # offset of the newest sample

@@ -12,6 +12,7 @@ whatever the size of a call.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -42,9 +43,21 @@ class Runs:
         return Runs(self.slots[keep], self.lengths[keep], self.first[keep], self.sources[keep],
                     self.offsets[keep])
 
+    @cached_property
     def device_starts(self) -> np.ndarray:
         """Index of each device's first run (int64 [K])."""
-        return np.flatnonzero(np.r_[True, self.slots[1:] != self.slots[:-1]])
+        change = np.empty(len(self.slots), dtype=bool)
+        change[0] = True
+        np.not_equal(self.slots[1:], self.slots[:-1], out=change[1:])
+        return np.flatnonzero(change)
+
+    @cached_property
+    def device_ends(self) -> np.ndarray:
+        """Index of each device's last run (int64 [K])."""
+        ends = np.empty_like(self.device_starts)
+        ends[:-1] = self.device_starts[1:] - 1
+        ends[-1] = len(self.slots) - 1
+        return ends
 
 
 def dirty_runs(arena: CompactArena, runs: Runs, ts: np.ndarray) -> np.ndarray:
@@ -55,8 +68,8 @@ def dirty_runs(arena: CompactArena, runs: Runs, ts: np.ndarray) -> np.ndarray:
     and offsets never go below the newest one it holds.
     """
     gap = arena.config.gap_ms
-    dstart = runs.device_starts()
-    per_dev = np.diff(np.r_[dstart, len(runs.slots)])
+    dstart = runs.device_starts
+    per_dev = runs.device_ends - dstart + 1
     slots = runs.slots[dstart]
     fresh = arena.count[slots] == 0
     first_ts = ts[runs.first]
@@ -110,8 +123,8 @@ class _Devices:
 
     @classmethod
     def of(cls, arena: CompactArena, runs: Runs) -> _Devices:
-        first_run = runs.device_starts()
-        last_run = np.r_[first_run[1:], len(runs.slots)] - 1
+        first_run = runs.device_starts
+        last_run = runs.device_ends
         slots = runs.slots[first_run]
         run_end = np.cumsum(runs.lengths)
         run_start = run_end - runs.lengths
@@ -240,10 +253,10 @@ def _write_ring(arena, runs, dev, values, count1, ns1) -> None:
     col = lo % ring
     first_len = np.minimum(n, ring - col)
     base = runs.slots * ring
-    lengths = np.r_[first_len, n - first_len]
+    lengths = np.concatenate((first_len, n - first_len))
     ar = np.arange(int(lengths.sum()))
-    src_rows = _expand_ranges(np.r_[src, src + first_len], lengths, ar)
-    dst_rows = _expand_ranges(np.r_[base + col, base], lengths, ar)
+    src_rows = _expand_ranges(np.concatenate((src, src + first_len)), lengths, ar)
+    dst_rows = _expand_ranges(np.concatenate((base + col, base)), lengths, ar)
     ring_rows = arena.values.reshape(len(arena.values) * ring, -1).view(values.dtype).ravel()
     np.put(ring_rows, dst_rows, np.take(values, src_rows))
 

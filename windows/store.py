@@ -259,7 +259,7 @@ class WindowStore:
                 self._counters["windows"] += len(columns.slots)
                 parts.append(columns)
         self._collect(parts)
-        ends = np.r_[runs.device_starts()[1:], len(runs.slots)] - 1  # each device's last run
+        ends = runs.device_ends
         dev = runs.slots[ends]
         arena.touch[dev] = (self._seq << 32) | (runs.first[ends] + runs.lengths[ends] - 1)
         arena.last_seen_ms[dev] = arena.newest_ts[dev] if now_ms is None else now_ms
@@ -285,9 +285,8 @@ class WindowStore:
     def _compact_slow(self, runs: Runs, ts, vals) -> list[WindowColumns]:
         """Dirty devices of a call, one sample at a time, each device's runs in arrival order."""
         sink: list[EmittedWindow] = []
-        starts = runs.device_starts()
-        for a, b in zip(starts.tolist(), np.r_[starts[1:], len(runs.slots)].tolist(),
-                        strict=True):
+        starts = runs.device_starts
+        for a, b in zip(starts.tolist(), (runs.device_ends + 1).tolist(), strict=True):
             timeline = CompactTimeline(self.config, self._arena, int(runs.slots[a]),
                                        self._counters, sink)
             for r in range(a, b):
@@ -448,8 +447,9 @@ def _runs_of_samples(slots, src, off):
     """Maximal stretches of one device, source and offset: (slots, lengths, first, src, off)."""
     n = len(slots)
     change = (slots[1:] != slots[:-1]) | (src[1:] != src[:-1]) | (off[1:] != off[:-1])
-    first = np.flatnonzero(np.r_[True, change])
-    return slots[first], np.diff(np.r_[first, n]), first, src[first], off[first]
+    first = np.flatnonzero(np.concatenate(([True], change)))
+    lengths = np.diff(first, append=n)
+    return slots[first], lengths, first, src[first], off[first]
 
 
 def _ranks(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
