@@ -1,16 +1,21 @@
 """Per-device ring buffers and sliding windows (numpy only: no Kafka, no Paddle).
 
 ``WindowStore(WindowConfig(length, hop, channels, ...))`` takes samples with
-``append_bulk`` (a whole poll, many devices mixed), ``append_chunk`` (one record of n
-samples) or ``append_one``; ``ready_windows()`` drains a columnar ``WindowBatch``;
-``low_watermarks()`` gives, per source, the smallest offset an unfinished window still
-needs (what the worker may commit).
+``append_runs`` (a whole poll as runs: one device, source and offset per run, e.g.
+one Kafka record each), ``append_bulk`` (a whole poll, one device id per sample),
+``append_chunk`` (one record of n samples) or ``append_one``; ``ready_windows()``
+drains a columnar ``WindowBatch``; ``low_watermarks()`` gives, per source, the
+smallest offset an unfinished window still needs (what the worker may commit).
 
 Notes for callers:
 
-- Memory is reserved once: ``max_devices x config.bytes_per_device`` (ring of
-  ``length + slack`` samples of float32 values, int64 timestamps and offsets, plus
-  scalars); pages are committed as devices arrive. Device ids cost ~200 bytes more each.
+- Memory is reserved once: ``max_devices x config.bytes_per_device``; pages are
+  committed as devices arrive. With ``reorder_ms == 0`` (in-order samples) a device
+  holds ``length`` samples of float32 values plus four int64 per window slot
+  (``ceil(length / hop)`` slots) and ~70 bytes of scalars: 3,881 bytes for
+  L 315, hop 315, C 3. With ``reorder_ms > 0`` every sample of ``length + slack`` also
+  keeps an int64 timestamp and offset (12.5 KB for the same shape). Device ids cost
+  ~110 bytes more each.
 - Windows become ready in arrival order of the sample that readied them; within a
   source, ``ready_offsets`` never decrease when offsets arrive in order.
 - Replay: a fresh store fed from ``low_watermarks()`` reproduces the unemitted windows

@@ -9,14 +9,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from windows.arena import NEVER, NO_OFFSET, CompactArena, DeviceArena
+from windows.arena import NO_OFFSET, CompactArena, DeviceArena
 from windows.batch import WindowBatch
-from windows.compact import Runs, append_clean, append_single_run, dirty_runs
+from windows.compact import Runs, append_clean, dirty_runs
+from windows.compact_single import append_single_run
 from windows.compact_timeline import CompactTimeline
 from windows.config import WindowConfig
 from windows.errors import WindowError
-from windows.fastpath import RoundSamples, WindowColumns, append_device_run, append_round
-from windows.policies import EmittedWindow, Timeline
+from windows.fastpath import WindowColumns, append_device_run
+from windows.policies import EmittedWindow
+from windows.sample_path import SamplePath, columns_of
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +61,9 @@ class WindowStore:
         self._arena: CompactArena | DeviceArena = (
             CompactArena(config) if config.compact else DeviceArena(config))
         self._counters: Counter[str] = Counter()
+        self._samples = (None if config.compact
+                         else SamplePath(config, self._arena, self._counters))
         self._out: list[WindowBatch | list[tuple]] = []  # batches, or rows of single windows
-        self._pending_parts: list[WindowColumns] = []
         self._seq = 0
         self._rejected: list[tuple[int, str]] = []
 
@@ -297,7 +300,7 @@ class WindowStore:
                     timeline.process(t, vals[p], source, offset, p)
             timeline.write_back()
             self._rejected.extend(timeline.rejected)
-        return [_columns_of(sink, self.config)] if sink else []
+        return [columns_of(sink, self.config)] if sink else []
 
     def _check(self, n, timestamps_ms, values, sources, offsets):
         ts = np.asarray(timestamps_ms, dtype=np.int64)
@@ -335,81 +338,13 @@ class WindowStore:
                            count=len(device_ids))
 
     def _apply(self, slots, ts, vals, src, off, now_ms) -> None:
-        """Group the call by device, run clean runs vectorized and the rest sample by sample."""
-        n = len(slots)
-        if n > 1 and (slots[1:] != slots[:-1]).any():
-            order = np.argsort(slots, kind="stable")
-            slots, ts, vals, src, off = slots[order], ts[order], vals[order], src[order], off[order]
-        else:
-            order = np.arange(n)
-        starts = np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]])
-        run_slots = slots[starts]
-        run_lengths = np.diff(np.r_[starts, n])
-        slow_from = self._fast_rounds(slots, ts, vals, src, off, order, starts, run_slots,
-                                      run_lengths)
-        parts = self._slow_runs(slots, ts, vals, src, off, order, starts, run_lengths, slow_from)
+        """The per-sample layout: see windows.sample_path."""
+        parts, rejected, dev, last = self._samples.apply(slots, ts, vals, src, off)
+        self._rejected.extend(rejected)
         self._collect(parts)
         arena = self._arena
-        arena.touch[run_slots] = (self._seq << 32) | order[starts + run_lengths - 1]
-        arena.last_seen_ms[run_slots] = arena.newest_ts[run_slots] if now_ms is None else now_ms
-
-    def _fast_rounds(self, slots, ts, vals, src, off, order, starts, run_slots, run_lengths):
-        """Run clean runs through vectorized rounds; return per run the rank the slow path takes."""
-        arena, cfg = self._arena, self.config
-        fresh = arena.count[run_slots] == 0
-        prev = np.empty_like(ts)
-        prev[1:] = ts[:-1]
-        prev[starts] = np.where(fresh, ts[starts] - 1, arena.newest_ts[run_slots])
-        step = ts - prev
-        owner = np.where(fresh, src[starts], arena.source[run_slots])
-        bad = (step <= 0) | (step > cfg.gap_ms) | (src != np.repeat(owner, run_lengths))
-        clean = ~np.logical_or.reduceat(bad, starts)
-        slow_from = np.where(clean, run_lengths, 0)  # sample rank where the slow path takes over
-        born = clean & fresh
-        if born.any():
-            arena.set_sources(run_slots[born], src[starts[born]])
-            arena.seg_floor_ts[run_slots[born]] = ts[starts[born]]
-            arena.last_end_ts[run_slots[born]] = NEVER
-        slack = cfg.slack
-        for k in range(int(-(-run_lengths.max() // slack))):
-            take = np.minimum(slow_from - k * slack, slack)
-            live = np.flatnonzero(take > 0)
-            if cfg.reorder_ms and len(live):
-                rs_slots = run_slots[live]
-                unsafe = (arena.count[rs_slots] + take[live] - cfg.capacity
-                          > arena.next_start[rs_slots])
-                slow_from[live[unsafe]] = k * slack
-                live = live[~unsafe]
-            if not len(live):
-                continue
-            if k == 0 and len(live) == len(run_slots) and (take == run_lengths).all():
-                sel = slice(None)
-            else:
-                first = starts[live] + k * slack
-                rr, rank = _ranks(take[live])
-                sel = first[rr] + rank
-            columns = append_round(arena, RoundSamples(
-                run_slots[live], take[live], slots[sel], ts[sel], vals[sel], off[sel], order[sel]))
-            if columns is not None:
-                self._pending_parts.append(columns)
-                self._counters["windows"] += len(columns.slots)
-        return slow_from
-
-    def _slow_runs(self, slots, ts, vals, src, off, order, starts, run_lengths, slow_from):
-        """Apply the rules one sample at a time to the runs (or run tails) the fast path left."""
-        parts, self._pending_parts = self._pending_parts, []
-        sink: list[EmittedWindow] = []
-        for r in np.flatnonzero(slow_from < run_lengths).tolist():
-            lo, hi = int(starts[r] + slow_from[r]), int(starts[r] + run_lengths[r])
-            timeline = Timeline(self.config, self._arena, int(slots[lo]), self._counters, sink)
-            for i, t, s, o, p in zip(range(lo, hi), ts[lo:hi].tolist(), src[lo:hi].tolist(),
-                                     off[lo:hi].tolist(), order[lo:hi].tolist(), strict=True):
-                timeline.process(t, vals[i], s, o, p)
-            timeline.write_back(self._arena)
-            self._rejected.extend(timeline.rejected)
-        if sink:
-            parts.append(_columns_of(sink, self.config))
-        return parts
+        arena.touch[dev] = (self._seq << 32) | last
+        arena.last_seen_ms[dev] = arena.newest_ts[dev] if now_ms is None else now_ms
 
     def _collect(self, parts: list[WindowColumns], ordered: bool = False) -> None:
         """Order the call's windows by the arrival of the sample that readied them; queue them."""
@@ -452,20 +387,3 @@ def _runs_of_samples(slots, src, off):
     return slots[first], lengths, first, src[first], off[first]
 
 
-def _ranks(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    run = np.repeat(np.arange(len(counts)), counts)
-    return run, np.arange(len(run)) - np.repeat(np.cumsum(counts) - counts, counts)
-
-
-def _columns_of(sink: list[EmittedWindow], config: WindowConfig) -> WindowColumns:
-    """The slow path's windows as columns."""
-    def col(name: str, dtype) -> np.ndarray:
-        return np.array([getattr(w, name) for w in sink], dtype=dtype)
-    return WindowColumns(
-        slots=col("slot", np.int64), sources=col("source", np.int32),
-        data=np.stack([w.data for w in sink]).reshape(len(sink), config.length, config.channels),
-        start_ts_ms=col("start_ts_ms", np.int64), end_ts_ms=col("end_ts_ms", np.int64),
-        anchor_ts_ms=col("anchor_ts_ms", np.int64),
-        first_offsets=col("first_offset", np.int64), last_offsets=col("last_offset", np.int64),
-        ready_offsets=col("ready_offset", np.int64), positions=col("position", np.int64),
-        emit_index=col("emit_index", np.int64))
