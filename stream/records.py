@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from itertools import accumulate
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -66,9 +66,16 @@ _NUMERIC_KINDS = "iuf"
 _JSON_TYPES = {str: "string", bool: "boolean", type(None): "null", list: "array", dict: "object"}
 
 
+class RawRecord(Protocol):
+    """What the decoder reads of a record: an InputRecord or kafka-python's ConsumerRecord."""
+
+    key: bytes | None
+    value: bytes | None
+
+
 @dataclass(frozen=True, slots=True)
 class InputRecord:
-    """One consumed Kafka record, as the worker hands it to the decoder."""
+    """One consumed Kafka record with the fields a dead letter reports."""
 
     topic: str
     partition: int
@@ -176,6 +183,12 @@ class DeadLetter:
     reason: str
     message: str
 
+    def __post_init__(self) -> None:
+        # The worker decodes kafka-python's records as they come (copying every record
+        # costs more than decoding a binary chunk); only the rejected ones are copied.
+        if not isinstance(self.record, InputRecord):
+            object.__setattr__(self, "record", InputRecord.from_consumer_record(self.record))
+
 
 class _Reject(Exception):
     """Raised inside the decoder to turn the current record into a dead letter."""
@@ -232,7 +245,7 @@ class RecordDecoder:
         self.limits = limits
         self._binary = BinaryChunkDecoder(channels, limits)
 
-    def decode(self, records: Sequence[InputRecord]) -> tuple[SampleBatch, list[DeadLetter]]:
+    def decode(self, records: Sequence[RawRecord]) -> tuple[SampleBatch, list[DeadLetter]]:
         """Decode one poll; samples keep record order, dead letters are in record order too."""
         values = [record.value for record in records]
         joined = JoinedValues.of(values)
@@ -250,7 +263,7 @@ class RecordDecoder:
 
     def _decode_mixed(
         self,
-        records: Sequence[InputRecord],
+        records: Sequence[RawRecord],
         values: list[bytes | None],
         keys: list[bytes | None],
         binary: npt.NDArray[np.bool_],
@@ -275,7 +288,7 @@ class RecordDecoder:
         return batch, [letter for _, letter in dead]
 
     def _decode_json(
-        self, records: Sequence[InputRecord]
+        self, records: Sequence[RawRecord]
     ) -> tuple[SampleBatch, list[tuple[int, DeadLetter]]]:
         """Decode JSON records; dead letters come with their index, in record order."""
         got = _Collected([], [], [], [], [], [], [], [])
@@ -404,7 +417,7 @@ class RecordDecoder:
         _explain_chunk_row(values[0], 0, self.channels)
         return interval_ms
 
-    def _values(self, records: Sequence[InputRecord], got: _Collected) -> npt.NDArray[np.float32]:
+    def _values(self, records: Sequence[RawRecord], got: _Collected) -> npt.NDArray[np.float32]:
         """All samples as float32 [N, C], singles converted at once; bad ones dead-lettered."""
         singles = [k for k, chunk in enumerate(got.is_chunk) if not chunk]
         single_array = self._array([got.rows[k] for k in singles]) if singles else None
@@ -449,7 +462,7 @@ class RecordDecoder:
         ok = array.ndim == 2 and array.shape[1] == self.channels
         return array if ok and array.dtype.kind in _NUMERIC_KINDS else None
 
-    def _explain_singles(self, records: Sequence[InputRecord], got: _Collected) -> list[bool]:
+    def _explain_singles(self, records: Sequence[RawRecord], got: _Collected) -> list[bool]:
         """Per record: False for single samples that are not C numbers, dead-lettered."""
         keep = []
         for k, row in enumerate(got.rows):
@@ -466,7 +479,7 @@ class RecordDecoder:
         return keep
 
     def _dead(
-        self, records: Sequence[InputRecord], got: _Collected, k: int, reason: str, message: str
+        self, records: Sequence[RawRecord], got: _Collected, k: int, reason: str, message: str
     ) -> None:
         """Dead-letter queued record k."""
         index = got.index[k]

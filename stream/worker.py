@@ -32,7 +32,7 @@ from stream.kafka_io import LatchingProducer, make_consumer
 from stream.metrics import WorkerMetrics
 from stream.offsets import OffsetTracker
 from stream.rebalance import RebalanceHandler
-from stream.records import DeadLetter, InputRecord, RecordDecoder, SampleBatch
+from stream.records import DeadLetter, RawRecord, RecordDecoder, SampleBatch
 from stream.recovery import ResumeFilter, anchor_record_key, latest_anchor_per_device
 from stream.side_requests import SideQueue
 from stream.stats import WorkerStats
@@ -213,17 +213,18 @@ class Worker:
         self._apply_backpressure()
         self._housekeeping()
 
-    def _poll(self) -> tuple[list[InputRecord], PollIndex]:
+    def _poll(self) -> tuple[list[RawRecord], PollIndex]:
         fetched = self.consumer.poll(
             timeout_ms=self._poll_timeout_ms(), max_records=self.config.kafka.max_poll_records
         )
         self._last_poll_s = time.monotonic()
-        records: list[InputRecord] = []
+        # kafka-python's records as they are: copying each costs more than decoding it
+        records: list[RawRecord] = []
         parts: list[tuple[int, list[int], list[int]]] = []
         for tp, batch in fetched.items():
             if self.bounds is not None:
                 batch = self._within_bounds(tp, batch)
-            records.extend(InputRecord.from_consumer_record(r) for r in batch)
+            records.extend(batch)
             parts.append((
                 self.offsets.source_id(tp),
                 [r.offset for r in batch],
@@ -252,38 +253,47 @@ class Worker:
             self.stats.count_dead_letter(dl.reason)
 
     def _append_samples(
-        self, samples: SampleBatch, records: list[InputRecord], index: PollIndex
+        self, samples: SampleBatch, records: list[RawRecord], index: PollIndex
     ) -> None:
         self.metrics.samples_consumed.inc(len(samples))
         self.stats.samples += len(samples)
         if len(samples):
-            record_index = samples.record_index
-            device_ids, timestamps, values = (
-                samples.device_ids,
-                samples.timestamps_ms,
-                samples.values,
-            )
-            keep = self.resume.keep_mask(device_ids, timestamps)
-            if keep is not None:
-                picked = np.flatnonzero(keep)
-                device_ids = [device_ids[i] for i in picked.tolist()]
-                timestamps, values = timestamps[picked], values[picked]
-                record_index = record_index[picked]
-            if len(device_ids):
-                rejected = self.store.append_bulk(
-                    device_ids,
-                    timestamps,
-                    values,
-                    index.sources[record_index],
-                    index.offsets[record_index],
+            runs = self._resumed(samples)
+            if len(runs):
+                at = runs.record_positions  # [R] poll index of each run's record
+                rejected = self.store.append_runs(
+                    runs.record_devices,
+                    runs.record_counts,
+                    runs.timestamps_ms,
+                    runs.values,
+                    index.sources[at],
+                    index.offsets[at],
                     now_ms=_now_ms(),
                 )
                 if len(rejected) and self.config.windows.late_policy == "dead_letter":
                     self._send_dead_letters(
-                        policy_dead_letters(records, samples.record_index, record_index, rejected)
+                        policy_dead_letters(
+                            records, samples.record_index, runs.record_index, rejected
+                        )
                     )
         for source, next_offset in index.next_offsets().items():
             self.offsets.consumed(source, next_offset)
+
+    def _resumed(self, samples: SampleBatch) -> SampleBatch:
+        """The samples without those replayed for windows emitted before a restart."""
+        if not self.resume.resuming:
+            return samples
+        keep = self.resume.keep_mask(samples.device_ids, samples.timestamps_ms)
+        if keep is None or keep.all():
+            return samples
+        picked = np.flatnonzero(keep)
+        device_ids = samples.device_ids
+        return SampleBatch.from_samples(
+            [device_ids[i] for i in picked.tolist()],
+            samples.timestamps_ms[picked],
+            samples.values[picked],
+            samples.record_index[picked],
+        )
 
     def _queue_ready_windows(self, index: PollIndex) -> None:
         rows = to_rows(self.store.ready_windows(), index, self.config.windows)
