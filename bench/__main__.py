@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from bench import harness, report, suite
+from stream.allocator import tune_allocator
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -54,8 +55,10 @@ def measure(sizes: suite.Sizes, threads: int, results: dict[str, Any]) -> None:
     )
     with harness.broker() as bootstrap:
         chunk = harness.chunk_workload(series, sizes.ingest_devices, sizes.ingest_chunks)
+        binary = harness.binary_chunk_workload(series, sizes.ingest_devices, sizes.binary_chunks)
         single = harness.single_workload(series, sizes.ingest_devices, sizes.single_samples)
         results["ingest"] = {
+            "binary": suite.ingest(bootstrap, predictor, model, binary),
             "chunk": suite.ingest(bootstrap, predictor, model, chunk),
             "single": suite.ingest(bootstrap, predictor, model, single),
         }
@@ -142,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # reconnect chatter while topics settle
+    # The worker tunes malloc when it starts; the ceilings run in this process before it,
+    # so tune first: both sides of every ratio then run under the same allocator.
+    tune_allocator()
     started = time.monotonic()
     results: dict[str, Any] = {}
     try:

@@ -133,6 +133,31 @@ def chunk_workload(
     return Workload(f"chunk{chunk}", records, devices * chunks_per_device * chunk, devices)
 
 
+def binary_chunk_workload(
+    series: npt.NDArray[np.float32],
+    devices: int,
+    chunks_per_device: int,
+    chunk: int = 100,
+    start_ms: int = START_MS,
+) -> Workload:
+    """The chunk workload's samples as binary chunk records (stream.binary_records)."""
+    from stream.binary_records import encode_chunk
+
+    usable = len(series) // chunk * chunk
+    blocks = np.asarray(series[:usable], dtype=np.float32).reshape(-1, chunk, series.shape[1])
+    blocks = blocks[:2000]  # [K, chunk, C], the same chunks chunk_bodies encodes as JSON
+    records: list[tuple[bytes, bytes]] = []
+    for step in range(chunks_per_device):
+        ts = start_ms + step * chunk * INTERVAL_MS
+        for device in range(devices):
+            device_id = _device_id(device)
+            block = blocks[(step * devices + device) % len(blocks)]
+            records.append(
+                (device_id.encode(), encode_chunk(device_id, ts, float(INTERVAL_MS), block))
+            )
+    return Workload(f"binary{chunk}", records, devices * chunks_per_device * chunk, devices)
+
+
 def single_workload(
     series: npt.NDArray[np.float32],
     devices: int,

@@ -3,7 +3,7 @@
     py-spy record -r 200 -f raw -o /tmp/chunk.txt -- python -m bench.profile run chunk
     python -m bench.profile summarize /tmp/chunk.txt
 
-`run` fills a topic on its own broker and runs the worker on it ("chunk" and
+`run` fills a topic on its own broker and runs the worker on it ("binary", "chunk" and
 "single": ingest with one window per device; "bound": hop 16, the predictor as the
 bottleneck). `summarize` keeps the worker thread's stacks and prints self and
 inclusive shares per frame.
@@ -36,8 +36,13 @@ def run_case(case: str) -> None:
                 series, sizes.bound_devices, sizes.bound_samples // 100
             )
             hop, extra = suite.INFERENCE_HOP, ["batching.max_batch=32"]
-        elif case == "chunk":
-            workload = harness.chunk_workload(series, sizes.ingest_devices, sizes.ingest_chunks)
+        elif case in ("chunk", "binary"):
+            if case == "chunk":
+                workload = harness.chunk_workload(series, sizes.ingest_devices, sizes.ingest_chunks)
+            else:
+                workload = harness.binary_chunk_workload(
+                    series, sizes.ingest_devices, sizes.binary_chunks
+                )
             hop, extra = workload.samples // workload.devices, []
         else:
             workload = harness.single_workload(series, sizes.ingest_devices, sizes.single_samples)
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     """`run CASE` or `summarize FILE`."""
     parser = argparse.ArgumentParser(prog="python -m bench.profile")
     sub = parser.add_subparsers(dest="what", required=True)
-    sub.add_parser("run").add_argument("case", choices=("chunk", "single", "bound"))
+    sub.add_parser("run").add_argument("case", choices=("binary", "chunk", "single", "bound"))
     sub.add_parser("summarize").add_argument("file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)

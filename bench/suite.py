@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 
 from bench import harness
@@ -28,6 +29,7 @@ from bench.pipeline import (
 log = logging.getLogger(__name__)
 
 INFERENCE_HOP = 16
+INGEST_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class Sizes:
 
     ingest_devices: int
     ingest_chunks: int  # chunk records per device (100 samples each)
+    binary_chunks: int  # binary chunk records per device: more, as they go ~3x faster
     single_samples: int  # single-sample records per device
     bound_devices: int
     bound_samples: int  # samples per device of the inference-bound topic (hop 16)
@@ -47,10 +50,11 @@ class Sizes:
     memory_devices: tuple[int, ...]
 
 
-QUICK = Sizes(10, 300, 3000, 2, 800, 20, 8, (1, 2, 4, 8, 16, 32), 0.4, 8.0, (1000, 10000))
+QUICK = Sizes(10, 300, 900, 3000, 2, 800, 20, 8, (1, 2, 4, 8, 16, 32), 0.4, 8.0, (1000, 10000))
 FULL = Sizes(
     10,
     2000,
+    12000,
     20000,
     16,
     4000,
@@ -77,8 +81,18 @@ def ingest(
     topic = fill_new_topic(bootstrap, workload)
     per_device = workload.samples // workload.devices
     config = worker_config(bootstrap, topic, model, f"windows.hop={per_device}")
-    ceiling = consumer_ceiling(config.kafka, topic, len(workload.records))
-    run = run_worker(config, predictor, workload.samples, workload.devices)
+    # Every device's one window comes out in the same poll: a batch shape the predictor
+    # was not warmed for costs oneDNN's kernel set-up (~0.3 s), which is not ingest.
+    shape = (workload.devices, predictor.manifest.window_length, predictor.manifest.channels)
+    predictor.predict_batch(np.zeros(shape, dtype=np.float32))
+    # Twice each, alternated, best of each: other jobs on the machine move both by +-20 %.
+    ceilings, runs = [], []
+    for attempt in range(INGEST_ATTEMPTS):
+        ceilings.append(consumer_ceiling(config.kafka, topic, len(workload.records)))
+        attempt_config = with_group(config, f"{config.kafka.group_id}.{attempt}")
+        runs.append(run_worker(attempt_config, predictor, workload.samples, workload.devices))
+    ceiling = min(ceilings, key=lambda c: c.seconds)
+    run = max(runs, key=lambda r: r.samples_per_s)
     ceiling_samples_per_s = workload.samples / ceiling.seconds
     return {
         "topic": topic,

@@ -23,6 +23,7 @@ from kafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from stream.alerts import AlertEvaluator
+from stream.allocator import tune_allocator
 from stream.batching import DynamicBatcher
 from stream.columns import WindowRows
 from stream.config import Config
@@ -64,6 +65,7 @@ class Worker:
         event_extras: dict[str, object] | None = None,
         bounds: dict[TopicPartition, tuple[int, int]] | None = None,
     ) -> None:
+        tune_allocator()  # process-wide; see stream/allocator.py
         self.config = config
         self.bounds = bounds  # replay: read [start, end) of these partitions, no group, no commits
         self.predictor = predictor

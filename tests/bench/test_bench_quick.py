@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 HANG_GUARD_S = 300
 
 SECTIONS = {
-    "ingest": ("chunk", "single"),
+    "ingest": ("binary", "chunk", "single"),
     "latency": ("at_least_once", "exactly_once"),
     "backfill": ("at_least_once", "exactly_once"),
     "memory": ("1000", "10000"),
