@@ -23,7 +23,7 @@ import numpy.typing as npt
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from stream.records import DeadLetter
+from stream.record_types import DeadLetter
 
 EVENT_FIELDS: tuple[str, ...] = (
     "event_id",

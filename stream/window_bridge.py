@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from stream.columns import WindowRows
 from stream.config import WindowsConfig
-from stream.records import DeadLetter, RawRecord
+from stream.record_types import DeadLetter, RawRecord
 from windows import Rejected, WindowBatch, WindowConfig, WindowStore
 
 _OFFSET_BITS = 40  # Kafka offsets stay far below 2**40 in practice; sources above it
