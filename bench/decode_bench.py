@@ -27,7 +27,7 @@ import numpy as np
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from stream.binary_records import encode_chunk
+from stream.binary_format import encode_chunk
 from stream.config import RecordsConfig
 from stream.records import DeadLetter, InputRecord, RecordDecoder, SampleBatch
 

@@ -141,7 +141,7 @@ def binary_chunk_workload(
     start_ms: int = START_MS,
 ) -> Workload:
     """The chunk workload's samples as binary chunk records (stream.binary_records)."""
-    from stream.binary_records import encode_chunk
+    from stream.binary_format import encode_chunk
 
     usable = len(series) // chunk * chunk
     blocks = np.asarray(series[:usable], dtype=np.float32).reshape(-1, chunk, series.shape[1])

@@ -1,131 +1,44 @@
-"""Binary chunk records (``SSB1``): the encoder producers use and a decoder for a whole poll.
+"""The poll-wide decoder of binary chunk records (format: stream/binary_format.py).
 
-A binary chunk carries one device's ``n`` consecutive samples of ``C`` channels. All
-integers and floats are little-endian, there is no padding, and nothing follows the
-values::
-
-    offset   size   type      field
-    0        4      bytes     magic b"SSB1" (b"SSB", then the format version b"1")
-    4        1      uint8     flags: 0 (reserved; anything else is malformed_binary)
-    5        1      uint8     channels C
-    6        2      uint16    sample count n (1..65535; n = 1 is a single sample)
-    8        8      int64     ts_ms: epoch milliseconds of the first sample
-    16       8      float64   interval_ms: sample i is at ts_ms + rint(i * interval_ms)
-    24       2      uint16    m: byte length of the device id
-    26       m      bytes     device id, UTF-8
-    26 + m   4*n*C  float32   values [n, C], row-major (sample by sample)
-
-A record is exactly ``26 + m + 4*n*C`` bytes. ``rint`` rounds half to even, as the JSON
-chunk does; ``interval_ms`` must be >= 1 even when n = 1. JSON never starts with "SSB",
-so a poll may mix both formats and each record is routed by its first three bytes.
-
-Checks, in the order a record's reason is picked (the JSON format's reasons, plus
-malformed_binary for what only bytes can get wrong):
-
-1. too_large: the value is longer than records.max_record_bytes
-2. malformed_binary: shorter than the header, a version other than 1, flags != 0, or a
-   length other than the header's (truncated or trailing bytes)
-3. missing_field (m = 0), invalid_utf8, too_large (more than records.max_device_id_length
-   characters), key_mismatch (a Kafka key present and not the device id's bytes)
-4. bad_timestamp (ts_ms outside [0, MAX_TS_MS]), bad_interval (not a number in
-   [1, MAX_TS_MS]), empty_values (n = 0), too_large (n > records.max_chunk_samples),
-   bad_timestamp (the last sample after MAX_TS_MS)
-5. wrong_channel_count (C is not the model's), non_finite_value (NaN or infinity)
-
-The decoder checks every record of a poll at once with numpy masks over one joined
-buffer; only records already known bad are explained one by one (`explain_chunk`).
+Every record of a poll is checked at once with numpy masks over one joined buffer;
+only records already known bad are explained one by one (stream/binary_explain.py).
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-MAGIC = b"SSB1"
-PREFIX = MAGIC[:3]  # what routes a record to this decoder; the 4th byte is the version
-HEADER_BYTES = 26
-MAX_TS_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: keeps ts + offsets inside int64
-_HEADER = struct.Struct("<4sBBHqdH")
-_HEADER_DTYPE = np.dtype(
-    {
-        "names": ["version", "flags", "channels", "count", "ts_ms", "interval_ms", "id_bytes"],
-        "formats": ["u1", "u1", "u1", "<u2", "<i8", "<f8", "<u2"],
-        "offsets": [3, 4, 5, 6, 8, 16, 24],
-        "itemsize": HEADER_BYTES,
-    }
+from stream.binary_explain import explain_chunk
+from stream.binary_format import (
+    HEADER_BYTES,
+    HEADER_DTYPE,
+    MAGIC,
+    MAX_TS_MS,
+    PREFIX,
+    VERSION,
+    RecordLimits,
+    encode_chunk,
+    encode_chunks,
 )
-_VERSION = MAGIC[3]
 
-
-class RecordLimits(Protocol):
-    """The bounds a decoder enforces (stream.config.RecordsConfig satisfies it)."""
-
-    max_record_bytes: int
-    max_chunk_samples: int
-    max_device_id_length: int
-
-
-def encode_chunk(device_id: str, ts_ms: int, interval_ms: float, values: npt.ArrayLike) -> bytes:
-    """One SSB1 record: `values` [n, C] (any real dtype, sent as float32) from ts_ms on."""
-    array = np.asarray(values)
-    if array.ndim != 2:
-        raise ValueError(f"values: expected a 2-d array [n, C], got shape {array.shape}")
-    count, channels = array.shape
-    raw_id = device_id.encode("utf-8")
-    _check_encodable(count, channels, len(raw_id))
-    header = _HEADER.pack(MAGIC, 0, channels, count, ts_ms, interval_ms, len(raw_id))
-    return header + raw_id + array.astype("<f4").tobytes()
-
-
-def encode_chunks(
-    device_ids: Sequence[str],
-    ts_ms: npt.ArrayLike,
-    interval_ms: npt.ArrayLike,
-    values: npt.ArrayLike,
-) -> list[bytes]:
-    """R SSB1 records at once: ts_ms [R], interval_ms [R] (or scalars), values [R, n, C]."""
-    array = np.asarray(values)
-    if array.ndim != 3 or array.shape[0] != len(device_ids):
-        raise ValueError(
-            f"values: expected [R, n, C] with R = {len(device_ids)} device ids, "
-            f"got shape {array.shape}"
-        )
-    records, count, channels = array.shape
-    raw_ids = [device_id.encode("utf-8") for device_id in device_ids]
-    head = np.zeros(records, dtype=_HEADER_DTYPE)
-    head["channels"], head["count"] = channels, count
-    head["ts_ms"], head["interval_ms"] = ts_ms, interval_ms
-    head["id_bytes"] = [len(raw) for raw in raw_ids]
-    head_bytes = head.view(np.uint8).reshape(records, HEADER_BYTES)
-    head_bytes[:, :3] = np.frombuffer(PREFIX, np.uint8)
-    head_bytes[:, 3] = _VERSION
-    payload = array.astype("<f4").reshape(records, -1).view(np.uint8)  # [R, 4nC]
-    out: list[bytes] = [b""] * records
-    for id_length in np.unique(head["id_bytes"]).tolist():
-        _check_encodable(count, channels, id_length)
-        rows = np.flatnonzero(head["id_bytes"] == id_length)
-        ids = np.frombuffer(b"".join([raw_ids[r] for r in rows.tolist()]), np.uint8)
-        table = np.hstack([head_bytes[rows], ids.reshape(len(rows), id_length), payload[rows]])
-        blob, width = table.tobytes(), table.shape[1]
-        for k, r in enumerate(rows.tolist()):
-            out[r] = blob[k * width : (k + 1) * width]
-    return out
-
-
-def _check_encodable(count: int, channels: int, id_bytes: int) -> None:
-    """Refuse what the header's fields cannot hold."""
-    if not 0 <= count <= 0xFFFF:
-        raise ValueError(f"values: at most 65535 samples per chunk, got {count}")
-    if not 0 <= channels <= 0xFF:
-        raise ValueError(f"values: at most 255 channels, got {channels}")
-    if id_bytes > 0xFFFF:
-        raise ValueError(f"device_id: at most 65535 UTF-8 bytes, got {id_bytes}")
+__all__ = [
+    "MAGIC",
+    "MAX_TS_MS",
+    "BinaryChunkDecoder",
+    "BinaryRuns",
+    "JoinedValues",
+    "RecordLimits",
+    "encode_chunk",
+    "encode_chunks",
+    "explain_chunk",
+    "run_timestamps",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +81,7 @@ class JoinedValues:
             head = np.zeros((len(self.starts), HEADER_BYTES), dtype=np.uint8)
             if whole.any():
                 head[whole] = sliding_window_view(self.buffer, HEADER_BYTES)[self.starts[whole]]
-        return head.view(_HEADER_DTYPE)[:, 0]
+        return head.view(HEADER_DTYPE)[:, 0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +157,7 @@ class BinaryChunkDecoder:
             return (
                 (lengths > limits.max_record_bytes)
                 | (lengths < HEADER_BYTES)
-                | (head["version"] != _VERSION)
+                | (head["version"] != VERSION)
                 | (head["flags"] != 0)
                 | (size != lengths)
                 | (ids == 0)
@@ -363,96 +276,3 @@ def run_timestamps(
     position = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts, counts)  # [N]
     offsets = np.rint(position * np.repeat(interval_ms, counts)).astype(np.int64)
     return np.repeat(ts_ms, counts) + offsets
-
-
-def explain_chunk(
-    value: bytes, key: bytes | None, channels: int, limits: RecordLimits
-) -> tuple[str, str] | None:
-    """(reason, message) for the first rule a binary record breaks, None when it is valid."""
-    if len(value) > limits.max_record_bytes:
-        return "too_large", (
-            f"the value is {len(value)} bytes; at most {limits.max_record_bytes} "
-            "(records.max_record_bytes)"
-        )
-    if len(value) < HEADER_BYTES:
-        return "malformed_binary", (
-            f"the binary chunk is {len(value)} bytes, shorter than its {HEADER_BYTES}-byte header"
-        )
-    magic, flags, got_channels, count, ts_ms, interval_ms, id_bytes = _HEADER.unpack_from(value)
-    if magic != MAGIC:
-        return "malformed_binary", (
-            f"binary chunk version {_show(magic[3:])}; this worker reads version 1 ({MAGIC!r})"
-        )
-    if flags:
-        return "malformed_binary", f"flags: expected 0, got {flags}"
-    size = HEADER_BYTES + id_bytes + 4 * count * got_channels
-    if size != len(value):
-        return "malformed_binary", (
-            f"the header describes {size} bytes ({id_bytes}-byte device id, {count} samples x "
-            f"{got_channels} channels), the value has {len(value)}: "
-            f"{'truncated' if size > len(value) else 'trailing bytes'}"
-        )
-    problem = _explain_device(value[HEADER_BYTES : HEADER_BYTES + id_bytes], key, limits)
-    problem = problem or _explain_times(ts_ms, interval_ms, count, limits)
-    if problem:
-        return problem
-    if got_channels != channels:
-        return "wrong_channel_count", (
-            f"channels: expected {channels} (the model's channels), got {got_channels}"
-        )
-    data = np.frombuffer(value, "<f4", count * channels, HEADER_BYTES + id_bytes)
-    finite = np.isfinite(data)
-    if finite.all():
-        return None
-    where = int(np.argmin(finite))
-    sample, channel = divmod(where, channels)
-    return "non_finite_value", (
-        f"values[{sample}][{channel}] (sample {sample}, channel {channel}): "
-        f"expected a finite number, got {float(data[where])}"
-    )
-
-
-def _explain_device(raw: bytes, key: bytes | None, limits: RecordLimits) -> tuple[str, str] | None:
-    """The device-id rules: present, UTF-8, short enough, and spelled like the key."""
-    if not raw:
-        return "missing_field", "device_id: expected a non-empty UTF-8 id, got 0 bytes"
-    try:
-        device_id = raw.decode("utf-8")
-    except UnicodeDecodeError as bad:
-        return "invalid_utf8", f"device_id is not UTF-8: {bad.reason} at byte {bad.start}"
-    if len(device_id) > limits.max_device_id_length:
-        return "too_large", (
-            f"device_id: {len(device_id)} characters; at most "
-            f"{limits.max_device_id_length} (records.max_device_id_length)"
-        )
-    if key is not None and key != raw:
-        return "key_mismatch", f"the key {_show(key)} differs from device_id {_show(device_id)}"
-    return None
-
-
-def _explain_times(
-    ts_ms: int, interval_ms: float, count: int, limits: RecordLimits
-) -> tuple[str, str] | None:
-    """The timing rules: first timestamp, interval, sample count and last timestamp."""
-    if not 0 <= ts_ms <= MAX_TS_MS:
-        return "bad_timestamp", f"ts: expected epoch milliseconds in [0, {MAX_TS_MS}], got {ts_ms}"
-    if not 1 <= interval_ms <= MAX_TS_MS:
-        return "bad_interval", (
-            f"interval_ms: expected a number of milliseconds >= 1, got {interval_ms!r}"
-        )
-    if count == 0:
-        return "empty_values", "values: expected at least one sample, got 0"
-    if count > limits.max_chunk_samples:
-        return "too_large", (
-            f"values: {count} samples in one chunk; at most {limits.max_chunk_samples} "
-            "(records.max_chunk_samples)"
-        )
-    if ts_ms + (count - 1) * interval_ms > MAX_TS_MS:
-        return "bad_timestamp", f"ts: the chunk's last sample falls after {MAX_TS_MS}"
-    return None
-
-
-def _show(value: object, limit: int = 60) -> str:
-    """A short repr for messages, so a huge bad value cannot bloat the dead-letter header."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
