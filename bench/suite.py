@@ -50,12 +50,14 @@ class Sizes:
     memory_devices: tuple[int, ...]
 
 
-QUICK = Sizes(10, 300, 900, 3000, 2, 800, 20, 8, (1, 2, 4, 8, 16, 32), 0.4, 8.0, (1000, 10000))
+QUICK = Sizes(4, 750, 2250, 7500, 2, 800, 20, 8, (1, 2, 4, 8, 16, 32), 0.4, 8.0, (1000, 10000))
+# Ingest uses 4 devices: each yields one window per run (the hop is its whole stream),
+# and the predictor must stay under 10 % of an ingest run (10 devices measured 10-15 %).
 FULL = Sizes(
-    10,
-    2000,
-    12000,
-    20000,
+    4,
+    5000,
+    30000,
+    50000,
     16,
     4000,
     100,
