@@ -43,7 +43,7 @@ from stream.window_bridge import PollIndex, make_window_store, policy_dead_lette
 
 log = logging.getLogger(__name__)
 
-STREAMING_POLL_TIMEOUT_MS = 5
+CATCH_UP_POLL_TIMEOUT_MS = 5
 HOUSEKEEPING_INTERVAL_S = 1.0
 
 
@@ -94,7 +94,7 @@ class Worker:
         self._last_commit_s = time.monotonic()
         self._last_housekeeping_s = 0.0
         self._last_poll_s = 0.0
-        self._streaming = False  # the last poll returned records
+        self._catching_up = False  # the last poll returned a backlog's worth of records
         self._counters_seen: dict[str, int] = {}
         self.replay_anchors: dict[
             tuple[int, str], int
@@ -223,7 +223,6 @@ class Worker:
             timeout_ms=self._poll_timeout_ms(), max_records=self.config.kafka.max_poll_records
         )
         self._last_poll_s = time.monotonic()
-        self._streaming = bool(fetched)
         # kafka-python's records as they are: copying each costs more than decoding it
         records: list[RawRecord] = []
         parts: list[tuple[int, list[int], list[int]]] = []
@@ -238,6 +237,7 @@ class Worker:
             ))
             self.metrics.records_consumed.labels(tp.topic).inc(len(batch))
         self.stats.records += len(records)
+        self._catching_up = len(records) >= self.config.kafka.max_poll_records // 4
         return records, PollIndex.build(parts)
 
     def _within_bounds(self, tp: TopicPartition, batch: list) -> list:
@@ -491,12 +491,13 @@ class Worker:
             return 0
         if self.inference.in_flight:
             return 2
-        if self._streaming:
+        if self._catching_up:
             # kafka-python 3.0 sometimes finds neither buffered records nor a fetch in
             # flight right after a response landed, and then sleeps the whole timeout:
             # 100 ms stalls every ~7,000 records, 35 % of binary-chunk ingest time
-            # (bench). While records flow, a short timeout bounds that sleep.
-            return STREAMING_POLL_TIMEOUT_MS
+            # (bench). While a backlog is read, a short timeout bounds that sleep; a
+            # live stream's polls return on arrival anyway.
+            return CATCH_UP_POLL_TIMEOUT_MS
         deadline = self.batcher.deadline_s()
         if deadline is not None:
             return int(max(0.0, min(deadline - time.monotonic(), 0.1)) * 1000)
