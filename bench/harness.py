@@ -12,7 +12,7 @@ import os
 import platform
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -115,22 +115,18 @@ def chunk_workload(
     chunk: int = 100,
     start_ms: int = START_MS,
 ) -> Workload:
-    """Chunk records of `chunk` samples, one per device per time step (round robin)."""
+    """JSON chunk records of `chunk` samples, one per device per time step (round robin)."""
     bodies = chunk_bodies(series, chunk)
-    records: list[tuple[bytes, bytes]] = []
-    for step in range(chunks_per_device):
-        ts = start_ms + step * chunk * INTERVAL_MS
-        for device in range(devices):
-            device_id = _device_id(device)
-            head = b'{"device_id":"%s","ts":%d,"interval_ms":%d,"values":' % (
-                device_id.encode(),
-                ts,
-                INTERVAL_MS,
-            )
-            records.append(
-                (device_id.encode(), head + bodies[(step * devices + device) % len(bodies)])
-            )
-    return Workload(f"chunk{chunk}", records, devices * chunks_per_device * chunk, devices)
+
+    def encode(device_id: str, ts: int, k: int) -> bytes:
+        head = b'{"device_id":"%s","ts":%d,"interval_ms":%d,"values":' % (
+            device_id.encode(),
+            ts,
+            INTERVAL_MS,
+        )
+        return head + bodies[k % len(bodies)]
+
+    return _chunk_records(f"chunk{chunk}", devices, chunks_per_device, chunk, start_ms, encode)
 
 
 def binary_chunk_workload(
@@ -140,22 +136,35 @@ def binary_chunk_workload(
     chunk: int = 100,
     start_ms: int = START_MS,
 ) -> Workload:
-    """The chunk workload's samples as binary chunk records (stream.binary_records)."""
+    """The chunk workload's samples as binary chunk records (stream.binary_format)."""
     from stream.binary_format import encode_chunk
 
     usable = len(series) // chunk * chunk
     blocks = np.asarray(series[:usable], dtype=np.float32).reshape(-1, chunk, series.shape[1])
     blocks = blocks[:2000]  # [K, chunk, C], the same chunks chunk_bodies encodes as JSON
+
+    def encode(device_id: str, ts: int, k: int) -> bytes:
+        return encode_chunk(device_id, ts, float(INTERVAL_MS), blocks[k % len(blocks)])
+
+    return _chunk_records(f"binary{chunk}", devices, chunks_per_device, chunk, start_ms, encode)
+
+
+def _chunk_records(
+    name: str,
+    devices: int,
+    chunks_per_device: int,
+    chunk: int,
+    start_ms: int,
+    encode: Callable[[str, int, int], bytes],
+) -> Workload:
+    """Chunk k of the series for each device in turn, each time step; encode(id, ts, k)."""
     records: list[tuple[bytes, bytes]] = []
     for step in range(chunks_per_device):
         ts = start_ms + step * chunk * INTERVAL_MS
         for device in range(devices):
             device_id = _device_id(device)
-            block = blocks[(step * devices + device) % len(blocks)]
-            records.append(
-                (device_id.encode(), encode_chunk(device_id, ts, float(INTERVAL_MS), block))
-            )
-    return Workload(f"binary{chunk}", records, devices * chunks_per_device * chunk, devices)
+            records.append((device_id.encode(), encode(device_id, ts, step * devices + device)))
+    return Workload(name, records, devices * chunks_per_device * chunk, devices)
 
 
 def single_workload(
