@@ -54,13 +54,14 @@ def measure(sizes: suite.Sizes, threads: int, results: dict[str, Any]) -> None:
         }
     )
     with harness.broker() as bootstrap:
-        chunk = harness.chunk_workload(series, sizes.ingest_devices, sizes.ingest_chunks)
-        binary = harness.binary_chunk_workload(series, sizes.ingest_devices, sizes.binary_chunks)
-        single = harness.single_workload(series, sizes.ingest_devices, sizes.single_samples)
+        devices = sizes.ingest_devices
+        makers = {
+            "binary": lambda: harness.binary_chunk_workload(series, devices, sizes.binary_chunks),
+            "chunk": lambda: harness.chunk_workload(series, devices, sizes.ingest_chunks),
+            "single": lambda: harness.single_workload(series, devices, sizes.single_samples),
+        }
         results["ingest"] = {
-            "binary": suite.ingest(bootstrap, predictor, model, binary),
-            "chunk": suite.ingest(bootstrap, predictor, model, chunk),
-            "single": suite.ingest(bootstrap, predictor, model, single),
+            name: suite.ingest(bootstrap, predictor, model, make) for name, make in makers.items()
         }
         pred = results["predictor"] = suite.predictor_ceiling(predictor, series, sizes)
         bound = results["inference_bound"] = suite.inference_bound(
