@@ -29,7 +29,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, V
 
 from stream.binary_format import encode_chunk
 from stream.config import RecordsConfig
-from stream.records import DeadLetter, InputRecord, RecordDecoder, SampleBatch
+from stream.record_types import DeadLetter, InputRecord, SampleBatch
+from stream.records import RecordDecoder
 
 CHANNELS = 3
 CHUNK_SAMPLES = 100

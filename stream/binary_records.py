@@ -18,27 +18,11 @@ from stream.binary_explain import explain_chunk
 from stream.binary_format import (
     HEADER_BYTES,
     HEADER_DTYPE,
-    MAGIC,
     MAX_TS_MS,
     PREFIX,
     VERSION,
     RecordLimits,
-    encode_chunk,
-    encode_chunks,
 )
-
-__all__ = [
-    "MAGIC",
-    "MAX_TS_MS",
-    "BinaryChunkDecoder",
-    "BinaryRuns",
-    "JoinedValues",
-    "RecordLimits",
-    "encode_chunk",
-    "encode_chunks",
-    "explain_chunk",
-    "run_timestamps",
-]
 
 
 @dataclass(frozen=True, slots=True)

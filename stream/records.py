@@ -30,24 +30,15 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from stream.binary_records import MAX_TS_MS as _MAX_TS_MS
-from stream.binary_records import BinaryChunkDecoder, JoinedValues, RecordLimits, run_timestamps
+from stream.binary_format import MAX_TS_MS as _MAX_TS_MS
+from stream.binary_format import RecordLimits
+from stream.binary_records import BinaryChunkDecoder, JoinedValues, run_timestamps
 from stream.record_types import (
-    DEAD_LETTER_REASONS,
     DeadLetter,
     InputRecord,
     RawRecord,
     SampleBatch,
 )
-
-__all__ = [
-    "DEAD_LETTER_REASONS",
-    "DeadLetter",
-    "InputRecord",
-    "RawRecord",
-    "RecordDecoder",
-    "SampleBatch",
-]
 
 _FIELDS = frozenset(("device_id", "ts", "values", "interval_ms"))
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

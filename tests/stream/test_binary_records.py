@@ -11,17 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.binary_records import (
-    HEADER_BYTES,
-    MAGIC,
-    MAX_TS_MS,
-    BinaryChunkDecoder,
-    encode_chunk,
-    encode_chunks,
-    explain_chunk,
-)
+from stream.binary_explain import explain_chunk
+from stream.binary_format import HEADER_BYTES, MAGIC, MAX_TS_MS, encode_chunk, encode_chunks
+from stream.binary_records import BinaryChunkDecoder
 from stream.config import RecordsConfig
-from stream.records import DEAD_LETTER_REASONS, InputRecord, RecordDecoder, SampleBatch
+from stream.record_types import DEAD_LETTER_REASONS, InputRecord, SampleBatch
+from stream.records import RecordDecoder
 
 TS = 1_732_280_000_123
 LIMITS = RecordsConfig(max_record_bytes=4096, max_chunk_samples=50, max_device_id_length=16)

@@ -15,7 +15,7 @@ from stream.events import (
     encode_events,
     event_id,
 )
-from stream.records import DeadLetter, InputRecord
+from stream.record_types import DeadLetter, InputRecord
 
 LABELS = ["circle", "square", "zigzag"]
 MODEL = ModelRef(name="uwave", version="2024.11.1")

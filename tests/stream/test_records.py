@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stream.config import RecordsConfig
-from stream.records import DEAD_LETTER_REASONS, InputRecord, RecordDecoder
+from stream.record_types import DEAD_LETTER_REASONS, InputRecord
+from stream.records import RecordDecoder
 
 TS = 1_732_280_000_123
 LIMITS = RecordsConfig(max_record_bytes=4096, max_chunk_samples=50, max_device_id_length=16)
