@@ -33,12 +33,8 @@ import orjson
 from stream.binary_format import MAX_TS_MS as _MAX_TS_MS
 from stream.binary_format import RecordLimits
 from stream.binary_records import BinaryChunkDecoder, JoinedValues, run_timestamps
-from stream.record_types import (
-    DeadLetter,
-    InputRecord,
-    RawRecord,
-    SampleBatch,
-)
+from stream.polled_records import values_and_keys
+from stream.record_types import DeadLetter, RawRecord, SampleBatch
 
 _FIELDS = frozenset(("device_id", "ts", "values", "interval_ms"))
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -104,13 +100,12 @@ class RecordDecoder:
 
     def decode(self, records: Sequence[RawRecord]) -> tuple[SampleBatch, list[DeadLetter]]:
         """Decode one poll; samples keep record order, dead letters are in record order too."""
-        values = [record.value for record in records]
+        values, keys = values_and_keys(records)
         joined = JoinedValues.of(values)
         binary = joined.binary_mask()  # [R]
         if not binary.any():
-            batch, dead = self._decode_json(records)
+            batch, dead = self._decode_json(records, values, keys)
             return batch, [letter for _, letter in dead]
-        keys = [record.key for record in records]
         if binary.all():
             runs = self._binary.decode(cast("list[bytes]", values), keys, joined)
             everything = np.arange(len(records))
@@ -131,7 +126,11 @@ class RecordDecoder:
         binary_values = cast("list[bytes]", [values[k] for k in picked])  # none is a tombstone
         runs = self._binary.decode(binary_values, [keys[k] for k in picked])
         json_list = json_at.tolist()
-        json_batch, json_dead = self._decode_json([records[k] for k in json_list])
+        json_batch, json_dead = self._decode_json(
+            [records[k] for k in json_list],
+            [values[k] for k in json_list],
+            [keys[k] for k in json_list],
+        )
         json_batch = replace(
             json_batch, record_positions=json_at[json_batch.record_positions].astype(np.int32)
         )
@@ -145,23 +144,29 @@ class RecordDecoder:
         return batch, [letter for _, letter in dead]
 
     def _decode_json(
-        self, records: Sequence[RawRecord]
+        self,
+        records: Sequence[RawRecord],
+        values: list[bytes | None],
+        keys: list[bytes | None],
     ) -> tuple[SampleBatch, list[tuple[int, DeadLetter]]]:
         """Decode JSON records; dead letters come with their index, in record order."""
         got = _Collected([], [], [], [], [], [], [], [])
-        for index, record in enumerate(records):
+        for index, (value, key) in enumerate(zip(values, keys, strict=True)):
             try:
-                self._decode_one(index, record, got)
+                self._decode_one(index, value, key, got)
             except _Reject as rejected:
-                got.dead.append((index, DeadLetter(record, rejected.reason, rejected.message)))
+                letter = DeadLetter(records[index], rejected.reason, rejected.message)
+                got.dead.append((index, letter))
         values = self._values(records, got)
         batch = _columns(got, values)
         got.dead.sort(key=lambda item: item[0])
         return batch, got.dead
 
-    def _decode_one(self, index: int, record: InputRecord, got: _Collected) -> None:
+    def _decode_one(
+        self, index: int, raw: bytes | None, key: bytes | None, got: _Collected
+    ) -> None:
         """Validate one record's structure and queue its rows; numbers are checked per poll."""
-        obj = self._parse(record.value)
+        obj = self._parse(raw)
         missing = [name for name in ("device_id", "ts", "values") if name not in obj]
         if missing:
             _reject(
@@ -174,7 +179,7 @@ class RecordDecoder:
                 "unknown_field",
                 f"unknown field {unknown}; allowed: device_id, ts, values, interval_ms",
             )
-        device_id = self._device_id(obj["device_id"], record.key)
+        device_id = self._device_id(obj["device_id"], key)
         ts_ms = _timestamp_ms(obj["ts"])
         values = obj["values"]
         if type(values) is not list:
@@ -183,7 +188,7 @@ class RecordDecoder:
             _reject("empty_values", "values: expected at least one sample, got []")
         is_chunk = "interval_ms" in obj
         # Booleans survive numpy's dtype inference as 0/1, so look for them where they can be.
-        if b"true" in record.value or b"false" in record.value:  # type: ignore[operator]
+        if b"true" in raw or b"false" in raw:  # type: ignore[operator]
             _explain(values, is_chunk, self.channels)
         interval_ms = 0
         if is_chunk:

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from stream.alerts import AlertEvaluator
 from stream.allocator import tune_allocator
 from stream.batching import DynamicBatcher
+from stream.columnar_fetch import use_columnar_fetch
 from stream.columns import WindowRows
 from stream.config import Config
 from stream.events import EventSource, ModelRef, dead_letter_headers, encode_events, event_id
@@ -32,8 +33,10 @@ from stream.inference import Classified, InferenceThread
 from stream.kafka_io import LatchingProducer, make_consumer
 from stream.metrics import WorkerMetrics
 from stream.offsets import OffsetTracker
+from stream.polled_records import PolledRecords
 from stream.rebalance import RebalanceHandler
-from stream.record_types import DeadLetter, RawRecord, SampleBatch
+from stream.record_batches import RecordColumns
+from stream.record_types import DeadLetter, SampleBatch
 from stream.records import RecordDecoder
 from stream.recovery import ResumeFilter, anchor_record_key, latest_anchor_per_device
 from stream.side_requests import SideQueue
@@ -148,6 +151,7 @@ class Worker:
             self.consumer = make_consumer(
                 kafka, kafka.group_id, isolation_level=self.isolation_level
             )
+            use_columnar_fetch(self.consumer)
             self.rebalance = RebalanceHandler(self)
             # Know the inputs' partitions before joining: a group leader that assigns
             # without them hands out nothing and only rejoins at the next metadata refresh.
@@ -156,6 +160,7 @@ class Worker:
             self.consumer.subscribe(kafka.input_topics, listener=self.rebalance)
             return
         self.consumer = make_consumer(kafka, None)
+        use_columnar_fetch(self.consumer)
         self.consumer.assign(list(self.bounds))
         for tp, (start, _) in self.bounds.items():
             self.offsets.assign(tp, None)
@@ -218,34 +223,31 @@ class Worker:
         self._apply_backpressure()
         self._housekeeping()
 
-    def _poll(self) -> tuple[list[RawRecord], PollIndex]:
-        fetched = self.consumer.poll(
+    def _poll(self) -> tuple[PolledRecords, PollIndex]:
+        fetched: dict[TopicPartition, list[RecordColumns]] = self.consumer.poll(
             timeout_ms=self._poll_timeout_ms(), max_records=self.config.kafka.max_poll_records
         )
         self._last_poll_s = time.monotonic()
-        # kafka-python's records as they are: copying each costs more than decoding it
-        records: list[RawRecord] = []
-        parts: list[tuple[int, list[int], list[int]]] = []
-        for tp, batch in fetched.items():
+        pieces: list[tuple[int, RecordColumns]] = []
+        for tp, columns in fetched.items():
             if self.bounds is not None:
-                batch = self._within_bounds(tp, batch)
-            records.extend(batch)
-            parts.append((
-                self.offsets.source_id(tp),
-                [r.offset for r in batch],
-                [r.timestamp for r in batch],
-            ))
-            self.metrics.records_consumed.labels(tp.topic).inc(len(batch))
+                columns = self._within_bounds(tp, columns)
+            source = self.offsets.source_id(tp)
+            pieces.extend((source, piece) for piece in columns if len(piece))
+            self.metrics.records_consumed.labels(tp.topic).inc(sum(map(len, columns)))
+        records = PolledRecords(pieces)
         self.stats.records += len(records)
         self._catching_up = len(records) >= self.config.kafka.max_poll_records // 4
-        return records, PollIndex.build(parts)
+        return records, records.index()
 
-    def _within_bounds(self, tp: TopicPartition, batch: list) -> list:
+    def _within_bounds(
+        self, tp: TopicPartition, columns: list[RecordColumns]
+    ) -> list[RecordColumns]:
         end = self.bounds[tp][1]
-        if batch and batch[-1].offset >= end - 1:
+        if columns and columns[-1].offsets[-1] >= end - 1:
             self.consumer.pause(tp)  # nothing past the range is read
             self.offsets.consumed(self.offsets.source_id(tp), end)
-        return [r for r in batch if r.offset < end]
+        return [piece.pick(piece.offsets < end) for piece in columns]
 
     def _send_dead_letters(self, dead_letters: list[DeadLetter]) -> None:
         topic = self.config.kafka.dead_letter_topic
@@ -259,7 +261,7 @@ class Worker:
             self.stats.count_dead_letter(dl.reason)
 
     def _append_samples(
-        self, samples: SampleBatch, records: list[RawRecord], index: PollIndex
+        self, samples: SampleBatch, records: PolledRecords, index: PollIndex
     ) -> None:
         self.metrics.samples_consumed.inc(len(samples))
         self.stats.samples += len(samples)

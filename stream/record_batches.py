@@ -1,0 +1,407 @@
+"""Kafka record batches read a batch at a time into columns, not a record at a time.
+
+kafka-python decodes a fetch one record at a time in Python: five varints, two
+byte copies and two objects per record, about 87 % of a bare consumer's time on
+1.2 KB records (py-spy, BENCHMARKS.md). Here only each record's length is read in
+a Python loop (the one sequential dependency: a record starts where the previous
+ends); every other field of every record is decoded by numpy at once.
+
+Message format v2 (KIP-98), the records section of a batch:
+
+    Record => Length:varint Attributes:int8 TimestampDelta:varlong OffsetDelta:varint
+              KeyLength:varint Key ValueLength:varint Value HeaderCount:varint Headers
+
+varints are zigzag base-128; a negative key or value length means null.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from kafka.errors import CorruptRecordError
+
+_PAD = 10  # a varint is at most 10 bytes: reads past a record's end stay in the buffer
+NUMPY_FROM_RECORDS = 24  # numpy's ~70 us per batch beats ~3 us per record from here on
+
+
+@dataclass(frozen=True, slots=True)
+class RecordColumns:
+    """Consecutive records of one partition: offsets, timestamps, and where keys and values lie.
+
+    Keys, values and headers stay in `buffer` (the batch's records section); a length
+    of -1 is a null key or value.
+    """
+
+    topic: str
+    partition: int
+    buffer: bytes  # padded with _PAD zero bytes
+    offsets: npt.NDArray[np.int64]  # [n]
+    timestamps_ms: npt.NDArray[np.int64]  # [n]
+    key_starts: npt.NDArray[np.int64]  # [n]
+    key_lengths: npt.NDArray[np.int64]  # [n] -1 = null
+    value_starts: npt.NDArray[np.int64]  # [n]
+    value_lengths: npt.NDArray[np.int64]  # [n] -1 = null
+    header_starts: npt.NDArray[np.int64]  # [n] first byte after the header count
+    header_counts: npt.NDArray[np.int64]  # [n]
+
+    def __len__(self) -> int:
+        """The number of records."""
+        return len(self.offsets)
+
+    def pick(self, which: slice | npt.NDArray[Any]) -> RecordColumns:
+        """The records at `which` (a slice or a boolean mask), same buffer."""
+        return RecordColumns(
+            self.topic,
+            self.partition,
+            self.buffer,
+            self.offsets[which],
+            self.timestamps_ms[which],
+            self.key_starts[which],
+            self.key_lengths[which],
+            self.value_starts[which],
+            self.value_lengths[which],
+            self.header_starts[which],
+            self.header_counts[which],
+        )
+
+    def values(self) -> list[bytes | None]:
+        """Each record's value bytes (None for a tombstone)."""
+        return _slices(self.buffer, self.value_starts, self.value_lengths)
+
+    def keys(self) -> list[bytes | None]:
+        """Each record's key bytes (None when the record has no key)."""
+        return _slices(self.buffer, self.key_starts, self.key_lengths)
+
+    def headers(self, k: int) -> list[tuple[str, bytes | None]]:
+        """Record k's headers, in order."""
+        if not self.header_counts[k]:
+            return []
+        return _read_headers(self.buffer, int(self.header_starts[k]), int(self.header_counts[k]))[0]
+
+    @property
+    def size_bytes(self) -> int:
+        """Key and value bytes of these records (what kafka-python's fetch metrics count)."""
+        return int(np.maximum(self.key_lengths, 0).sum() + np.maximum(self.value_lengths, 0).sum())
+
+    @classmethod
+    def of_records(cls, topic: str, partition: int, records: Sequence[Any]) -> RecordColumns:
+        """Columns of records already decoded one by one (kafka-python's record objects)."""
+        parts: list[bytes] = []
+        starts: list[list[int]] = [[], []]
+        lengths: list[list[int]] = [[], []]
+        at = 0
+        for record in records:
+            for field, data in enumerate((record.key, record.value)):
+                starts[field].append(at)
+                lengths[field].append(-1 if data is None else len(data))
+                if data is not None:
+                    parts.append(data)
+                    at += len(data)
+        heads = [_encode_headers(record.headers or ()) for record in records]
+        header_starts = np.cumsum([0, *map(len, heads)])[:-1] + at
+        n = len(records)
+        return cls(
+            topic,
+            partition,
+            b"".join(parts) + b"".join(heads) + bytes(_PAD),
+            np.fromiter((r.offset for r in records), np.int64, n),
+            np.fromiter((r.timestamp for r in records), np.int64, n),
+            np.array(starts[0], dtype=np.int64),
+            np.array(lengths[0], dtype=np.int64),
+            np.array(starts[1], dtype=np.int64),
+            np.array(lengths[1], dtype=np.int64),
+            header_starts.astype(np.int64),
+            np.array([len(record.headers or ()) for record in records], dtype=np.int64),
+        )
+
+
+def read_batch(batch: Any, topic: str, partition: int) -> RecordColumns:
+    """The records of a kafka-python DefaultRecordBatch (message format v2), decompressed."""
+    batch._maybe_uncompress()  # a codec's bytes become the records section at _pos 0
+    section = bytes(memoryview(batch._buffer)[batch._pos :])
+    first_ts, max_ts = batch.first_timestamp, batch.max_timestamp
+    return read_records(
+        section,
+        batch.records_count,
+        batch.base_offset,
+        first_ts,
+        max_ts if batch.timestamp_type == batch.LOG_APPEND_TIME else None,
+        topic,
+        partition,
+    )
+
+
+def read_records(
+    section: bytes,
+    count: int,
+    base_offset: int,
+    first_timestamp_ms: int,
+    log_append_time_ms: int | None,
+    topic: str,
+    partition: int,
+) -> RecordColumns:
+    """Columns of the `count` records of one batch's records section (see the module doc)."""
+    buffer = section + bytes(_PAD)
+    if count < NUMPY_FROM_RECORDS:
+        fields = _fields_one_by_one(buffer, len(section), count)
+    else:
+        fields = _fields_at_once(buffer, len(section), count)
+    ts_delta, offset_delta, key_starts, key_lengths, value_starts, value_lengths = fields[:6]
+    header_starts, header_counts, ends = fields[6:]
+    if (header_counts < 0).any():
+        at = _first(base_offset, offset_delta, header_counts < 0)
+        raise CorruptRecordError(f"negative header count at offset {at}")
+    record_ends = header_starts.copy()
+    for k in np.flatnonzero(header_counts).tolist():
+        record_ends[k] = _read_headers(buffer, int(header_starts[k]), int(header_counts[k]))[1]
+    if (record_ends != ends).any():
+        raise CorruptRecordError(
+            "record length disagrees with its fields at offset "
+            f"{_first(base_offset, offset_delta, record_ends != ends)}"
+        )
+    if log_append_time_ms is None:
+        timestamps = ts_delta + first_timestamp_ms
+    else:
+        timestamps = np.full(count, log_append_time_ms, dtype=np.int64)
+    return RecordColumns(
+        topic,
+        partition,
+        buffer,
+        offset_delta + base_offset,
+        timestamps,
+        key_starts,
+        np.maximum(key_lengths, -1),
+        value_starts,
+        np.maximum(value_lengths, -1),
+        header_starts,
+        header_counts,
+    )
+
+
+_Fields = tuple[npt.NDArray[np.int64], ...]
+
+
+def _fields_at_once(buffer: bytes, size: int, count: int) -> _Fields:
+    """Every field of every record with numpy, after one pass over the record lengths."""
+    starts, ends = _record_bounds(buffer, size, count)  # [n] after each Length; each end
+    data = np.frombuffer(buffer, dtype=np.uint8)
+    at = starts + 1  # Attributes: one byte, unused in v2
+    ts_delta, at = _varints(data, at)
+    offset_delta, at = _varints(data, at)
+    key_lengths, key_starts = _varints(data, at)
+    at = _skip(key_starts, key_lengths, ends, "key")
+    value_lengths, value_starts = _varints(data, at)
+    at = _skip(value_starts, value_lengths, ends, "value")
+    header_counts, header_starts = _varints(data, at)
+    return (
+        ts_delta,
+        offset_delta,
+        key_starts,
+        key_lengths,
+        value_starts,
+        value_lengths,
+        header_starts,
+        header_counts,
+        ends,
+    )
+
+
+def _fields_one_by_one(buffer: bytes, size: int, count: int) -> _Fields:
+    """The same fields read record by record: cheaper than numpy's fixed cost for a few."""
+    try:
+        return _rows_to_fields(_field_rows(buffer, size, count))
+    except IndexError as error:  # a length pointing past the buffer's end
+        raise CorruptRecordError(f"a record runs past its batch: {error}") from None
+
+
+def _field_rows(buffer: bytes, size: int, count: int) -> list[tuple[int, ...]]:
+    rows = []
+    pos = 0
+    for k in range(count):
+        if pos >= size:
+            raise CorruptRecordError(f"records section ends after {k} of {count} records")
+        length, pos = _zigzag_at(buffer, pos)
+        if length < 0:
+            raise CorruptRecordError(f"negative record length {length}")
+        end = pos + length
+        ts_delta, at = _zigzag_at(buffer, pos + 1)  # after the Attributes byte
+        offset_delta, at = _zigzag_at(buffer, at)
+        key_length, key_start = _zigzag_at(buffer, at)
+        value_length, value_start = _zigzag_at(buffer, key_start + max(key_length, 0))
+        header_count, header_start = _zigzag_at(buffer, value_start + max(value_length, 0))
+        if header_start > end:
+            raise CorruptRecordError("a record's fields run past the record's end")
+        rows.append(
+            (
+                ts_delta,
+                offset_delta,
+                key_start,
+                key_length,
+                value_start,
+                value_length,
+                header_start,
+                header_count,
+                end,
+            )
+        )
+        pos = end
+    if pos != size:
+        raise CorruptRecordError(f"{size - pos} unconsumed bytes after all records consumed")
+    return rows
+
+
+def _rows_to_fields(rows: list[tuple[int, ...]]) -> _Fields:
+    if not rows:
+        return tuple(np.zeros(0, dtype=np.int64) for _ in range(9))
+    return tuple(np.array(rows, dtype=np.int64).T.copy())
+
+
+def _zigzag_at(data: bytes, pos: int) -> tuple[int, int]:
+    """The zigzag varint at pos, decoded, and the position after it."""
+    byte = data[pos]
+    if byte < 0x80:
+        return (byte >> 1) ^ -(byte & 1), pos + 1
+    raw, pos = _varint_at(data, pos)
+    return (raw >> 1) ^ -(raw & 1), pos
+
+
+def _record_bounds(
+    section: bytes, size: int, count: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """[n] where each record's fields start (after its Length) and where it ends."""
+    starts = [0] * count
+    ends = [0] * count
+    pos = 0
+    for k in range(count):
+        if pos >= size:
+            raise CorruptRecordError(f"records section ends after {k} of {count} records")
+        byte = section[pos]
+        if byte < 0x80:  # lengths under 64 bytes; longer ones take the general decoder
+            raw, pos = byte, pos + 1
+        else:
+            raw, pos = _varint_at(section, pos)
+        length = (raw >> 1) ^ -(raw & 1)
+        if length < 0:
+            raise CorruptRecordError(f"negative record length {length}")
+        starts[k] = pos
+        pos += length
+        ends[k] = pos
+    if pos != size:
+        raise CorruptRecordError(f"{size - pos} unconsumed bytes after all records consumed")
+    return np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64)
+
+
+def _varint_at(data: bytes, pos: int) -> tuple[int, int]:
+    """The raw (not yet zigzag-decoded) varint at pos, and the position after it."""
+    raw = shift = 0
+    for _ in range(10):
+        if pos >= len(data):
+            raise CorruptRecordError("varint runs past the end of the records section")
+        byte = data[pos]
+        pos += 1
+        raw |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return raw, pos
+        shift += 7
+    raise CorruptRecordError("varint longer than 10 bytes")
+
+
+def _varints(
+    data: npt.NDArray[np.uint8], at: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The zigzag varints starting at each of `at`, and the positions after them."""
+    byte = data[at]
+    raw = (byte & 0x7F).astype(np.uint64)
+    after = at + 1
+    more = np.flatnonzero(byte >= 0x80)
+    shift = 7
+    while len(more):
+        if shift > 63:
+            raise CorruptRecordError("varint longer than 10 bytes")
+        byte = data[after[more]]
+        raw[more] |= (byte & 0x7F).astype(np.uint64) << np.uint64(shift)
+        after[more] += 1
+        more = more[byte >= 0x80]
+        shift += 7
+    value = (raw >> np.uint64(1)).astype(np.int64) ^ -(raw & np.uint64(1)).astype(np.int64)
+    return value, after
+
+
+def _skip(
+    at: npt.NDArray[np.int64],
+    lengths: npt.NDArray[np.int64],
+    ends: npt.NDArray[np.int64],
+    field: str,
+) -> npt.NDArray[np.int64]:
+    """Positions after a bytes field of `lengths` (null: 0 bytes), checked against record ends."""
+    after = at + np.maximum(lengths, 0)
+    if (after > ends).any():
+        raise CorruptRecordError(f"a record's {field} runs past the record's end")
+    return after
+
+
+def _read_headers(
+    buffer: bytes, pos: int, count: int
+) -> tuple[list[tuple[str, bytes | None]], int]:
+    """`count` headers starting at pos (rare: read one by one), and the position after them."""
+    headers = []
+    for _ in range(count):
+        raw, pos = _varint_at(buffer, pos)
+        key_length = (raw >> 1) ^ -(raw & 1)
+        if key_length < 0:
+            raise CorruptRecordError(f"negative header key size {key_length}")
+        key = buffer[pos : pos + key_length].decode("utf-8")
+        pos += key_length
+        raw, pos = _varint_at(buffer, pos)
+        value_length = (raw >> 1) ^ -(raw & 1)
+        value = None
+        if value_length >= 0:
+            value = buffer[pos : pos + value_length]
+            pos += value_length
+        headers.append((key, value))
+    return headers, pos
+
+
+def _encode_headers(headers: Sequence[tuple[str, bytes | None]]) -> bytes:
+    """Headers in the records-section encoding (what _read_headers reads back)."""
+    out = bytearray()
+    for key, value in headers:
+        name = key.encode("utf-8")
+        out += _zigzag(len(name)) + name
+        out += _zigzag(-1 if value is None else len(value)) + (value or b"")
+    return bytes(out)
+
+
+def _zigzag(value: int) -> bytes:
+    raw = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while raw >= 0x80:
+        out.append((raw & 0x7F) | 0x80)
+        raw >>= 7
+    out.append(raw)
+    return bytes(out)
+
+
+def _slices(
+    buffer: bytes, starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]
+) -> list[bytes | None]:
+    if not len(starts):
+        return []
+    if (lengths >= 0).all():
+        return [
+            buffer[a:b] for a, b in zip(starts.tolist(), (starts + lengths).tolist(), strict=True)
+        ]
+    return [
+        None if n < 0 else buffer[a : a + n]
+        for a, n in zip(starts.tolist(), lengths.tolist(), strict=True)
+    ]
+
+
+def _first(
+    base_offset: int, offset_delta: npt.NDArray[np.int64], mask: npt.NDArray[np.bool_]
+) -> int:
+    return base_offset + int(offset_delta[np.flatnonzero(mask)[0]])
