@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 from kafka.structs import TopicPartition
 
+from stream.columnar_fetch import use_columnar_fetch
 from stream.config import KafkaConfig
 from stream.kafka_io import make_consumer
 
@@ -33,10 +34,17 @@ class ConsumerCeiling:
 
 
 def consumer_ceiling(
-    kafka: KafkaConfig, topic: str, expected: int, timeout_s: float = 120.0
+    kafka: KafkaConfig, topic: str, expected: int, columnar: bool = False, timeout_s: float = 120.0
 ) -> ConsumerCeiling:
-    """Poll `topic` from its start with the worker's consumer settings until `expected` records."""
+    """Poll `topic` from its start with the worker's consumer settings until `expected` records.
+
+    kafka-python as it comes (one record object per record), or, with `columnar`, with
+    the worker's columnar fetch (stream/columnar_fetch.py): what the worker's own
+    reading costs before it decodes anything.
+    """
     consumer = make_consumer(kafka, None)
+    if columnar:
+        use_columnar_fetch(consumer)
     try:
         partitions = sorted(consumer.partitions_for_topic(topic) or ())
         tps = [TopicPartition(topic, p) for p in partitions]
@@ -49,8 +57,12 @@ def consumer_ceiling(
             for batch in consumer.poll(timeout_ms=200, max_records=kafka.max_poll_records).values():
                 if first_s is None:
                     first_s = time.perf_counter()
-                count += len(batch)
-                size += sum(len(r.value) for r in batch)
+                if columnar:
+                    count += sum(map(len, batch))
+                    size += sum(int(c.value_lengths.clip(0).sum()) for c in batch)
+                else:
+                    count += len(batch)
+                    size += sum(len(r.value) for r in batch)
         if count < expected:
             raise RuntimeError(f"consumer ceiling read {count} of {expected} records from {topic}")
         return ConsumerCeiling(count, size, time.perf_counter() - first_s)

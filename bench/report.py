@@ -76,9 +76,16 @@ def table(results: dict[str, Any]) -> str:
                 f"{_fmt(r['consumer_samples_per_s'])} samples/s",
             ),
             (
+                f"1b. columnar fetch alone, {name} (records/s)",
+                f"{_fmt(r['columnar_consumer_records_per_s'])} rec/s",
+                f"{_fmt(r['columnar_consumer_records_per_s'] / r['consumer_records_per_s'])}"
+                " x kafka-python",
+            ),
+            (
                 f"2. pipeline ingest, {name} (samples/s)",
                 _fmt(r["pipeline_samples_per_s"]),
-                f"{_fmt(r['ratio'])} x ceiling (inference {r['pipeline_inference_share']:.1%})",
+                f"{_fmt(r['ratio'])} x ceiling, {_fmt(r['ratio_to_columnar'])} x columnar fetch "
+                f"(inference {r['pipeline_inference_share']:.1%})",
             ),
         ]
     by_batch = ", ".join(f"{b}: {_fmt(v)}" for b, v in pred["windows_per_s_by_batch"].items())

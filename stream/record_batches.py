@@ -25,6 +25,7 @@ import numpy.typing as npt
 from kafka.errors import CorruptRecordError
 
 _PAD = 10  # a varint is at most 10 bytes: reads past a record's end stay in the buffer
+_PADDING = bytes(_PAD)
 NUMPY_FROM_RECORDS = 24  # numpy's ~70 us per batch beats ~3 us per record from here on
 
 
@@ -122,10 +123,10 @@ class RecordColumns:
 def read_batch(batch: Any, topic: str, partition: int) -> RecordColumns:
     """The records of a kafka-python DefaultRecordBatch (message format v2), decompressed."""
     batch._maybe_uncompress()  # a codec's bytes become the records section at _pos 0
-    section = bytes(memoryview(batch._buffer)[batch._pos :])
+    records = memoryview(batch._buffer)[batch._pos :]
     first_ts, max_ts = batch.first_timestamp, batch.max_timestamp
     return read_records(
-        section,
+        records,
         batch.records_count,
         batch.base_offset,
         first_ts,
@@ -136,7 +137,7 @@ def read_batch(batch: Any, topic: str, partition: int) -> RecordColumns:
 
 
 def read_records(
-    section: bytes,
+    records: bytes | memoryview,
     count: int,
     base_offset: int,
     first_timestamp_ms: int,
@@ -145,11 +146,12 @@ def read_records(
     partition: int,
 ) -> RecordColumns:
     """Columns of the `count` records of one batch's records section (see the module doc)."""
-    buffer = section + bytes(_PAD)
+    buffer = b"".join((records, _PADDING))  # one copy, padded
+    size = len(buffer) - _PAD
     if count < NUMPY_FROM_RECORDS:
-        fields = _fields_one_by_one(buffer, len(section), count)
+        fields = _fields_one_by_one(buffer, size, count)
     else:
-        fields = _fields_at_once(buffer, len(section), count)
+        fields = _fields_at_once(buffer, size, count)
     ts_delta, offset_delta, key_starts, key_lengths, value_starts, value_lengths = fields[:6]
     header_starts, header_counts, ends = fields[6:]
     if (header_counts < 0).any():
@@ -280,8 +282,10 @@ def _record_bounds(
         if pos >= size:
             raise CorruptRecordError(f"records section ends after {k} of {count} records")
         byte = section[pos]
-        if byte < 0x80:  # lengths under 64 bytes; longer ones take the general decoder
+        if byte < 0x80:  # records under 64 bytes
             raw, pos = byte, pos + 1
+        elif section[pos + 1] < 0x80:  # under 8 KiB: most sensor records
+            raw, pos = (byte & 0x7F) | (section[pos + 1] << 7), pos + 2
         else:
             raw, pos = _varint_at(section, pos)
         length = (raw >> 1) ^ -(raw & 1)
