@@ -23,11 +23,12 @@ from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError
 from kafka.structs import TopicPartition
 
-from stream.record_batches import RecordColumns, read_batch
+from stream.record_batches import NUMPY_FROM_RECORDS, RecordColumns, SmallBatches, read_batch
 
 log = logging.getLogger(__name__)
 
 _READ_COMMITTED = 1  # kafka-python's IsolationLevel.READ_COMMITTED
+SMALL_RUN_RECORDS = 256  # small batches read together, up to this many records
 
 
 class TakenColumns(list):  # type: ignore[type-arg]
@@ -91,6 +92,7 @@ class ColumnarPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
     ) -> Iterator[RecordColumns]:
         if key_deserializer is not None or value_deserializer is not None:
             raise TypeError("columnar fetch reads raw bytes: configure no deserializers")
+        small = SmallBatches(tp.topic, tp.partition)  # runs of small batches, read together
         batch = records.next_batch()
         last_batch = None
         while batch is not None:
@@ -101,24 +103,37 @@ class ColumnarPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
                     "failed its crc check"
                 )
             if batch.magic < 2:
-                columns = RecordColumns.of_records(tp.topic, tp.partition, list(batch))
+                yield from self._handed_out(small.flush())
+                yield from self._handed_out(
+                    RecordColumns.of_records(tp.topic, tp.partition, list(batch))
+                )
             elif self._skipped(batch):
+                yield from self._handed_out(small.flush())
                 self.next_fetch_offset = batch.next_offset
-                batch = records.next_batch()
-                continue
+            elif batch.records_count < NUMPY_FROM_RECORDS:
+                small.add(batch)
+                if len(small) >= SMALL_RUN_RECORDS:  # a poll reads only what it hands out
+                    yield from self._handed_out(small.flush())
             else:
-                columns = read_batch(batch, tp.topic, tp.partition)
-            if len(columns) and columns.offsets[0] < self.fetch_offset:
-                # a fetch from the middle of a batch returns the whole batch
-                columns = columns.pick(columns.offsets >= self.fetch_offset)
-            if len(columns):
-                self.records_read += len(columns)
-                self.bytes_read += columns.size_bytes
-                yield columns
+                yield from self._handed_out(small.flush())
+                yield from self._handed_out(read_batch(batch, tp.topic, tp.partition))
             batch = records.next_batch()
+        yield from self._handed_out(small.flush())
         if last_batch is not None and last_batch.magic == 2:
             self.next_fetch_offset = last_batch.next_offset
         self.drain()
+
+    def _handed_out(self, columns: RecordColumns | None) -> Iterator[RecordColumns]:
+        """The columns at or after the fetch offset, counted in the fetch metrics."""
+        if columns is None:
+            return
+        if len(columns) and columns.offsets[0] < self.fetch_offset:
+            # a fetch from the middle of a batch returns the whole batch
+            columns = columns.pick(columns.offsets >= self.fetch_offset)
+        if len(columns):
+            self.records_read += len(columns)
+            self.bytes_read += columns.size_bytes
+            yield columns
 
     def _skipped(self, batch: Any) -> bool:
         """Whether a v2 batch is a control batch or an aborted transaction's (never returned)."""

@@ -12,27 +12,11 @@ from kafka.errors import CorruptRecordError
 from kafka.record.default_records import DefaultRecordBatch
 from kafka.record.memory_records import MemoryRecords, MemoryRecordsBuilder
 
-from stream import record_batches
-from stream.record_batches import RecordColumns, read_batch
+from stream.record_batches import RecordColumns, SmallBatches, read_batch
 
-# read_batch reads a few records one by one and many with numpy: every test runs both
-BOTH_READERS = pytest.mark.parametrize("numpy_from", [0, 10**9], ids=["numpy", "one-by-one"])
-
-
-@pytest.fixture(autouse=True)
-def reader(request):
-    numpy_from = (
-        request.node.callspec.params.get("numpy_from")
-        if hasattr(request.node, "callspec")
-        else None
-    )
-    if numpy_from is None:
-        yield
-        return
-    saved = record_batches.NUMPY_FROM_RECORDS
-    record_batches.NUMPY_FROM_RECORDS = numpy_from
-    yield
-    record_batches.NUMPY_FROM_RECORDS = saved
+# Many records are read with numpy (read_batch), a few record by record (SmallBatches):
+# every test runs both readers.
+BOTH_READERS = pytest.mark.parametrize("reader", ["numpy", "one-by-one"])
 
 
 CODECS = {"none": 0, "gzip": 1}
@@ -44,6 +28,14 @@ RECORD = st.tuples(
     BYTES,  # value
     st.lists(HEADER, max_size=3),
 )
+
+
+def read(reader, batch, topic="t", partition=3):
+    if reader == "numpy":
+        return read_batch(batch, topic, partition)
+    small = SmallBatches(topic, partition)
+    small.add(batch)
+    return small.flush()
 
 
 def build_batch(records, codec=0, base_offset=0, skip=0):
@@ -64,8 +56,8 @@ def reference(raw):
     return [(r.offset, r.timestamp, r.key, r.value, list(r.headers)) for r in batch]
 
 
-def columnar(raw):
-    columns = read_batch(MemoryRecords(raw).next_batch(), "t", 3)
+def columnar(raw, reader):
+    columns = read(reader, MemoryRecords(raw).next_batch())
     headers = [columns.headers(k) for k in range(len(columns))]
     rows = zip(
         columns.offsets.tolist(),
@@ -86,28 +78,26 @@ def columnar(raw):
     st.integers(0, 2**30),  # kafka-python's builder packs offsets as int32
     st.sampled_from([0, 1, 70]),
 )
-def test_columns_match_kafka_python_record_for_record(
-    numpy_from, records, codec, base_offset, skip
-):
+def test_columns_match_kafka_python_record_for_record(reader, records, codec, base_offset, skip):
     raw = build_batch(records, CODECS[codec], base_offset, skip)
-    assert columnar(raw) == reference(raw)
+    assert columnar(raw, reader) == reference(raw)
 
 
 @BOTH_READERS
-def test_large_values_and_offset_deltas_use_multibyte_varints(numpy_from):
+def test_large_values_and_offset_deltas_use_multibyte_varints(reader):
     records = [(k * 1000, f"d{k}".encode(), bytes(1200 + k), []) for k in range(300)]
     raw = build_batch(records, skip=100)  # offset deltas up to ~30,000: 3-byte varints
-    assert columnar(raw) == reference(raw)
+    assert columnar(raw, reader) == reference(raw)
 
 
 @BOTH_READERS
-def test_log_append_time_batches_stamp_every_record_with_the_batch_max(numpy_from):
+def test_log_append_time_batches_stamp_every_record_with_the_batch_max(reader):
     raw = bytearray(build_batch([(5, b"k", b"v", []), (9, b"k", b"w", [])]))
     attributes_at = DefaultRecordBatch.ATTRIBUTES_OFFSET
     attributes = struct.unpack_from(">h", raw, attributes_at)[0] | 0x08  # LOG_APPEND_TIME
     struct.pack_into(">h", raw, attributes_at, attributes)
     batch = MemoryRecords(bytes(raw)).next_batch()
-    columns = read_batch(batch, "t", 0)
+    columns = read(reader, batch)
     assert columns.timestamps_ms.tolist() == [batch.max_timestamp] * 2
 
 
@@ -127,7 +117,7 @@ def corrupt(raw: bytes, at_from_end: int, byte: int) -> bytes:
     ids=["truncated", "header-count", "trailing"],
 )
 @BOTH_READERS
-def test_a_batch_whose_records_disagree_with_their_lengths_is_corrupt(numpy_from, mangle):
+def test_a_batch_whose_records_disagree_with_their_lengths_is_corrupt(reader, mangle):
     raw = build_batch([(0, b"key", b"value-bytes", []), (1, None, b"xyz", [])])
     mangled = mangle(raw)
     head = bytearray(mangled)
@@ -135,7 +125,7 @@ def test_a_batch_whose_records_disagree_with_their_lengths_is_corrupt(numpy_from
     with pytest.raises(CorruptRecordError):
         list(DefaultRecordBatch(bytes(head)))  # kafka-python refuses it too
     with pytest.raises(CorruptRecordError):
-        read_batch(DefaultRecordBatch(bytes(head)), "t", 0)
+        read(reader, DefaultRecordBatch(bytes(head)))
 
 
 class Record:
@@ -158,3 +148,27 @@ def test_columns_of_decoded_records_round_trip_every_field():
     assert [columns.headers(k) for k in range(3)] == [[], [("h", b"x"), ("n", None)], []]
     picked = columns.pick(np.array([False, True, True]))
     assert picked.values() == [None, b""] and picked.offsets.tolist() == [8, 10]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(RECORD, min_size=1, max_size=5), min_size=1, max_size=6))
+def test_small_batches_read_together_match_each_batch_read_alone(batches):
+    small = SmallBatches("t", 3)
+    expected = []
+    base = 0
+    for records in batches:
+        raw = build_batch(records, base_offset=base)
+        small.add(MemoryRecords(raw).next_batch())
+        expected += reference(raw)
+        base += len(records)
+    columns = small.flush()
+    got = zip(
+        columns.offsets.tolist(),
+        columns.timestamps_ms.tolist(),
+        columns.keys(),
+        columns.values(),
+        [columns.headers(k) for k in range(len(columns))],
+        strict=True,
+    )
+    assert [tuple(row) for row in got] == expected
+    assert small.flush() is None  # flushed means empty
