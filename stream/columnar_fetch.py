@@ -23,6 +23,7 @@ from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError
 from kafka.structs import TopicPartition
 
+from stream.errors import SensorstreamError
 from stream.record_batches import NUMPY_FROM_RECORDS, RecordColumns, SmallBatches, read_batch
 
 log = logging.getLogger(__name__)
@@ -154,11 +155,30 @@ class ColumnarPartitionRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
         return bool(batch.is_control_batch)
 
 
+# What this module relies on in kafka-python 3.0 (checked at start, not found mid-stream).
+_FETCHER_HOOKS = ("PartitionRecords",)
+_PARTITION_RECORDS_HOOKS = (
+    "_maybe_raise_next_inline_exception",
+    "_consume_aborted_transactions_up_to",
+    "_contains_abort_marker",
+    "_is_batch_aborted",
+)
+_BATCH_HOOKS = ("_maybe_uncompress", "records_count", "base_offset", "next_offset")
+
+
 def use_columnar_fetch(consumer: KafkaConsumer) -> None:
     """Make `consumer.poll()` return RecordColumns (see the module doc)."""
+    from kafka.record.default_records import DefaultRecordBatch
+
     fetcher = getattr(consumer, "_fetcher", None)
-    if fetcher is None or not hasattr(fetcher, "PartitionRecords"):
-        raise RuntimeError(
-            "this kafka-python has no Fetcher.PartitionRecords hook; install kafka-python 3.0.x"
+    missing = [name for name in _FETCHER_HOOKS if not hasattr(fetcher, name)]
+    missing += [n for n in _PARTITION_RECORDS_HOOKS if not hasattr(Fetcher.PartitionRecords, n)]
+    missing += [name for name in _BATCH_HOOKS if not hasattr(DefaultRecordBatch, name)]
+    if missing:
+        from kafka import __version__
+
+        raise SensorstreamError(
+            f"kafka-python {__version__} lacks {', '.join(missing)}, which the worker's "
+            'columnar fetch uses; install the tested version: pip install "kafka-python==3.0.12"'
         )
     fetcher.PartitionRecords = ColumnarPartitionRecords
