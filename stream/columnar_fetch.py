@@ -24,7 +24,8 @@ from kafka.errors import CorruptRecordError
 from kafka.structs import TopicPartition
 
 from stream.errors import SensorstreamError
-from stream.record_batches import NUMPY_FROM_RECORDS, RecordColumns, SmallBatches, read_batch
+from stream.record_batches import NUMPY_FROM_RECORDS, SmallBatches, read_batch
+from stream.record_columns import RecordColumns
 
 log = logging.getLogger(__name__)
 

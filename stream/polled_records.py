@@ -13,7 +13,7 @@ from typing import overload
 
 import numpy as np
 
-from stream.record_batches import RecordColumns
+from stream.record_columns import RecordColumns
 from stream.record_types import InputRecord, RawRecord
 from stream.window_bridge import PollIndex
 

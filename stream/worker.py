@@ -35,7 +35,7 @@ from stream.metrics import WorkerMetrics
 from stream.offsets import OffsetTracker
 from stream.polled_records import PolledRecords
 from stream.rebalance import RebalanceHandler
-from stream.record_batches import RecordColumns
+from stream.record_columns import RecordColumns
 from stream.record_types import DeadLetter, SampleBatch
 from stream.records import RecordDecoder
 from stream.recovery import ResumeFilter, anchor_record_key, latest_anchor_per_device

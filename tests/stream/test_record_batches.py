@@ -12,7 +12,8 @@ from kafka.errors import CorruptRecordError
 from kafka.record.default_records import DefaultRecordBatch
 from kafka.record.memory_records import MemoryRecords, MemoryRecordsBuilder
 
-from stream.record_batches import RecordColumns, SmallBatches, read_batch
+from stream.record_batches import SmallBatches, read_batch
+from stream.record_columns import RecordColumns
 
 # Many records are read with numpy (read_batch), a few record by record (SmallBatches):
 # every test runs both readers.
