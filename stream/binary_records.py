@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -27,24 +26,53 @@ from stream.binary_format import (
 
 @dataclass(frozen=True, slots=True)
 class JoinedValues:
-    """A poll's record values as one byte buffer; a None value counts as zero bytes."""
+    """A poll's record values and keys in one byte buffer; a None value counts as zero bytes."""
 
     buffer: npt.NDArray[np.uint8]  # [total bytes]
-    starts: npt.NDArray[np.int64]  # [R] first byte of each record
+    starts: npt.NDArray[np.int64]  # [R] first byte of each record's value
     lengths: npt.NDArray[np.int64]  # [R]
+    key_starts: npt.NDArray[np.int64]  # [R] first byte of each record's key
+    key_lengths: npt.NDArray[np.int64]  # [R] -1 = no key
 
     @classmethod
-    def of(cls, values: Sequence[bytes | None]) -> JoinedValues:
-        """Join the values (one copy) and note where each starts."""
+    def of(
+        cls, values: Sequence[bytes | None], keys: Sequence[bytes | None] | None = None
+    ) -> JoinedValues:
+        """Join the values, then the keys (one copy), and note where each starts."""
+        keys = [None] * len(values) if keys is None else keys
+        key_lengths = np.fromiter((-1 if k is None else len(k) for k in keys), np.int64, len(keys))
         try:
-            blob = b"".join(values)  # type: ignore[arg-type]
             lengths = np.fromiter(map(len, values), np.int64, len(values))  # type: ignore[arg-type]
         except TypeError:  # a tombstone among them
-            present = [value or b"" for value in values]
-            blob = b"".join(present)
-            lengths = np.fromiter(map(len, present), np.int64, len(present))
+            values = [value or b"" for value in values]
+            lengths = np.fromiter(map(len, values), np.int64, len(values))
+        blob = b"".join([*values, *(k for k in keys if k is not None)])  # type: ignore[misc]
         starts = np.cumsum(lengths) - lengths
-        return cls(np.frombuffer(blob, np.uint8), starts, lengths)
+        key_sizes = np.maximum(key_lengths, 0)
+        key_starts = np.cumsum(key_sizes) - key_sizes + int(lengths.sum())
+        return cls(np.frombuffer(blob, np.uint8), starts, lengths, key_starts, key_lengths)
+
+    def take(self, which: npt.NDArray[np.int64]) -> JoinedValues:
+        """The records at `which`, same buffer."""
+        return JoinedValues(
+            self.buffer,
+            self.starts[which],
+            self.lengths[which],
+            self.key_starts[which],
+            self.key_lengths[which],
+        )
+
+    def value(self, k: int) -> bytes:
+        """Record k's value bytes (empty for a tombstone)."""
+        start = int(self.starts[k])
+        return self.buffer[start : start + int(self.lengths[k])].tobytes()
+
+    def key(self, k: int) -> bytes | None:
+        """Record k's key bytes, or None."""
+        if self.key_lengths[k] < 0:
+            return None
+        start = int(self.key_starts[k])
+        return self.buffer[start : start + int(self.key_lengths[k])].tobytes()
 
     def binary_mask(self) -> npt.NDArray[np.bool_]:
         """[R] True for the records that start with the binary prefix."""
@@ -87,23 +115,15 @@ class BinaryChunkDecoder:
         self.channels = channels
         self.limits = limits
 
-    def decode(
-        self,
-        values: Sequence[bytes],
-        keys: Sequence[bytes | None],
-        joined: JoinedValues | None = None,
-    ) -> BinaryRuns:
-        """Decode records that all start with PREFIX; `joined` is JoinedValues.of(values)."""
-        joined = JoinedValues.of(values) if joined is None else joined
+    def decode(self, joined: JoinedValues) -> BinaryRuns:
+        """Decode records that all start with PREFIX (values and keys in `joined`)."""
         head = joined.headers()  # [R]
         bad = self._header_flags(head, joined.lengths)  # [R]
-        raw_ids = _raw_ids(values, head)
-        devices, bad_ids = self._devices(raw_ids, keys)
-        if bad_ids is not None:
-            bad |= bad_ids
+        devices, bad_ids = self._devices(joined, head, bad)
+        bad |= bad_ids
         good = np.flatnonzero(~bad)
         counts = head["count"][good].astype(np.int64)  # [R']
-        samples = self._payload(values, joined, head, good)  # [N, C]
+        samples = self._payload(joined, head, good)  # [N, C]
         # A NaN or an infinity makes the sum non-finite, and summing needs no [N, C] temporary
         # (a fresh 0.6 MB per poll costs page faults); a row-wise isfinite().all() over 3
         # columns would cost ~40x more. Only when the sum is not finite (or huge finite values
@@ -115,15 +135,13 @@ class BinaryChunkDecoder:
             samples = samples[np.repeat(record_finite, counts)]
             good, counts = good[record_finite], counts[record_finite]
         timestamps = run_timestamps(head["ts_ms"][good], head["interval_ms"][good], counts)
-        # Every accepted record's id decoded, so no None is left among these.
-        accepted = [devices[k] for k in good.tolist()] if bad.any() else devices
         return BinaryRuns(
             positions=good,
-            devices=cast("list[str]", accepted),
+            devices=devices[good].tolist(),  # every accepted record's id decoded: no None
             counts=counts,
             timestamps_ms=timestamps,
             values=samples,
-            rejected=self._rejections(values, keys, np.flatnonzero(bad).tolist()),
+            rejected=self._rejections(joined, np.flatnonzero(bad).tolist()),
         )
 
     def _header_flags(
@@ -156,34 +174,41 @@ class BinaryChunkDecoder:
             )
 
     def _devices(
-        self, raw_ids: list[bytes], keys: Sequence[bytes | None]
-    ) -> tuple[list[str | None], npt.NDArray[np.bool_] | None]:
-        """Each record's device id, and [R] flags for bad ids or keys (None when all are fine)."""
-        table: dict[bytes, str | None] = {}
-        for raw in set(raw_ids):
-            table[raw] = _device_id(raw, self.limits.max_device_id_length)
-        devices = list(map(table.__getitem__, raw_ids))
-        bad_key = keys != raw_ids and any(
-            key is not None and key != raw for key, raw in zip(keys, raw_ids, strict=True)
-        )
-        if not bad_key and None not in table.values():
-            return devices, None
-        flags = np.fromiter(
-            (
-                device is None or (key is not None and key != raw)
-                for device, key, raw in zip(devices, keys, raw_ids, strict=True)
-            ),
-            bool,
-            len(raw_ids),
-        )
+        self, joined: JoinedValues, head: npt.NDArray[np.void], bad: npt.NDArray[np.bool_]
+    ) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.bool_]]:
+        """[R] each record's device id (None where unknown), and [R] flags for bad ids or keys.
+
+        Ids are read for the records whose header is sound (the others are rejected
+        anyway); each distinct id is decoded once.
+        """
+        devices = np.full(len(bad), None, dtype=object)
+        flags = np.zeros(len(bad), dtype=bool)
+        sound = np.flatnonzero(~bad)
+        if not len(sound):
+            return devices, flags
+        id_lengths = head["id_bytes"][sound].astype(np.int64)
+        id_starts = joined.starts[sound] + HEADER_BYTES
+        for length in np.unique(id_lengths).tolist():  # one id length per poll, as a rule
+            mine = id_lengths == length
+            at = sound[mine]
+            ids = _rows(joined.buffer, id_starts[mine], length)  # [r, length]
+            distinct, inverse = np.unique(ids.view(f"V{length}")[:, 0], return_inverse=True)
+            limit = self.limits.max_device_id_length
+            table = [_device_id(raw.tobytes(), limit) for raw in distinct]
+            known = np.empty(len(table), dtype=object)
+            known[:] = table
+            devices[at] = known[inverse]
+            flags[at] = np.array([device is None for device in table], dtype=bool)[inverse]
+            key_lengths = joined.key_lengths[at]
+            flags[at] |= (key_lengths >= 0) & (key_lengths != length)
+            same = np.flatnonzero(key_lengths == length)
+            if len(same):
+                keys = _rows(joined.buffer, joined.key_starts[at[same]], length)
+                flags[at[same]] |= (keys != ids[same]).any(axis=1)
         return devices, flags
 
     def _payload(
-        self,
-        values: Sequence[bytes],
-        joined: JoinedValues,
-        head: npt.NDArray[np.void],
-        good: npt.NDArray[np.int64],
+        self, joined: JoinedValues, head: npt.NDArray[np.void], good: npt.NDArray[np.int64]
     ) -> npt.NDArray[np.float32]:
         """[N, C] float32 values of the `good` records, in their order."""
         if not len(good):
@@ -194,24 +219,23 @@ class BinaryChunkDecoder:
         if (sizes == sizes[0]).all():
             # One chunk size (the common poll): each record's values are one row of a
             # sliding-window view of the buffer, so one fancy index copies them all.
-            windows = sliding_window_view(joined.buffer, int(sizes[0]))  # no copy
-            flat = windows[ends - sizes[0]].reshape(-1)  # [R' * 4nC]
+            flat = _rows(joined.buffer, ends - sizes[0], int(sizes[0])).reshape(-1)
         else:
             # Bytes slicing + join beats numpy views + concatenate here (~0.26 vs ~0.5 us/record).
-            firsts = (ids.astype(np.int64) + HEADER_BYTES).tolist()
-            picked = [values[k] for k in good.tolist()] if len(good) < len(values) else values
-            blob = b"".join([value[a:] for value, a in zip(picked, firsts, strict=True)])
-            flat = np.frombuffer(blob, np.uint8)
+            blob = joined.buffer.tobytes()
+            firsts = (ends - sizes).tolist()
+            flat = np.frombuffer(
+                b"".join([blob[a:b] for a, b in zip(firsts, ends.tolist(), strict=True)]),
+                np.uint8,
+            )
         samples = flat.view("<f4").reshape(-1, self.channels)  # [N, C]
         return samples.astype(np.float32, copy=False)
 
-    def _rejections(
-        self, values: Sequence[bytes], keys: Sequence[bytes | None], bad: list[int]
-    ) -> list[tuple[int, str, str]]:
+    def _rejections(self, joined: JoinedValues, bad: list[int]) -> list[tuple[int, str, str]]:
         """(index, reason, message) for each flagged record, from the one-record explanation."""
         out = []
         for k in bad:
-            found = explain_chunk(values[k], keys[k], self.channels, self.limits)
+            found = explain_chunk(joined.value(k), joined.key(k), self.channels, self.limits)
             # The masks and explain_chunk check the same rules; a record flagged by one but
             # passed by the other would be a decoder bug, still dead-lettered, never dropped.
             reason, message = found or ("malformed_binary", "rejected by the poll-wide checks")
@@ -219,14 +243,13 @@ class BinaryChunkDecoder:
         return out
 
 
-def _raw_ids(values: Sequence[bytes], head: npt.NDArray[np.void]) -> list[bytes]:
-    """Each record's device-id bytes (short or empty for records too short to hold them)."""
-    ids = head["id_bytes"]
-    if len(ids) and (ids == ids[0]).all():
-        end = HEADER_BYTES + int(ids[0])
-        return [value[HEADER_BYTES:end] for value in values]
-    ends = (ids.astype(np.int64) + HEADER_BYTES).tolist()
-    return [value[HEADER_BYTES:end] for value, end in zip(values, ends, strict=True)]
+def _rows(
+    buffer: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], length: int
+) -> npt.NDArray[np.uint8]:
+    """[r, length] the bytes at each of `starts` (one fancy index over a sliding view)."""
+    if length == 0:
+        return np.zeros((len(starts), 0), dtype=np.uint8)
+    return sliding_window_view(buffer, length)[starts]
 
 
 def _device_id(raw: bytes, max_length: int) -> str | None:

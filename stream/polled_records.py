@@ -12,7 +12,9 @@ from functools import cached_property
 from typing import overload
 
 import numpy as np
+import numpy.typing as npt
 
+from stream.binary_records import JoinedValues
 from stream.record_columns import RecordColumns
 from stream.record_types import InputRecord, RawRecord
 from stream.window_bridge import PollIndex
@@ -74,6 +76,34 @@ class PolledRecords(Sequence[InputRecord]):
             np.concatenate([columns.offsets for _, columns in self.pieces]),
             np.concatenate([columns.timestamps_ms for _, columns in self.pieces]),
         )
+
+
+def joined_values(records: Sequence[RawRecord]) -> JoinedValues:
+    """The records' values and keys in one buffer (for a poll: its columns' buffers, joined)."""
+    if not isinstance(records, PolledRecords):
+        return JoinedValues.of(*values_and_keys(records))
+    buffers: list[bytes] = []
+    base: dict[int, int] = {}  # id(buffer) -> where it starts in the joined buffer
+    size = 0
+    for _, columns in records.pieces:
+        if id(columns.buffer) not in base:
+            base[id(columns.buffer)] = size
+            buffers.append(columns.buffer)
+            size += len(columns.buffer)
+    pieces = [columns for _, columns in records.pieces]
+    at = [base[id(columns.buffer)] for columns in pieces]
+
+    def joined(field: str, shift: bool) -> npt.NDArray[np.int64]:
+        parts = [getattr(c, field) + (a if shift else 0) for c, a in zip(pieces, at, strict=True)]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    return JoinedValues(
+        np.frombuffer(b"".join(buffers), np.uint8),
+        joined("value_starts", True),
+        np.maximum(joined("value_lengths", False), 0),
+        joined("key_starts", True),
+        joined("key_lengths", False),
+    )
 
 
 def values_and_keys(

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from itertools import accumulate
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -33,7 +33,7 @@ import orjson
 from stream.binary_format import MAX_TS_MS as _MAX_TS_MS
 from stream.binary_format import RecordLimits
 from stream.binary_records import BinaryChunkDecoder, JoinedValues, run_timestamps
-from stream.polled_records import values_and_keys
+from stream.polled_records import joined_values, values_and_keys
 from stream.record_types import DeadLetter, RawRecord, SampleBatch
 
 _FIELDS = frozenset(("device_id", "ts", "values", "interval_ms"))
@@ -100,31 +100,26 @@ class RecordDecoder:
 
     def decode(self, records: Sequence[RawRecord]) -> tuple[SampleBatch, list[DeadLetter]]:
         """Decode one poll; samples keep record order, dead letters are in record order too."""
-        values, keys = values_and_keys(records)
-        joined = JoinedValues.of(values)
+        joined = joined_values(records)
         binary = joined.binary_mask()  # [R]
         if not binary.any():
-            batch, dead = self._decode_json(records, values, keys)
+            batch, dead = self._decode_json(records, *values_and_keys(records))
             return batch, [letter for _, letter in dead]
         if binary.all():
-            runs = self._binary.decode(cast("list[bytes]", values), keys, joined)
+            runs = self._binary.decode(joined)
             everything = np.arange(len(records))
             letters = [DeadLetter(records[k], reason, text) for k, reason, text in runs.rejected]
             return SampleBatch.from_runs(runs, everything), letters
-        return self._decode_mixed(records, values, keys, binary)
+        return self._decode_mixed(records, joined, binary)
 
     def _decode_mixed(
-        self,
-        records: Sequence[RawRecord],
-        values: list[bytes | None],
-        keys: list[bytes | None],
-        binary: npt.NDArray[np.bool_],
+        self, records: Sequence[RawRecord], joined: JoinedValues, binary: npt.NDArray[np.bool_]
     ) -> tuple[SampleBatch, list[DeadLetter]]:
         """A poll holding both formats: each half decoded at once, merged back in record order."""
         binary_at, json_at = np.flatnonzero(binary), np.flatnonzero(~binary)
         picked = binary_at.tolist()
-        binary_values = cast("list[bytes]", [values[k] for k in picked])  # none is a tombstone
-        runs = self._binary.decode(binary_values, [keys[k] for k in picked])
+        runs = self._binary.decode(joined.take(binary_at))
+        values, keys = values_and_keys(records)
         json_list = json_at.tolist()
         json_batch, json_dead = self._decode_json(
             [records[k] for k in json_list],

@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 
 from stream.binary_explain import explain_chunk
 from stream.binary_format import HEADER_BYTES, MAGIC, MAX_TS_MS, encode_chunk, encode_chunks
-from stream.binary_records import BinaryChunkDecoder
+from stream.binary_records import BinaryChunkDecoder, JoinedValues
 from stream.config import RecordsConfig
 from stream.record_types import DEAD_LETTER_REASONS, InputRecord, SampleBatch
 from stream.records import RecordDecoder
+from tests.stream.polls import decode_both
 
 TS = 1_732_280_000_123
 LIMITS = RecordsConfig(max_record_bytes=4096, max_chunk_samples=50, max_device_id_length=16)
@@ -30,7 +31,7 @@ def record(value: bytes | dict | None, key: bytes | None = None, offset: int = 0
 
 
 def decode(*records: InputRecord, channels: int = 3):
-    return RecordDecoder(channels, LIMITS).decode(list(records))
+    return decode_both(RecordDecoder(channels, LIMITS), list(records))
 
 
 def craft(
@@ -385,7 +386,7 @@ def test_poll_wide_checks_agree_with_the_one_record_explanation(damage):
             key = bytes([byte])
         values.append(bytes(value))
         keys.append(key)
-    runs = BinaryChunkDecoder(3, LIMITS).decode(values, keys)
+    runs = BinaryChunkDecoder(3, LIMITS).decode(JoinedValues.of(values, keys))
     expected = [
         (k, explain_chunk(v, key, 3, LIMITS))
         for k, (v, key) in enumerate(zip(values, keys, strict=True))

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from stream.config import RecordsConfig
 from stream.record_types import DEAD_LETTER_REASONS, InputRecord
 from stream.records import RecordDecoder
+from tests.stream.polls import decode_both
 
 TS = 1_732_280_000_123
 LIMITS = RecordsConfig(max_record_bytes=4096, max_chunk_samples=50, max_device_id_length=16)
@@ -26,7 +27,7 @@ def record(value: bytes | dict | None, key: bytes | None = None, offset: int = 0
 
 
 def decode(*records: InputRecord, channels: int = 3):
-    return RecordDecoder(channels, LIMITS).decode(list(records))
+    return decode_both(RecordDecoder(channels, LIMITS), list(records))
 
 
 def only_dead_letter(value, key=None):
