@@ -141,14 +141,15 @@ class RecordDecoder:
     def _decode_json(
         self,
         records: Sequence[RawRecord],
-        values: list[bytes | None],
+        raws: list[bytes | None],
         keys: list[bytes | None],
     ) -> tuple[SampleBatch, list[tuple[int, DeadLetter]]]:
-        """Decode JSON records; dead letters come with their index, in record order."""
+        """Decode JSON records (their raw values and keys); dead letters come with their
+        index, in record order."""
         got = _Collected([], [], [], [], [], [], [], [])
-        for index, (value, key) in enumerate(zip(values, keys, strict=True)):
+        for index, (raw, key) in enumerate(zip(raws, keys, strict=True)):
             try:
-                self._decode_one(index, value, key, got)
+                self._decode_one(index, raw, key, got)
             except _Reject as rejected:
                 letter = DeadLetter(records[index], rejected.reason, rejected.message)
                 got.dead.append((index, letter))
