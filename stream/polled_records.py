@@ -68,8 +68,8 @@ class PolledRecords(Sequence[InputRecord]):
     def index(self) -> PollIndex:
         """Per-record source ids, offsets and Kafka timestamps."""
         if not self.pieces:
-            return PollIndex.build([])
-        sizes = [len(columns) for _, columns in self.pieces]
+            return PollIndex.empty()
+        sizes = np.diff(self._ends, prepend=0)  # [P] records per piece
         sources = np.repeat(np.array([s for s, _ in self.pieces], dtype=np.int32), sizes)
         return PollIndex(
             sources,

@@ -149,7 +149,7 @@ class DeadLetter:
     message: str
 
     def __post_init__(self) -> None:
-        # The worker decodes kafka-python's records as they come (copying every record
-        # costs more than decoding a binary chunk); only the rejected ones are copied.
+        # The decoder takes any RawRecord (kafka-python's records too, for callers outside
+        # the worker); a dead letter keeps its own copy of the fields it reports.
         if not isinstance(self.record, InputRecord):
             object.__setattr__(self, "record", InputRecord.from_consumer_record(self.record))

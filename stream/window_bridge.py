@@ -43,20 +43,10 @@ class PollIndex:
     timestamps_ms: npt.NDArray[np.int64]  # [R]
 
     @staticmethod
-    def build(parts: list[tuple[int, list[int], list[int]]]) -> PollIndex:
-        """Index a poll from its partitions' (source id, offsets, Kafka timestamps), in order."""
-        if not parts:
-            none = np.zeros(0, dtype=np.int64)
-            return PollIndex(np.zeros(0, dtype=np.int32), none, none.copy())
-        sizes = [len(offsets) for _, offsets, _ in parts]
-        sources = np.repeat(np.array([source for source, _, _ in parts], dtype=np.int32), sizes)
-        offsets = np.fromiter(
-            (o for _, part, _ in parts for o in part), dtype=np.int64, count=sum(sizes)
-        )
-        stamps = np.fromiter(
-            (t for _, _, part in parts for t in part), dtype=np.int64, count=sum(sizes)
-        )
-        return PollIndex(sources, offsets, stamps)
+    def empty() -> PollIndex:
+        """The index of a poll that returned no records."""
+        none = np.zeros(0, dtype=np.int64)
+        return PollIndex(np.zeros(0, dtype=np.int32), none, none.copy())
 
     def next_offsets(self) -> dict[int, int]:
         """Source -> one past the highest offset read in this poll."""
