@@ -155,6 +155,26 @@ def default_data_dir(port: int) -> Path:
     return cache_root() / "kafka-data" / str(port)
 
 
+def registry_dir() -> Path:
+    """Where each started broker records its data dir by port, so a later CLI call finds it."""
+    return cache_root() / "kafka-brokers"
+
+
+def find_broker(port: int) -> LocalKafka | None:
+    """The running local broker recorded for 127.0.0.1:port, whatever its data dir, or None."""
+    try:
+        recorded = (registry_dir() / str(port)).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        recorded = ""
+    candidates = [Path(recorded)] if recorded else []
+    candidates.append(default_data_dir(port))
+    for data_dir in candidates:
+        broker = LocalKafka(port=port, data_dir=data_dir)
+        if broker._live_pid() is not None and broker._serves_port():
+            return broker
+    return None
+
+
 def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
     """The last lines of some output, for error messages."""
     return "\n".join(text.rstrip().splitlines()[-lines:])
@@ -262,10 +282,7 @@ class LocalKafka:
         if java is None:
             raise SensorstreamError(f"no `java` on PATH: {JAVA_HINT}")
         if not port_is_free(self.port):
-            raise SensorstreamError(
-                f"port {self.port} is taken by another process: stop it or pick another "
-                "port with --port N"
-            )
+            raise SensorstreamError(self._port_taken_message())
         lib = ensure_jars()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         properties = self._write_config()
@@ -289,7 +306,49 @@ class LocalKafka:
             self._wait_exit(pid, 10.0)
         self.pid_file.unlink(missing_ok=True)
         self._process = None
+        self._forget()
         return True
+
+    def _port_taken_message(self) -> str:
+        """Why start cannot listen: another local broker (named) or some other process."""
+        other = find_broker(self.port)
+        if other is not None:
+            return (
+                f"port {self.port} is taken by the local broker from {other.data_dir}: stop it "
+                f"with `sensorstream kafka stop --port {self.port}` or pick another port "
+                "with --port N"
+            )
+        return (
+            f"port {self.port} is taken by another process: stop it or pick another "
+            "port with --port N"
+        )
+
+    def _serves_port(self) -> bool:
+        """Whether this data dir's server.properties puts its client listener on self.port."""
+        try:
+            text = (self.data_dir / "server.properties").read_text()
+        except OSError:
+            return False
+        return f"PLAINTEXT://127.0.0.1:{self.port}," in text
+
+    def _register(self) -> None:
+        """Record this data dir under the port for `kafka status|stop --port` without --data-dir."""
+        entry = registry_dir() / str(self.port)
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            entry.write_text(f"{self.data_dir}\n")
+        except OSError as exc:
+            # Only the lookup by port suffers: --data-dir still finds the broker.
+            logger.warning("cannot record the broker in %s (%s)", entry, exc)
+
+    def _forget(self) -> None:
+        """Drop the port's registry entry if it still names this data dir."""
+        entry = registry_dir() / str(self.port)
+        try:
+            if entry.read_text().strip() == str(self.data_dir):
+                entry.unlink()
+        except OSError:
+            pass
 
     def _already_running(self) -> bool:
         """A live broker from this data dir: True if it answers; wait for it if still starting."""
@@ -410,6 +469,7 @@ class LocalKafka:
                 cwd=self.data_dir, start_new_session=True,
             )
         self.pid_file.write_text(f"{self._process.pid}\n")
+        self._register()
         logger.info("started Kafka pid=%d bootstrap=%s data_dir=%s",
                     self._process.pid, self.bootstrap, self.data_dir)
 
