@@ -49,7 +49,6 @@ def replay(args: argparse.Namespace) -> int:
     """Resolve (or reload) the job, run it, print the summary; 0 when done or cleanly stopped."""
     from stream.config import load_config
     from stream.replay import run_job, state_dir
-    from stream.service import load_model
 
     config = load_config(args.config, args.overrides)
     if args.model:
@@ -58,11 +57,11 @@ def replay(args: argparse.Namespace) -> int:
     directory = state_dir()
     if args.resume:
         job = _stored_job(args, directory)
-        predictor = load_model(config)
+        predictor = _load_model(config)
         _check_same_model(job, predictor.manifest)
     else:
         request = _Request.from_args(args, config)  # Kafka lookups before the slow model load
-        predictor = load_model(config)
+        predictor = _load_model(config)
         job = request.job(config, predictor.manifest)
         for note in request.resolved.notes:
             print(note, file=sys.stderr)
@@ -125,6 +124,17 @@ class _Request:
                 for tp, (start, end) in bounds.items()
             ),
         )
+
+
+def _load_model(config: Config) -> object:
+    """The model, with the same windows-fit-the-model and memory checks as `run`."""
+    from stream.config import check_against_model
+    from stream.service import load_model
+
+    predictor = load_model(config)
+    manifest = predictor.manifest  # type: ignore[attr-defined]
+    check_against_model(config, manifest.window_length, manifest.channels)
+    return predictor
 
 
 def _resolve(config: Config, topics: tuple[str, ...], from_ms: int | None,
