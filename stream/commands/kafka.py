@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stream.commands.arguments import port
+
 if TYPE_CHECKING:
     from stream.local_kafka import LocalKafka
 
@@ -25,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ("status", _status, "print bootstrap, pid and data dir; exit 1 if not running"),
     ):
         action = actions.add_parser(name, help=text, description=text)
-        action.add_argument("--port", type=int, default=9092,
+        action.add_argument("--port", type=port, default=9092,
                             help="client port on 127.0.0.1 (default 9092)")
         action.add_argument("--data-dir", type=Path, default=None,
                             help="broker state dir (default ~/.cache/sensorstream/kafka-data/PORT; "
