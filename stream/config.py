@@ -113,14 +113,14 @@ class KafkaConfig(_Section):
     def _input_topic_names(cls, value: list[str]) -> list[str]:
         """Each input topic a name Kafka accepts."""
         for name in value:
-            _check_topic_name(name)
+            check_topic_name(name)
         return value
 
     @field_validator("output_topic", "dead_letter_topic", "alerts_topic")
     @classmethod
     def _topic_name(cls, value: str) -> str:
         """A topic name Kafka accepts (the broker's refusal is a traceback otherwise)."""
-        _check_topic_name(value)
+        check_topic_name(value)
         return value
 
     @property
@@ -388,7 +388,7 @@ def _memory_limit_bytes() -> int | None:
     return min(limit, int(cgroup)) if cgroup.isdigit() else limit
 
 
-def _check_topic_name(name: str) -> None:
+def check_topic_name(name: str) -> None:
     """ValueError unless Kafka accepts `name` as a topic."""
     if not _TOPIC_NAME.match(name) or name in (".", ".."):
         raise ValueError(f"expected Kafka topic names (1-249 of A-Z a-z 0-9 . _ -), not {name!r}")

@@ -103,6 +103,7 @@ class _Request:
         names = args.topics or config.kafka.input_topics
         topics = tuple(t for item in names for t in item.split(",") if t)
         output = args.output_topic or config.kafka.output_topic + BACKFILL_SUFFIX
+        _check_topics(topics, output)
         if output in topics:
             raise SensorstreamError(f"--output-topic {output!r} is an input topic; pick another")
         return _Request(from_ms, to_ms, topics, output, _resolve(config, topics, from_ms, to_ms))
@@ -124,6 +125,21 @@ class _Request:
                 for tp, (start, end) in bounds.items()
             ),
         )
+
+
+def _check_topics(topics: tuple[str, ...], output: str) -> None:
+    """--topics and --output-topic as names Kafka accepts, or one line naming the flag."""
+    from stream.config import check_topic_name
+    from stream.errors import SensorstreamError
+
+    for flag, names in (("--topics", topics), ("--output-topic", (output,))):
+        try:
+            for name in names:
+                check_topic_name(name)
+        except ValueError as exc:
+            raise SensorstreamError(f"{flag}: {exc}") from None
+    if not topics:
+        raise SensorstreamError("--topics: expected at least one topic name")
 
 
 def _load_model(config: Config) -> object:

@@ -98,6 +98,16 @@ def test_replay_from_beyond_any_time_is_one_line_naming_the_range() -> None:
     assert "expected a time from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z" in last
 
 
+def test_replay_topic_that_kafka_would_refuse_is_one_line_naming_the_flag() -> None:
+    result = _run("--from", "earliest", "--topics", "sensor samples", command="replay")
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == (
+        "sensorstream replay: error: --topics: expected Kafka topic names "
+        "(1-249 of A-Z a-z 0-9 . _ -), not 'sensor samples'"
+    )
+
+
 @pytest.mark.integration
 def test_replay_checks_the_windows_against_the_model_as_run_does(
     kafka_bootstrap, new_topic, produce
