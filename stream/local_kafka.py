@@ -168,10 +168,52 @@ def find_broker(port: int) -> LocalKafka | None:
         recorded = ""
     candidates = [Path(recorded)] if recorded else []
     candidates.append(default_data_dir(port))
+    listener = _listener_data_dir(port)
+    if listener is not None:
+        candidates.append(listener)
     for data_dir in candidates:
         broker = LocalKafka(port=port, data_dir=data_dir)
         if broker._live_pid() is not None and broker._serves_port():
             return broker
+    return None
+
+
+def _listener_data_dir(port: int) -> Path | None:
+    """The data dir of the local broker listening on 127.0.0.1:port, read from /proc (Linux).
+
+    Finds brokers the registry does not know: started before it existed, or under
+    another cache dir.
+    """
+    inode = _listening_inode(port)
+    if inode is None:
+        return None
+    target = f"socket:[{inode}]"
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if not any(os.readlink(fd) == target for fd in (proc / "fd").iterdir()):
+                continue
+            args = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue  # gone, or not ours to read
+        if "kafka.Kafka" in args[:-1]:
+            return Path(args[args.index("kafka.Kafka") + 1]).parent
+        return None
+    return None
+
+
+def _listening_inode(port: int) -> str | None:
+    """The socket inode listening on 127.0.0.1:port per /proc/net/tcp{,6}, or None."""
+    # The JVM binds IPv6 sockets, so its 127.0.0.1 listener shows as ::ffff:127.0.0.1.
+    local = {f"0100007F:{port:04X}", f"0000000000000000FFFF00000100007F:{port:04X}"}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[1] in local and fields[3] == "0A":  # 0A: LISTEN
+                return fields[9]
     return None
 
 

@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from stream.errors import SensorstreamError
-from stream.local_kafka import LocalKafka, _process_alive, ensure_jars, free_port
+from stream.local_kafka import (
+    LocalKafka,
+    _process_alive,
+    ensure_jars,
+    free_port,
+    registry_dir,
+)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -161,6 +167,12 @@ def test_cli_status_and_stop_find_a_broker_by_port_whatever_its_data_dir(tmp_pat
         wrong = run_cli("kafka", "status", "--port", port, "--data-dir", str(tmp_path / "other"))
         assert wrong.returncode == 1
         assert f"pass --data-dir {data_dir}" in wrong.stdout
+
+        # A broker the registry does not know (another cache dir, an older start) is
+        # found by the process listening on the port.
+        (registry_dir() / port).unlink()
+        unregistered = run_cli("kafka", "status", "--port", port)
+        assert f"data_dir={data_dir}" in unregistered.stdout.splitlines()
 
         stopped = run_cli("kafka", "stop", "--port", port)
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
