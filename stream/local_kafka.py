@@ -522,6 +522,7 @@ class LocalKafka:
             pid = self._live_pid()
             if pid is None:
                 self.pid_file.unlink(missing_ok=True)
+                self._forget()
                 raise SensorstreamError(
                     f"the Kafka broker exited during start; its log {self.log_file} ends "
                     f"with:\n{self._log_tail()}"

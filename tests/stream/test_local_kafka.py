@@ -143,6 +143,7 @@ def test_a_broker_that_dies_during_start_is_reported_with_its_log_tail(tmp_path)
     assert str(broker.log_file) in first_line
     assert "heap" in tail.lower()
     assert not broker.pid_file.exists()
+    assert not (registry_dir() / str(broker.port)).exists()
 
 
 def test_cli_stop_with_no_broker_on_the_port_exits_1(tmp_path):
