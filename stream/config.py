@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from stream.alerts import AlertRule
 from stream.errors import ConfigError
 from stream.security import check_security_keys, client_security_settings
+from windows.config import MAX_DEVICES, MAX_DURATION_MS, MAX_HOP, MAX_LENGTH, WindowConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,6 +34,14 @@ DEFAULT_MODEL_PATH = "models/uwave"
 
 # Python packages kafka-python needs for each codec; gzip is in the standard library.
 _CODEC_PACKAGES = {"lz4": "lz4", "zstd": "zstandard", "snappy": "snappy"}
+
+# Kafka's protocol carries sizes and timeouts as int32.
+INT32_MAX = 2**31 - 1
+# The longest a shutdown or flush may be asked to wait, in seconds (one day).
+MAX_WAIT_S = 86_400.0
+# Kafka topic names: at most 249 of these characters, and not "." or "..".
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\],]+):(\d{1,5})$")
 
 
 class _Section(BaseModel):
@@ -52,16 +61,16 @@ class KafkaConfig(_Section):
     group_id: str = Field("sensorstream", min_length=1)
     client_id: str = Field("sensorstream", min_length=1)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    max_poll_records: int = Field(2000, gt=0)
-    fetch_min_bytes: int = Field(1, gt=0)
-    fetch_max_wait_ms: int = Field(100, ge=0)
-    max_partition_fetch_bytes: int = Field(4_194_304, gt=0)
-    session_timeout_ms: int = Field(45_000, gt=0)
-    max_poll_interval_ms: int = Field(300_000, gt=0)
-    producer_linger_ms: int = Field(5, ge=0)
-    producer_batch_size: int = Field(262_144, gt=0)
+    max_poll_records: int = Field(2000, gt=0, le=INT32_MAX)
+    fetch_min_bytes: int = Field(1, gt=0, le=INT32_MAX)
+    fetch_max_wait_ms: int = Field(100, ge=0, le=INT32_MAX)
+    max_partition_fetch_bytes: int = Field(4_194_304, gt=0, le=INT32_MAX)
+    session_timeout_ms: int = Field(45_000, gt=0, le=INT32_MAX)
+    max_poll_interval_ms: int = Field(300_000, gt=0, le=INT32_MAX)
+    producer_linger_ms: int = Field(5, ge=0, le=INT32_MAX)
+    producer_batch_size: int = Field(262_144, gt=0, le=INT32_MAX)
     compression_type: Literal["gzip", "lz4", "zstd", "snappy"] | None = None
-    request_timeout_ms: int = Field(30_000, gt=0)
+    request_timeout_ms: int = Field(30_000, gt=0, le=INT32_MAX)
     # Secure clusters. The password is never a value here: only where to read it.
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
@@ -86,6 +95,34 @@ class KafkaConfig(_Section):
             )
         return value
 
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_port_list(cls, value: str) -> str:
+        """Every entry host:port with a port a client can connect to (kafka-python's int() else)."""
+        for entry in value.split(","):
+            match = _HOST_PORT.match(entry.strip())
+            if match is None or not 1 <= int(match.group(2)) <= 65535:
+                raise ValueError(
+                    f"expected host:port[,host:port...] with ports 1-65535, e.g. "
+                    f'"127.0.0.1:9092" (bad entry {entry.strip()!r})'
+                )
+        return value
+
+    @field_validator("input_topics")
+    @classmethod
+    def _input_topic_names(cls, value: list[str]) -> list[str]:
+        """Each input topic a name Kafka accepts."""
+        for name in value:
+            check_topic_name(name)
+        return value
+
+    @field_validator("output_topic", "dead_letter_topic", "alerts_topic")
+    @classmethod
+    def _topic_name(cls, value: str) -> str:
+        """A topic name Kafka accepts (the broker's refusal is a traceback otherwise)."""
+        check_topic_name(value)
+        return value
+
     @property
     def state_topic_name(self) -> str:
         """The compacted changelog of window anchors, one per consumer group."""
@@ -100,6 +137,11 @@ class KafkaConfig(_Section):
                     f"{key}: must differ from every input topic (a loop otherwise), "
                     f"got {getattr(self, key)!r}"
                 )
+        if not _TOPIC_NAME.match(self.state_topic_name):
+            raise ValueError(
+                f"group_id: its changelog topic {self.state_topic_name!r} is not a Kafka topic "
+                "name; use at most 234 of A-Z a-z 0-9 . _ -"
+            )
         if self.state_topic_name in self.input_topics:
             raise ValueError(
                 f"group_id: its changelog topic {self.state_topic_name!r} is an input topic; "
@@ -121,15 +163,15 @@ class KafkaConfig(_Section):
 class WindowsConfig(_Section):
     """[windows]: window length/hop in samples, ordering, gaps, late samples, state bounds."""
 
-    length: int = Field(315, gt=0)
-    hop: int = Field(315, gt=0)
-    reorder_ms: int = Field(0, ge=0)
-    gap_ms: int = Field(1000, gt=0)
+    length: int = Field(315, gt=0, le=MAX_LENGTH)
+    hop: int = Field(315, gt=0, le=MAX_HOP)
+    reorder_ms: int = Field(0, ge=0, le=MAX_DURATION_MS)
+    gap_ms: int = Field(1000, gt=0, le=MAX_DURATION_MS)
     gap_policy: Literal["reset", "fill"] = "reset"
-    max_fill: int = Field(10, ge=0)
-    interval_ms: float | None = Field(None, gt=0)
-    idle_ms: int = Field(600_000, gt=0)
-    max_devices: int = Field(100_000, gt=0)
+    max_fill: int = Field(10, ge=0, le=MAX_DURATION_MS)
+    interval_ms: float | None = Field(None, gt=0, le=MAX_DURATION_MS, allow_inf_nan=False)
+    idle_ms: int = Field(600_000, gt=0, le=MAX_DURATION_MS)
+    max_devices: int = Field(100_000, gt=0, le=MAX_DEVICES)
     late_policy: Literal["count", "dead_letter"] = "count"
 
     @model_validator(mode="after")
@@ -139,7 +181,26 @@ class WindowsConfig(_Section):
             raise ValueError(
                 f"reorder_ms: expected less than gap_ms ({self.gap_ms}), got {self.reorder_ms}"
             )
+        if self.max_fill > self.gap_ms:
+            raise ValueError(
+                f"max_fill: expected at most gap_ms ({self.gap_ms}), got {self.max_fill}"
+            )
         return self
+
+    def window_config(self, channels: int) -> WindowConfig:
+        """The window store's config for these windows and the model's channel count."""
+        return WindowConfig(
+            length=self.length,
+            hop=self.hop,
+            channels=channels,
+            reorder_ms=self.reorder_ms,
+            gap_ms=self.gap_ms,
+            gap_policy=self.gap_policy,
+            max_fill=self.max_fill,
+            interval_ms=self.interval_ms,
+            idle_ms=self.idle_ms,
+            max_devices=self.max_devices,
+        )
 
 
 class ModelConfig(_Section):
@@ -147,15 +208,15 @@ class ModelConfig(_Section):
 
     path: Annotated[Path, Field(strict=False)] = Path(DEFAULT_MODEL_PATH)
     device: str = Field("cpu", pattern=r"^(cpu|gpu|gpu:\d+)$")
-    threads: int = Field(2, gt=0)
+    threads: int = Field(2, gt=0, le=1024)
 
 
 class BatchingConfig(_Section):
     """[batching]: dynamic batch bounds and the backpressure bound on waiting windows."""
 
-    max_batch: int = Field(32, gt=0)
-    max_wait_ms: int = Field(20, ge=0)
-    max_pending_windows: int = Field(4096, gt=0)
+    max_batch: int = Field(32, gt=0, le=65_536)
+    max_wait_ms: int = Field(20, ge=0, le=60_000)
+    max_pending_windows: int = Field(4096, gt=0, le=10_000_000)
 
     @model_validator(mode="after")
     def _consistent(self) -> BatchingConfig:
@@ -179,11 +240,11 @@ class DeliveryConfig(_Section):
     """[delivery]: delivery guarantee, commit cadence and shutdown bounds."""
 
     mode: Literal["at-least-once", "exactly-once"] = "at-least-once"
-    commit_interval_ms: int = Field(1000, gt=0)
-    shutdown_deadline_s: float = Field(30.0, gt=0)
-    producer_flush_timeout_s: float = Field(10.0, gt=0)
+    commit_interval_ms: int = Field(1000, gt=0, le=INT32_MAX)
+    shutdown_deadline_s: float = Field(30.0, gt=0, le=MAX_WAIT_S, allow_inf_nan=False)
+    producer_flush_timeout_s: float = Field(10.0, gt=0, le=MAX_WAIT_S, allow_inf_nan=False)
     transactional_id: str | None = Field(None, min_length=1)
-    transaction_timeout_ms: int = Field(60_000, ge=1000)
+    transaction_timeout_ms: int = Field(60_000, ge=1000, le=INT32_MAX)
 
     def transactional_id_for(self, group_id: str) -> str:
         """exactly-once: this replica's id (stable across its restarts, unique among replicas)."""
@@ -203,9 +264,9 @@ class DeliveryConfig(_Section):
 class RecordsConfig(_Section):
     """[records]: bounds on one input record, enforced before any sample is buffered."""
 
-    max_record_bytes: int = Field(1_048_576, gt=0)
-    max_chunk_samples: int = Field(10_000, gt=0)
-    max_device_id_length: int = Field(128, gt=0)
+    max_record_bytes: int = Field(1_048_576, gt=0, le=INT32_MAX)
+    max_chunk_samples: int = Field(10_000, gt=0, le=10_000_000)
+    max_device_id_length: int = Field(128, gt=0, le=65_535)
 
 
 class Config(BaseModel):
@@ -295,6 +356,42 @@ def check_against_model(config: Config, window_length: int, channels: int) -> No
             f"{window_length} or point model.path at a model trained for "
             f"{config.windows.length}"
         )
+    check_window_memory(config, channels)
+
+
+def check_window_memory(config: Config, channels: int) -> None:
+    """Fail unless the window store's up-front reservation fits this machine's memory."""
+    layout = config.windows.window_config(channels)
+    limit = _memory_limit_bytes()
+    if limit is None or layout.reserved_bytes <= limit:
+        return
+    most = limit // layout.bytes_per_device
+    raise ConfigError(
+        f"windows.max_devices: {config.windows.max_devices:,} devices x "
+        f"{layout.bytes_per_device:,} bytes each (windows of {layout.length} samples x "
+        f"{channels} channels) = {layout.reserved_bytes / 2**30:,.1f} GiB, more than this "
+        f"machine's {limit / 2**30:,.1f} GiB of memory; set windows.max_devices to at most "
+        f"{most:,}"
+    )
+
+
+def _memory_limit_bytes() -> int | None:
+    """Physical memory, or the cgroup's limit when lower; None where neither is known."""
+    try:
+        limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    try:
+        cgroup = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        cgroup = "max"
+    return min(limit, int(cgroup)) if cgroup.isdigit() else limit
+
+
+def check_topic_name(name: str) -> None:
+    """ValueError unless Kafka accepts `name` as a topic."""
+    if not _TOPIC_NAME.match(name) or name in (".", ".."):
+        raise ValueError(f"expected Kafka topic names (1-249 of A-Z a-z 0-9 . _ -), not {name!r}")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -440,6 +537,7 @@ def _expected(error: Mapping[str, Any], section: str, key: str) -> str:
         "bool_type": "expected true or false",
         "path_type": "expected a path string",
         "too_short": "expected a non-empty value",
+        "finite_number": "expected a finite number",
     }
     kind_type = error["type"]
     if kind_type == "greater_than":

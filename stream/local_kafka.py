@@ -155,6 +155,68 @@ def default_data_dir(port: int) -> Path:
     return cache_root() / "kafka-data" / str(port)
 
 
+def registry_dir() -> Path:
+    """Where each started broker records its data dir by port, so a later CLI call finds it."""
+    return cache_root() / "kafka-brokers"
+
+
+def find_broker(port: int) -> LocalKafka | None:
+    """The running local broker recorded for 127.0.0.1:port, whatever its data dir, or None."""
+    try:
+        recorded = (registry_dir() / str(port)).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        recorded = ""
+    candidates = [Path(recorded)] if recorded else []
+    candidates.append(default_data_dir(port))
+    listener = _listener_data_dir(port)
+    if listener is not None:
+        candidates.append(listener)
+    for data_dir in candidates:
+        broker = LocalKafka(port=port, data_dir=data_dir)
+        if broker._live_pid() is not None and broker._serves_port():
+            return broker
+    return None
+
+
+def _listener_data_dir(port: int) -> Path | None:
+    """The data dir of the local broker listening on 127.0.0.1:port, read from /proc (Linux).
+
+    Finds brokers the registry does not know: started before it existed, or under
+    another cache dir.
+    """
+    inode = _listening_inode(port)
+    if inode is None:
+        return None
+    target = f"socket:[{inode}]"
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if not any(os.readlink(fd) == target for fd in (proc / "fd").iterdir()):
+                continue
+            args = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue  # gone, or not ours to read
+        if "kafka.Kafka" in args[:-1]:
+            return Path(args[args.index("kafka.Kafka") + 1]).parent
+        return None
+    return None
+
+
+def _listening_inode(port: int) -> str | None:
+    """The socket inode listening on 127.0.0.1:port per /proc/net/tcp{,6}, or None."""
+    # The JVM binds IPv6 sockets, so its 127.0.0.1 listener shows as ::ffff:127.0.0.1.
+    local = {f"0100007F:{port:04X}", f"0000000000000000FFFF00000100007F:{port:04X}"}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[1] in local and fields[3] == "0A":  # 0A: LISTEN
+                return fields[9]
+    return None
+
+
 def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
     """The last lines of some output, for error messages."""
     return "\n".join(text.rstrip().splitlines()[-lines:])
@@ -262,10 +324,7 @@ class LocalKafka:
         if java is None:
             raise SensorstreamError(f"no `java` on PATH: {JAVA_HINT}")
         if not port_is_free(self.port):
-            raise SensorstreamError(
-                f"port {self.port} is taken by another process: stop it or pick another "
-                "port with --port N"
-            )
+            raise SensorstreamError(self._port_taken_message())
         lib = ensure_jars()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         properties = self._write_config()
@@ -289,7 +348,49 @@ class LocalKafka:
             self._wait_exit(pid, 10.0)
         self.pid_file.unlink(missing_ok=True)
         self._process = None
+        self._forget()
         return True
+
+    def _port_taken_message(self) -> str:
+        """Why start cannot listen: another local broker (named) or some other process."""
+        other = find_broker(self.port)
+        if other is not None:
+            return (
+                f"port {self.port} is taken by the local broker from {other.data_dir}: stop it "
+                f"with `sensorstream kafka stop --port {self.port}` or pick another port "
+                "with --port N"
+            )
+        return (
+            f"port {self.port} is taken by another process: stop it or pick another "
+            "port with --port N"
+        )
+
+    def _serves_port(self) -> bool:
+        """Whether this data dir's server.properties puts its client listener on self.port."""
+        try:
+            text = (self.data_dir / "server.properties").read_text()
+        except OSError:
+            return False
+        return f"PLAINTEXT://127.0.0.1:{self.port}," in text
+
+    def _register(self) -> None:
+        """Record this data dir under the port for `kafka status|stop --port` without --data-dir."""
+        entry = registry_dir() / str(self.port)
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            entry.write_text(f"{self.data_dir}\n")
+        except OSError as exc:
+            # Only the lookup by port suffers: --data-dir still finds the broker.
+            logger.warning("cannot record the broker in %s (%s)", entry, exc)
+
+    def _forget(self) -> None:
+        """Drop the port's registry entry if it still names this data dir."""
+        entry = registry_dir() / str(self.port)
+        try:
+            if entry.read_text().strip() == str(self.data_dir):
+                entry.unlink()
+        except OSError:
+            pass
 
     def _already_running(self) -> bool:
         """A live broker from this data dir: True if it answers; wait for it if still starting."""
@@ -410,6 +511,7 @@ class LocalKafka:
                 cwd=self.data_dir, start_new_session=True,
             )
         self.pid_file.write_text(f"{self._process.pid}\n")
+        self._register()
         logger.info("started Kafka pid=%d bootstrap=%s data_dir=%s",
                     self._process.pid, self.bootstrap, self.data_dir)
 
@@ -420,6 +522,7 @@ class LocalKafka:
             pid = self._live_pid()
             if pid is None:
                 self.pid_file.unlink(missing_ok=True)
+                self._forget()
                 raise SensorstreamError(
                     f"the Kafka broker exited during start; its log {self.log_file} ends "
                     f"with:\n{self._log_tail()}"

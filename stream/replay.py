@@ -51,6 +51,7 @@ TIME_FORMS = (
     "(e.g. 2024-11-22T12:00:00Z)"
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last one datetime can print
 
 Status = Literal["running", "stopped", "completed"]
 
@@ -66,14 +67,24 @@ def parse_time(text: str, flag: str, keyword: str) -> int | None:
     if value.lower() == keyword:
         return None
     if re.fullmatch(r"\d+", value):
-        return int(value)
+        return _in_range(int(value), text, flag)
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:
         raise ReplayError(f"{flag} {text!r}: expected {keyword}, {TIME_FORMS}")
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
+    return _in_range((moment - _EPOCH) // timedelta(milliseconds=1), text, flag)
+
+
+def _in_range(timestamp_ms: int, text: str, flag: str) -> int:
+    """timestamp_ms if Kafka and datetime can hold it (1970 to 9999), else one line saying so."""
+    if not 0 <= timestamp_ms <= MAX_TIME_MS:
+        raise ReplayError(
+            f"{flag} {text!r}: expected a time from 1970-01-01T00:00:00Z to "
+            f"9999-12-31T23:59:59.999Z (epoch ms 0 to {MAX_TIME_MS})"
+        )
+    return timestamp_ms
 
 
 def format_ms(timestamp_ms: int) -> str:

@@ -86,6 +86,40 @@ def check_file(key: str, path: Path) -> str:
     return str(path)
 
 
+def check_tls_files(kafka: Any) -> dict[str, str]:
+    """The TLS file kwargs, each loaded as the client will load it, or one line naming the key."""
+    files = {
+        key: check_file(key, getattr(kafka, key))
+        for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+        if getattr(kafka, key) is not None
+    }
+    probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    for key in ("ssl_cafile", "ssl_certfile"):
+        if key in files:
+            try:
+                probe.load_verify_locations(cafile=files[key])
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                raise ConfigError(
+                    f"kafka.{key}: {files[key]} holds no PEM certificate ({_reason(exc)}); "
+                    "point it at a PEM file with the certificate"
+                ) from None
+    if "ssl_certfile" in files:
+        try:
+            # An empty password: an encrypted key fails here instead of prompting on a tty.
+            probe.load_cert_chain(files["ssl_certfile"], files["ssl_keyfile"], password="")
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise ConfigError(
+                f"kafka.ssl_keyfile: {files['ssl_keyfile']} is not the unencrypted PEM private "
+                f"key of {files['ssl_certfile']} ({_reason(exc)}); point it at that key"
+            ) from None
+    return files
+
+
+def _reason(exc: Exception) -> str:
+    """OpenSSL's short reason for a failed load, else the error's text."""
+    return str(getattr(exc, "reason", None) or exc)
+
+
 def client_security_settings(kafka: Any) -> dict[str, Any]:
     """kafka-python client kwargs for a KafkaConfig's TLS and SASL keys ({} for PLAINTEXT)."""
     protocol = kafka.security_protocol
@@ -94,10 +128,7 @@ def client_security_settings(kafka: Any) -> dict[str, Any]:
     settings: dict[str, Any] = {"security_protocol": protocol}
     if protocol in ("SSL", "SASL_SSL"):
         settings["ssl_check_hostname"] = kafka.ssl_check_hostname
-        for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-            path = getattr(kafka, key)
-            if path is not None:
-                settings[key] = check_file(key, path)
+        settings.update(check_tls_files(kafka))
     if protocol.startswith("SASL_"):
         settings["sasl_mechanism"] = kafka.sasl_mechanism
         settings["sasl_plain_username"] = kafka.sasl_username

@@ -11,27 +11,14 @@ import numpy.typing as npt
 from stream.columns import WindowRows
 from stream.config import WindowsConfig
 from stream.record_types import DeadLetter, RawRecord
-from windows import Rejected, WindowBatch, WindowConfig, WindowStore
+from windows import Rejected, WindowBatch, WindowStore
 
 _OFFSET_BITS = 40  # Kafka offsets stay far below 2**40 in practice; sources above it
 
 
 def make_window_store(config: WindowsConfig, channels: int) -> WindowStore:
     """The window store for the `[windows]` config and the model's channel count."""
-    return WindowStore(
-        WindowConfig(
-            length=config.length,
-            hop=config.hop,
-            channels=channels,
-            reorder_ms=config.reorder_ms,
-            gap_ms=config.gap_ms,
-            gap_policy=config.gap_policy,
-            max_fill=config.max_fill,
-            interval_ms=config.interval_ms,
-            idle_ms=config.idle_ms,
-            max_devices=config.max_devices,
-        )
-    )
+    return WindowStore(config.window_config(channels))
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,15 @@ RECENT_INTERVALS = 16
 #: wait, so the slack changes nothing and is not stored.
 DEFAULT_SLACK = 128
 
+#: Upper bounds that keep every count and index inside the int64 arithmetic of the store
+#: (sample counts grow by hop per window, timestamps are int64 ms) and a window inside memory.
+MAX_LENGTH = 1_000_000
+MAX_HOP = 2**31 - 1
+MAX_DEVICES = 100_000_000
+#: Durations in ms (reorder, gap, idle, interval): ~31.7 years, far from int64 overflow when
+#: added to epoch-ms timestamps.
+MAX_DURATION_MS = 10**12
+
 
 @dataclass(frozen=True)
 class WindowConfig:
@@ -41,12 +50,12 @@ class WindowConfig:
     slack: int = DEFAULT_SLACK
 
     def __post_init__(self) -> None:
-        _positive("length", self.length)
-        _positive("hop", self.hop)
+        _bounded("length", self.length, MAX_LENGTH)
+        _bounded("hop", self.hop, MAX_HOP)
         _positive("channels", self.channels)
-        _positive("gap_ms", self.gap_ms)
-        _positive("idle_ms", self.idle_ms)
-        _positive("max_devices", self.max_devices)
+        _bounded("gap_ms", self.gap_ms, MAX_DURATION_MS)
+        _bounded("idle_ms", self.idle_ms, MAX_DURATION_MS)
+        _bounded("max_devices", self.max_devices, MAX_DEVICES)
         if self.reorder_ms < 0:
             raise WindowError(f"reorder_ms={self.reorder_ms} must be >= 0")
         if self.reorder_ms > self.gap_ms:
@@ -59,13 +68,21 @@ class WindowConfig:
         if not 0 <= self.max_fill <= self.gap_ms:
             raise WindowError(
                 f"max_fill={self.max_fill} must be between 0 and gap_ms={self.gap_ms}")
-        if self.interval_ms is not None and not self.interval_ms > 0:
-            raise WindowError(f"interval_ms={self.interval_ms} must be > 0 (or None to infer it)")
+        if self.interval_ms is not None and not 0 < self.interval_ms <= MAX_DURATION_MS:
+            raise WindowError(
+                f"interval_ms={self.interval_ms} must be in (0, {MAX_DURATION_MS}] "
+                "(or None to infer it)"
+            )
         if self.slack < RECENT_INTERVALS + 1:
             raise WindowError(
                 f"slack={self.slack} must be >= {RECENT_INTERVALS + 1} so the ring holds the "
                 "samples the median interval is taken over"
             )
+
+    @property
+    def reserved_bytes(self) -> int:
+        """Bytes the store reserves up front: max_devices x bytes_per_device."""
+        return self.max_devices * self.bytes_per_device
 
     @property
     def capacity(self) -> int:
@@ -118,3 +135,9 @@ COMPACT_STATE_BYTES = 8 * 8 + 4 + 1
 def _positive(name: str, value: int) -> None:
     if value <= 0:
         raise WindowError(f"{name}={value} must be > 0")
+
+
+def _bounded(name: str, value: int, most: int) -> None:
+    _positive(name, value)
+    if value > most:
+        raise WindowError(f"{name}={value} must be <= {most}")

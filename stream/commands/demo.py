@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+from stream.commands.arguments import integer, number, port
 from stream.commands.run import add_config_arguments
 
 LIVE_LINE_INTERVAL_S = 2.0
@@ -28,14 +29,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", help="folder with the UWave .ts files (default: see README)")
     parser.add_argument(
         "--speed",
-        type=float,
+        type=number(0, 1e6),
         default=5.0,
         help="x real time (0 = as fast as possible; default 5)",
     )
-    parser.add_argument("--devices", type=int, default=16, help="simulated gloves (default 16)")
+    parser.add_argument("--devices", type=integer(1, 10_000), default=16,
+                        help="simulated gloves (default 16)")
     parser.add_argument("--model", help="model folder (default: [model] path of the config)")
     parser.add_argument("--bootstrap", help="use this Kafka instead of the local broker")
-    parser.add_argument("--port", type=int, default=9092, help="local broker port (default 9092)")
+    parser.add_argument("--port", type=port, default=9092, help="local broker port (default 9092)")
     parser.set_defaults(func=demo)
 
 
@@ -43,11 +45,8 @@ def demo(args: argparse.Namespace) -> int:
     """Run the whole demo and print its summary; exit 0 when every window got an event."""
     from stream.config import load_config
     from stream.demo import DeviceStreams, find_uwave
-    from stream.errors import SensorstreamError
     from timesnet.data import read_ts
 
-    if args.devices < 1:
-        raise SensorstreamError("--devices: expected a positive number of devices")
     data = find_uwave(args.data)
     bootstrap, broker = _broker(args)
     run_id = time.strftime("%Y%m%d-%H%M%S")

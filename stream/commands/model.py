@@ -16,7 +16,11 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
+from stream.commands.arguments import integer, number
 from stream.errors import SensorstreamError
+
+# A dilation past any window length only pads; this keeps the TCN's padding arithmetic small.
+MAX_DILATION = 1_000_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,33 +36,38 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="training file (.ts or PaddleX .csv)")
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--name", default=None, help="model name (default: the --out directory name)")
-    p.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30)")
-    p.add_argument("--seed", type=int, default=0, help="seed for weights, split, shuffles")
-    p.add_argument("--val-fraction", type=float, default=0.25,
+    p.add_argument("--epochs", type=integer(1, 100_000), default=30,
+                   help="maximum epochs (default 30)")
+    p.add_argument("--seed", type=integer(0, 2**32 - 1), default=0,
+                   help="seed for weights, split, shuffles")
+    p.add_argument("--val-fraction", type=number(0, 1, above_low=True, below_high=True),
+                   default=0.25,
                    help="stratified share of the training file each run holds out (default 0.25)")
     p.add_argument("--cross-fit", action=argparse.BooleanOptionalAction, default=True,
                    help="TimesNet: train 1/val-fraction members, each holding out another fold, "
                         "for --epochs; ship their mean probabilities (default on)")
-    p.add_argument("--patience", type=int, default=25, help="epochs without improvement to stop")
+    p.add_argument("--patience", type=integer(1, 100_000), default=25,
+                   help="epochs without improvement to stop")
     p.add_argument("--refit", action=argparse.BooleanOptionalAction, default=True,
                    help="retrain on all training data for the best epoch count (default on)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=0.05)
-    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--batch-size", type=integer(1, 65_536), default=16)
+    p.add_argument("--learning-rate", type=number(0, 10, above_low=True), default=1e-3)
+    p.add_argument("--weight-decay", type=number(0, 10), default=0.05)
+    p.add_argument("--label-smoothing", type=number(0, 1, below_high=True), default=0.1)
     p.add_argument("--cosine", action=argparse.BooleanOptionalAction, default=True,
                    help="cosine learning-rate decay over --epochs (default on)")
-    p.add_argument("--d-model", type=int, default=32)
-    p.add_argument("--d-ff", type=int, default=32)
-    p.add_argument("--e-layers", type=int, default=2)
-    p.add_argument("--top-k", type=int, default=3, help="number of fixed FFT periods")
-    p.add_argument("--num-kernels", type=int, default=3, help="Inception kernels 1,3,..,2k-1")
-    p.add_argument("--dropout", type=float, default=0.3)
+    p.add_argument("--d-model", type=integer(1, 4096), default=32)
+    p.add_argument("--d-ff", type=integer(1, 4096), default=32)
+    p.add_argument("--e-layers", type=integer(1, 64), default=2)
+    p.add_argument("--top-k", type=integer(1, 64), default=3, help="number of fixed FFT periods")
+    p.add_argument("--num-kernels", type=integer(1, 64), default=3,
+                   help="Inception kernels 1,3,..,2k-1")
+    p.add_argument("--dropout", type=number(0, 1, below_high=True), default=0.3)
     p.add_argument("--arch", choices=("timesnet", "tcn"), default="timesnet",
                    help="network: timesnet (default) or tcn (fast dilated Conv1D network)")
-    p.add_argument("--tcn-channels", type=int, default=32, help="TCN hidden channels")
-    p.add_argument("--tcn-kernel-size", type=int, default=3)
-    p.add_argument("--tcn-downsample", type=int, default=1,
+    p.add_argument("--tcn-channels", type=integer(1, 4096), default=32, help="TCN hidden channels")
+    p.add_argument("--tcn-kernel-size", type=integer(1, 1001), default=3)
+    p.add_argument("--tcn-downsample", type=integer(1, 10_000), default=1,
                    help="samples per step of the TCN's patch stem (default 1: no stem)")
     p.add_argument("--tcn-dilations", default=None,
                    help="comma-separated, e.g. 1,2,4 (default: 1,2,4,... until every step "
@@ -69,7 +78,7 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
                    help="classify from the last step or the global average (default gap)")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="scaling, jitter, time shift, magnitude warp (default on)")
-    p.add_argument("--mixup-alpha", type=float, default=0.2, help="0 turns mixup off")
+    p.add_argument("--mixup-alpha", type=number(0, 100), default=0.2, help="0 turns mixup off")
     p.set_defaults(func=_train, _parser=p)
 
 
@@ -79,7 +88,7 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="model directory (e.g. models/uwave)")
     p.add_argument("--data", required=True, help="labelled test file (.ts or PaddleX .csv)")
     p.add_argument("--json", action="store_true", help="end stdout with one JSON object")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=integer(1, 65_536), default=64)
     p.add_argument("--report-dir", default=None,
                    help="where the text/JSON report and confusion PNG go (default MODEL/reports)")
     p.add_argument("--record", action="store_true",
@@ -93,7 +102,7 @@ def _register_predict(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("predict", help="predict every case of a .ts or .csv file")
     p.add_argument("--model", required=True, help="model directory (e.g. models/uwave)")
     p.add_argument("--data", required=True, help="file to predict (.ts or PaddleX .csv)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=integer(1, 65_536), default=64)
     p.add_argument("--out", default=None, help="JSON-lines output file (default stdout)")
     _add_device_flags(p)
     p.set_defaults(func=_predict, _parser=p)
@@ -102,7 +111,8 @@ def _register_predict(subparsers: argparse._SubParsersAction) -> None:
 def _add_device_flags(p: argparse.ArgumentParser) -> None:
     """--device and --threads, shared by the inference commands."""
     p.add_argument("--device", default="cpu", help="cpu | gpu | gpu:N (default cpu)")
-    p.add_argument("--threads", type=int, default=2, help="CPU math threads (default 2)")
+    p.add_argument("--threads", type=integer(1, 1024), default=2,
+                   help="CPU math threads (default 2)")
 
 
 @contextmanager
@@ -174,6 +184,9 @@ def _network_options(args: argparse.Namespace) -> dict:
     except ValueError as exc:
         raise SensorstreamError(f"--tcn-dilations {args.tcn_dilations!r}: give comma-separated "
                                 "integers such as 1,2,4,8") from exc
+    if not all(1 <= d <= MAX_DILATION for d in dilations):
+        raise SensorstreamError(f"--tcn-dilations {args.tcn_dilations!r}: each dilation from 1 "
+                                f"to {MAX_DILATION:,}, such as 1,2,4,8")
     return {"hidden_channels": args.tcn_channels, "kernel_size": args.tcn_kernel_size,
             "dilations": dilations, "dropout": args.dropout, "causal": args.tcn_causal,
             "head": args.tcn_head, "downsample": args.tcn_downsample}

@@ -49,7 +49,6 @@ def replay(args: argparse.Namespace) -> int:
     """Resolve (or reload) the job, run it, print the summary; 0 when done or cleanly stopped."""
     from stream.config import load_config
     from stream.replay import run_job, state_dir
-    from stream.service import load_model
 
     config = load_config(args.config, args.overrides)
     if args.model:
@@ -58,11 +57,11 @@ def replay(args: argparse.Namespace) -> int:
     directory = state_dir()
     if args.resume:
         job = _stored_job(args, directory)
-        predictor = load_model(config)
+        predictor = _load_model(config)
         _check_same_model(job, predictor.manifest)
     else:
         request = _Request.from_args(args, config)  # Kafka lookups before the slow model load
-        predictor = load_model(config)
+        predictor = _load_model(config)
         job = request.job(config, predictor.manifest)
         for note in request.resolved.notes:
             print(note, file=sys.stderr)
@@ -104,6 +103,7 @@ class _Request:
         names = args.topics or config.kafka.input_topics
         topics = tuple(t for item in names for t in item.split(",") if t)
         output = args.output_topic or config.kafka.output_topic + BACKFILL_SUFFIX
+        _check_topics(topics, output)
         if output in topics:
             raise SensorstreamError(f"--output-topic {output!r} is an input topic; pick another")
         return _Request(from_ms, to_ms, topics, output, _resolve(config, topics, from_ms, to_ms))
@@ -125,6 +125,32 @@ class _Request:
                 for tp, (start, end) in bounds.items()
             ),
         )
+
+
+def _check_topics(topics: tuple[str, ...], output: str) -> None:
+    """--topics and --output-topic as names Kafka accepts, or one line naming the flag."""
+    from stream.config import check_topic_name
+    from stream.errors import SensorstreamError
+
+    for flag, names in (("--topics", topics), ("--output-topic", (output,))):
+        try:
+            for name in names:
+                check_topic_name(name)
+        except ValueError as exc:
+            raise SensorstreamError(f"{flag}: {exc}") from None
+    if not topics:
+        raise SensorstreamError("--topics: expected at least one topic name")
+
+
+def _load_model(config: Config) -> object:
+    """The model, with the same windows-fit-the-model and memory checks as `run`."""
+    from stream.config import check_against_model
+    from stream.service import load_model
+
+    predictor = load_model(config)
+    manifest = predictor.manifest  # type: ignore[attr-defined]
+    check_against_model(config, manifest.window_length, manifest.channels)
+    return predictor
 
 
 def _resolve(config: Config, topics: tuple[str, ...], from_ms: int | None,

@@ -275,3 +275,62 @@ def test_state_topic_is_derived_from_the_group_and_never_an_input():
         load_config(
             None, ['kafka.input_topics=["g-window-anchors"]', "kafka.group_id=g"], environ={}
         )
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        (
+            'kafka.bootstrap_servers="127.0.0.1:abc"',
+            "kafka.bootstrap_servers: expected host:port[,host:port...] with ports 1-65535, e.g. "
+            "\"127.0.0.1:9092\" (bad entry '127.0.0.1:abc'), got '127.0.0.1:abc'",
+        ),
+        ('kafka.bootstrap_servers="a:9092,b:70000"', "(bad entry 'b:70000')"),
+        ('kafka.bootstrap_servers="a:9092,"', "(bad entry '')"),
+        ('kafka.bootstrap_servers="broker"', "(bad entry 'broker')"),
+        (
+            "windows.max_devices=1000000000000",
+            "windows.max_devices: expected an integer <= 100000000",
+        ),
+        ("windows.hop=100000000000000000000000", "windows.hop: expected an integer <= 2147483647"),
+        ("windows.length=2000000", "windows.length: expected an integer <= 1000000"),
+        ("windows.idle_ms=10000000000000", "windows.idle_ms: expected an integer <= 1000000000000"),
+        ("windows.max_fill=5000", "windows.max_fill: expected at most gap_ms (1000), got 5000"),
+        ("windows.interval_ms=inf", "windows.interval_ms: expected a finite number, got inf"),
+        ("windows.interval_ms=nan", "windows.interval_ms: expected a finite number, got nan"),
+        ("kafka.session_timeout_ms=3000000000", "kafka.session_timeout_ms: expected an integer <="),
+        ("kafka.max_partition_fetch_bytes=2147483648", "expected an integer <= 2147483647"),
+        ('kafka.output_topic="events out"', "kafka.output_topic: expected Kafka topic names"),
+        ('kafka.input_topics=["ok", ".."]', "not '..'"),
+        ("kafka.group_id=" + "g" * 240, "kafka.group_id: its changelog topic"),
+        ("delivery.shutdown_deadline_s=inf", "delivery.shutdown_deadline_s: expected a finite"),
+        ("delivery.producer_flush_timeout_s=nan", "expected a finite number, got nan"),
+        ("model.threads=100000", "model.threads: expected an integer <= 1024"),
+        ("batching.max_batch=1000000", "batching.max_batch: expected an integer <= 65536"),
+        ("records.max_record_bytes=3000000000", "records.max_record_bytes: expected an integer"),
+    ],
+)
+def test_out_of_bounds_values_are_one_line_naming_the_key(item, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, [item], environ={})
+    assert message in str(caught.value)
+    assert str(caught.value).startswith("--set: ")
+    assert "\n" not in str(caught.value)
+
+
+def test_bootstrap_servers_accept_lists_hostnames_and_bracketed_ipv6():
+    servers = "kafka-1.internal:9092, 10.0.0.2:9093,[::1]:9094"
+    assert load_config(None, [f'kafka.bootstrap_servers="{servers}"'], environ={})
+
+
+def test_max_devices_beyond_this_machines_memory_names_the_largest_that_fits(monkeypatch):
+    monkeypatch.setattr("stream.config._memory_limit_bytes", lambda: 2**30)
+    config = load_config(None, ["windows.max_devices=1000000"], environ={})
+    with pytest.raises(ConfigError) as caught:
+        check_against_model(config, window_length=315, channels=3)
+    assert str(caught.value) == (
+        "windows.max_devices: 1,000,000 devices x 3,881 bytes each (windows of 315 samples x "
+        "3 channels) = 3.6 GiB, more than this machine's 1.0 GiB of memory; set "
+        "windows.max_devices to at most 276,666"
+    )
+    check_against_model(Config(), window_length=315, channels=3)  # 100,000 x 3,881 fits

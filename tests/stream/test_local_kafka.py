@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from stream.errors import SensorstreamError
-from stream.local_kafka import LocalKafka, ensure_jars, free_port
+from stream.local_kafka import (
+    LocalKafka,
+    _process_alive,
+    ensure_jars,
+    free_port,
+    registry_dir,
+)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -137,3 +143,45 @@ def test_a_broker_that_dies_during_start_is_reported_with_its_log_tail(tmp_path)
     assert str(broker.log_file) in first_line
     assert "heap" in tail.lower()
     assert not broker.pid_file.exists()
+    assert not (registry_dir() / str(broker.port)).exists()
+
+
+def test_cli_stop_with_no_broker_on_the_port_exits_1(tmp_path):
+    result = run_cli("kafka", "stop", "--port", str(free_port()), "--data-dir", str(tmp_path))
+
+    assert result.returncode == 1
+    assert "not running" in result.stdout
+
+
+@pytest.mark.integration
+def test_cli_status_and_stop_find_a_broker_by_port_whatever_its_data_dir(tmp_path):
+    port, data_dir = str(free_port()), tmp_path / "own-dir"
+    started = run_cli("kafka", "start", "--port", port, "--data-dir", str(data_dir))
+    try:
+        assert started.returncode == 0, started.stderr
+        pid = LocalKafka(port=int(port), data_dir=data_dir).status().pid
+
+        status = run_cli("kafka", "status", "--port", port)
+        assert status.returncode == 0, status.stdout
+        assert f"data_dir={data_dir}" in status.stdout.splitlines()
+
+        wrong = run_cli("kafka", "status", "--port", port, "--data-dir", str(tmp_path / "other"))
+        assert wrong.returncode == 1
+        assert f"pass --data-dir {data_dir}" in wrong.stdout
+
+        # A broker the registry does not know (another cache dir, an older start) is
+        # found by the process listening on the port.
+        (registry_dir() / port).unlink()
+        unregistered = run_cli("kafka", "status", "--port", port)
+        assert f"data_dir={data_dir}" in unregistered.stdout.splitlines()
+
+        stopped = run_cli("kafka", "stop", "--port", port)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert f"data_dir={data_dir}" in stopped.stdout
+        assert not _process_alive(pid, None)  # a zombie left for init to reap counts as gone
+
+        again = run_cli("kafka", "stop", "--port", port)
+        assert again.returncode == 1
+        assert "not running" in again.stdout
+    finally:
+        LocalKafka(port=int(port), data_dir=data_dir).stop()

@@ -49,6 +49,14 @@ def test_malformed_or_offsetless_times_name_the_accepted_forms(text: str) -> Non
         parse_time(text, "--from", "earliest")
 
 
+@pytest.mark.parametrize(
+    "text", ["99999999999999999999999", "253402300800000", "1969-12-31T23:59:59Z"]
+)
+def test_times_outside_1970_to_9999_are_one_line_naming_the_range(text: str) -> None:
+    with pytest.raises(ReplayError, match=r"^--from .*: expected a time from 1970-01-01T00:00:00Z"):
+        parse_time(text, "--from", "earliest")
+
+
 def test_format_ms_round_trips_through_parse_time() -> None:
     assert format_ms(T0 + 7) == "2023-11-14T22:13:20.007Z"
     assert parse_time(format_ms(T0 + 7), "--to", "now") == T0 + 7

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -98,8 +100,72 @@ def test_tls_files_must_exist_when_the_clients_are_built(tmp_path) -> None:
     )
     with pytest.raises(ConfigError, match="^kafka.ssl_cafile: .*ca.pem is not a readable file"):
         client_settings(config.kafka)
-    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    make_cert(tmp_path, "ca")
     assert client_settings(config.kafka)["ssl_cafile"] == str(tmp_path / "ca.pem")
+
+
+def make_cert(folder: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed EC certificate name.pem and its unencrypted key name.key in folder."""
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.pem",
+            "-subj",
+            f"/CN={name}",
+            "-days",
+            "1",
+        ],
+        cwd=folder,
+        capture_output=True,
+        check=True,
+    )
+    return folder / f"{name}.pem", folder / f"{name}.key"
+
+
+def tls_config(**files: Path):
+    """A [kafka] section on SSL with the given ssl_* files."""
+    overrides = ['kafka.security_protocol="SSL"']
+    overrides += [f'kafka.ssl_{key}="{path}"' for key, path in files.items()]
+    return load_config(None, overrides, environ={}).kafka
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        ("cafile_garbage", r"^kafka.ssl_cafile: .*garbage.pem holds no PEM certificate"),
+        ("cafile_dir", r"^kafka.ssl_cafile: .* is not a readable file"),
+        ("certfile_garbage", r"^kafka.ssl_certfile: .*garbage.pem holds no PEM certificate"),
+        ("keyfile_garbage", r"^kafka.ssl_keyfile: .*garbage.pem is not the unencrypted PEM"),
+        ("keyfile_other", r"^kafka.ssl_keyfile: .*other.key is not the unencrypted PEM private"),
+    ],
+)
+def test_an_unusable_tls_file_is_one_line_naming_its_key(tmp_path, broken, message) -> None:
+    cert, key = make_cert(tmp_path, "client")
+    _, other_key = make_cert(tmp_path, "other")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n")
+    files = {"cafile": cert, "certfile": cert, "keyfile": key}
+    key_name, _, kind = broken.partition("_")
+    files[key_name] = {"garbage": garbage, "dir": tmp_path, "other": other_key}[kind]
+    with pytest.raises(ConfigError, match=message) as failure:
+        client_settings(tls_config(**files))
+    assert "\n" not in str(failure.value)
+
+
+def test_usable_tls_files_pass_through_as_paths(tmp_path) -> None:
+    cert, key = make_cert(tmp_path, "client")
+    settings = client_settings(tls_config(cafile=cert, certfile=cert, keyfile=key))
+    assert settings["ssl_certfile"] == str(cert) and settings["ssl_keyfile"] == str(key)
 
 
 def test_plaintext_clients_get_no_security_settings() -> None:

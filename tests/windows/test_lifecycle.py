@@ -93,6 +93,12 @@ def test_malformed_calls_raise_window_error(values, n_ids, message):
     ({"interval_ms": 0.0}, "interval_ms"),
     ({"slack": 4}, "slack"),
     ({"max_devices": 0}, "max_devices"),
+    ({"max_devices": 10**12}, "max_devices=1000000000000 must be <= 100000000"),
+    ({"hop": 10**23}, "hop=100000000000000000000000 must be <= 2147483647"),
+    ({"length": 10**7}, "length=10000000 must be <= 1000000"),
+    ({"idle_ms": 10**13}, "idle_ms"),
+    ({"interval_ms": float("inf")}, "interval_ms"),
+    ({"interval_ms": float("nan")}, "interval_ms"),
 ])
 def test_invalid_configuration_names_the_field_to_fix(overrides, message):
     with pytest.raises(WindowError, match=message):
