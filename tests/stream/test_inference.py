@@ -48,6 +48,14 @@ def run_one(predictor: PickyPredictor, rows: object, side: list[SideRequest]) ->
     return thread
 
 
+def wait_until_failed(thread: InferenceThread) -> None:
+    for _ in range(500):
+        if thread.failed:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError("the predictor thread did not latch its failure")
+
+
 def test_a_bad_side_request_fails_alone_and_the_stream_batch_is_answered() -> None:
     rows = make_rows(3, length=LENGTH, channels=CHANNELS)
     good, bad = side_request(5.0), side_request(np.inf)
@@ -69,9 +77,9 @@ def test_a_failure_on_stream_windows_is_counted_latched_and_one_line() -> None:
     rows = make_rows(2, length=LENGTH, channels=CHANNELS)
     rows.data[1] = np.inf
     thread = run_one(PickyPredictor(), rows, [])
+    wait_until_failed(thread)
     with pytest.raises(PredictorError) as caught:
-        thread.collect(timeout_s=5)
-        thread.collect(timeout_s=5)
+        thread.collect()
     assert isinstance(caught.value, SensorstreamError)  # the CLI's one line, exit 2
     message = str(caught.value)
     assert "\n" not in message and "stream windows" in message and "infinity" in message
@@ -87,9 +95,9 @@ def test_stream_rows_failing_with_requests_aboard_answer_the_requests_then_latch
     predictor = PickyPredictor(refuse_above=50.0)
     thread = run_one(predictor, rows, [good])
     np.testing.assert_array_equal(good.probabilities, [[1.0, -1.0]])
+    wait_until_failed(thread)
     with pytest.raises(PredictorError):
-        thread.collect(timeout_s=5)
-        thread.collect(timeout_s=5)
+        thread.collect()
     assert thread.errors == [1]  # type: ignore[attr-defined]
     assert predictor.calls == [3, 1, 2]  # together, then the request alone, then the rows alone
 
