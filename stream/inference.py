@@ -164,7 +164,7 @@ class InferenceThread:
                 )
                 request.done.set()
         if not len(rows):
-            return rows.data[:, :0, 0]  # [0, 0]: no stream rows to answer
+            return np.zeros((0, 0), dtype=np.float32)  # no stream rows to answer
         try:
             return self.predictor.predict_batch(rows.data)
         except BaseException as exc:
