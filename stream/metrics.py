@@ -70,7 +70,9 @@ class WorkerMetrics:
             registry=r,
         )
         self.predictor_errors = Counter(
-            "sensorstream_predictor_errors", "Predictor calls that raised", registry=r
+            "sensorstream_predictor_errors",
+            "Predictor calls on stream windows that raised (the worker then stops)",
+            registry=r,
         )
         self.commits = Counter("sensorstream_commits", "Offset commits", registry=r)
         self.consumer_lag = Gauge(

@@ -4,7 +4,8 @@ The classification endpoint, when served by a running worker, sends its windows
 through the same predictor batches as the stream, so an HTTP request costs a few
 rows of an inference call the worker makes anyway instead of a call of its own.
 The HTTP threads queue `SideRequest`s; the poll loop appends the waiting ones to
-its next batch and hands each its rows of the answer.
+its next batch and hands each its rows of the answer. A request the model cannot
+take fails alone with `SideRequestFailed`, which the endpoint answers 422.
 """
 
 from __future__ import annotations
@@ -15,6 +16,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+
+from stream.classify_http import RequestRejected
+
+
+class SideRequestFailed(RequestRejected):
+    """The model raised on this request's windows alone: the request's 422, not the worker's end."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(422, message)
 
 
 @dataclass

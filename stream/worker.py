@@ -135,7 +135,9 @@ class Worker:
             self.manifest.architecture,
             self.config.model.device,
         ).set(1)
-        self.inference = InferenceThread(self.predictor)
+        self.inference = InferenceThread(
+            self.predictor, on_stream_error=self.metrics.predictor_errors.inc
+        )
         if self.bounds is None and self.exactly_once:
             delivery = self.config.delivery
             self.producer = LatchingProducer(
@@ -441,6 +443,8 @@ class Worker:
 
     def commit(self) -> None:
         """Flush events, then their devices' anchors, then commit every safe position."""
+        if self.inference is not None and self.inference.failed:
+            return  # never commit after a predictor failure (the revoke at close lands here)
         flush_timeout_s = self.config.delivery.producer_flush_timeout_s
         self.producer.flush(flush_timeout_s)
         if self._produced.anchors:
@@ -540,6 +544,8 @@ class Worker:
     # -- draining ---------------------------------------------------------------
     def flush_all(self, deadline_s: float) -> bool:
         """Push every waiting window through the predictor and producer; True if all made it."""
+        if self.inference.failed:
+            return False
         end = time.monotonic() + deadline_s
         while (self.batcher.pending or self.inference.in_flight) and time.monotonic() < end:
             self._submit_batches(force=True)

@@ -33,8 +33,9 @@ from paddle import nn
 
 from timesnet.data import Dataset
 from timesnet.errors import ModelError
-from timesnet.export import save_graph
+from timesnet.export import load_weights, save_graph, save_weights, set_weights
 from timesnet.manifest import (
+    MANIFEST_FILE,
     MODEL_PREFIX,
     NETWORK_FILE,
     ModelManifest,
@@ -48,6 +49,7 @@ from timesnet.train import EpochRecord, TrainingConfig, evaluate_network, train_
 logger = logging.getLogger(__name__)
 
 ARCHITECTURE = "timesnet"  # members are plain TimesNets; the manifest's `ensemble` says how many
+MAX_MEMBERS = 100  # bounds what a manifest can make the loader build
 PROBABILITY_FLOOR = 1e-30  # keeps log() finite; far below float32 resolution near 1
 
 
@@ -211,7 +213,8 @@ def export_ensemble(
     # K members' weights twice (graph + dynamic copy) would break the 5 MB budget of a
     # shipped model, so the dynamic copy is a name table into the graph's parameters.
     table = _graph_name_table(ensemble, str(directory / MODEL_PREFIX))
-    paddle.save({"graph_parameter_names": table}, str(directory / NETWORK_FILE))
+    save_weights({"structured_names": np.asarray(list(table)),
+                  "graph_names": np.asarray(list(table.values()))}, directory / NETWORK_FILE)
     manifest = ModelManifest(
         name=name, version=model_version(directory), architecture=ARCHITECTURE,
         labels=tuple(labels), channels=config.channels, window_length=config.window_length,
@@ -227,11 +230,31 @@ def export_ensemble(
 
 def load_ensemble_network(model_dir: str | Path, manifest: ModelManifest) -> EnsembleNet:
     """The dynamic-graph ensemble of a model directory whose manifest has an `ensemble` entry."""
-    config = TimesNetConfig.from_dict(manifest.hyperparameters["network"])
-    ensemble = EnsembleNet(config, int(manifest.hyperparameters["ensemble"]["members"]))
-    table = paddle.load(str(Path(model_dir) / NETWORK_FILE))["graph_parameter_names"]
+    members = manifest.hyperparameters["ensemble"].get("members")
+    if not isinstance(members, int) or not 1 <= members <= MAX_MEMBERS:
+        raise ModelError(f"{Path(model_dir) / MANIFEST_FILE}: hyperparameters.ensemble.members "
+                         f"must be an integer in 1..{MAX_MEMBERS}; re-export the model")
+    try:
+        config = TimesNetConfig.from_dict(manifest.hyperparameters["network"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{model_dir}: hyperparameters.network does not build a TimesNet "
+                         f"({type(exc).__name__}: {exc}); re-export the model") from exc
+    ensemble = EnsembleNet(config, members)
+    path = Path(model_dir) / NETWORK_FILE
+    names = load_weights(path)
+    if set(names) != {"structured_names", "graph_names"} or any(
+        names[key].dtype.kind != "U" or names[key].ndim != 1 for key in names
+    ) or len(names["structured_names"]) != len(names["graph_names"]):
+        raise ModelError(f"{path}: expected the ensemble's name table (structured_names, "
+                         "graph_names); re-export the model")
+    # a PIR graph (model.json) loads without pickle: no model.pdiparams.info is read
     graph = paddle.jit.load(str(Path(model_dir) / MODEL_PREFIX)).state_dict()
-    ensemble.set_state_dict({name: graph[graph_name] for name, graph_name in table.items()})
+    missing = sorted(set(names["graph_names"].tolist()) - set(graph))
+    if missing:
+        raise ModelError(f"{path}: names parameter {missing[0]}, which the graph lacks; "
+                         "re-export the model")
+    pairs = zip(names["structured_names"].tolist(), names["graph_names"].tolist(), strict=True)
+    set_weights(ensemble, {name: graph[graph_name].numpy() for name, graph_name in pairs}, path)
     ensemble.eval()
     return ensemble
 

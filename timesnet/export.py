@@ -1,16 +1,24 @@
-"""Export a trained network (TimesNet or TCN) to a model directory (graph + weights + manifest)."""
+"""Export a trained network (TimesNet or TCN) to a model directory (graph + weights + manifest).
+
+The dynamic-graph weights go to a numpy archive read back with ``allow_pickle=False``:
+``paddle.save``/``paddle.load`` pickle, so a planted weight file would run code on load.
+"""
 
 from __future__ import annotations
 
 import logging
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import paddle
 from paddle.static import InputSpec
 
 from timesnet.errors import ModelError
 from timesnet.manifest import (
+    ARCHITECTURE_NAMES,
     MODEL_PREFIX,
     NETWORK_FILE,
     ModelManifest,
@@ -28,6 +36,7 @@ ARCHITECTURES: dict[str, tuple[type, type]] = {
     "timesnet": (TimesNet, TimesNetConfig),
     "tcn": (TCN, TCNConfig),
 }
+assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES  # the manifest checks names without Paddle
 
 
 def build_network(config: TimesNetConfig | TCNConfig) -> TimesNet | TCN:
@@ -73,7 +82,8 @@ def export_model(
     """
     config = network.config
     directory = save_graph(network, labels, out_dir)
-    paddle.save(network.state_dict(), str(directory / NETWORK_FILE))
+    save_weights({name: value.numpy() for name, value in network.state_dict().items()},
+                 directory / NETWORK_FILE)
     manifest = ModelManifest(
         name=name,
         version=model_version(directory),
@@ -93,18 +103,51 @@ def export_model(
     return manifest
 
 
+def save_weights(arrays: dict[str, npt.NDArray], path: str | Path) -> None:
+    """Write named arrays as an uncompressed .npz (numeric and string arrays only)."""
+    for name, array in arrays.items():
+        if array.dtype.hasobject:
+            raise ModelError(f"weight {name} has dtype object, which only a pickle can store")
+    with open(path, "wb") as handle:  # a handle: np.savez would append ".npz" to a bare name
+        np.savez(handle, **arrays)
+
+
+def load_weights(path: str | Path) -> dict[str, npt.NDArray]:
+    """The named arrays of a .npz, refusing any pickled content; ModelError if unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{path}: not a numpy weight archive without pickles ({exc}); "
+                         "re-export the model") from exc
+
+
 def load_network(model_dir: str | Path) -> TimesNet | TCN:
     """The dynamic-graph network of a model directory, in eval mode (checks the manifest)."""
     manifest = load_manifest(model_dir)
-    if manifest.architecture not in ARCHITECTURES:
-        raise ModelError(f"{model_dir}: architecture {manifest.architecture!r} unknown; "
-                         f"expected one of {', '.join(ARCHITECTURES)}")
     if "ensemble" in manifest.hyperparameters:  # K members averaged in one graph
         from timesnet.ensemble import load_ensemble_network  # ensemble imports this one via train
 
         return load_ensemble_network(model_dir, manifest)
     config_class = ARCHITECTURES[manifest.architecture][1]
-    network = build_network(config_class.from_dict(manifest.hyperparameters["network"]))
-    network.set_state_dict(paddle.load(str(Path(model_dir) / NETWORK_FILE)))
+    try:
+        network = build_network(config_class.from_dict(manifest.hyperparameters["network"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{model_dir}: hyperparameters.network does not build a "
+                         f"{manifest.architecture} ({type(exc).__name__}: {exc}); "
+                         "re-export the model") from exc
+    set_weights(network, load_weights(Path(model_dir) / NETWORK_FILE), Path(model_dir))
     network.eval()
     return network
+
+
+def set_weights(network: paddle.nn.Layer, arrays: dict[str, npt.NDArray], source: Path) -> None:
+    """Load `arrays` into `network`, refusing missing, extra or misshapen weights."""
+    expected = {name: tuple(value.shape) for name, value in network.state_dict().items()}
+    got = {name: tuple(array.shape) for name, array in arrays.items()}
+    if got != expected:
+        differing = sorted(set(expected).symmetric_difference(got)
+                           or {n for n in expected if expected[n] != got[n]})
+        raise ModelError(f"{source}: the weights do not fit the network (first differing: "
+                         f"{differing[0]}); re-export the model")
+    network.set_state_dict({name: paddle.to_tensor(array) for name, array in arrays.items()})

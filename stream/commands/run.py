@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 
 log = logging.getLogger(__name__)
+
+FAILURE_SCRAPE_S = 10.0  # twice deploy/prometheus's scrape interval
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +39,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load, check, serve, consume until SIGTERM/SIGINT, drain, exit 0."""
     from stream.config import load_config
+    from stream.inference import PredictorError
     from stream.service import build_worker, start_http, stop_on_signals
 
     config = load_config(args.config, args.overrides)
@@ -51,6 +55,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         with stop_on_signals(worker):
             worker.run()
+    except PredictorError:
+        # The alert counts sensorstream_predictor_errors_total; a count no scrape saw
+        # never fires it, so /metrics stays up for two of the shipped scrape intervals.
+        worker.request_stop()
+        log.error("predictor failed; serving /metrics for %.0f s before exiting", FAILURE_SCRAPE_S)
+        time.sleep(FAILURE_SCRAPE_S)
+        raise
     finally:
         server.stop()
     log.info("worker stopped windows=%d records=%d", worker.stats.windows, worker.stats.records)
