@@ -162,11 +162,12 @@ class Worker:
             )
             use_columnar_fetch(self.consumer)
             self.rebalance = RebalanceHandler(self)
-            # Know the inputs' partitions before joining: a group leader that assigns
-            # without them hands out nothing and only rejoins at the next metadata refresh.
-            for topic in kafka.input_topics:
-                self.consumer.partitions_for_topic(topic)
             self.consumer.subscribe(kafka.input_topics, listener=self.rebalance)
+            # One metadata fetch after subscribing, before the first join: a leader that
+            # assigns without the inputs' partitions hands out nothing, and one whose
+            # coordinator snapshot predates the subscription (metadata fetched before
+            # subscribe) rebalances again as soon as the next metadata response lands.
+            self.consumer.topics()
             return
         self.consumer = make_consumer(kafka, None)
         use_columnar_fetch(self.consumer)

@@ -137,3 +137,20 @@ def test_watchdog_fails_readyz_counts_and_rejoins_a_stranded_consumer(
     assert not missing
     assert stalls == 1
     assert any(b"consumer stalled: no partitions assigned" in body for body in not_ready)
+
+
+@pytest.mark.parametrize("partitions", [1, 2])
+def test_a_fresh_workers_first_assignment_is_not_revoked_at_once(
+    kafka_bootstrap, new_topic, shipped_predictor, partitions
+) -> None:
+    topics = Topics.fresh(new_topic, partitions=partitions)
+    config = make_config(kafka_bootstrap, topics)
+    with worker_in_thread(config, shipped_predictor) as running:
+        deadline = time.monotonic() + 30
+        while not running.worker.offsets.assigned_sources:
+            assert time.monotonic() < deadline, "no partitions assigned"
+            time.sleep(0.05)
+        time.sleep(3)  # past the metadata responses that follow a join
+        membership = running.worker.consumer.group_metadata()
+        owned = len(running.worker.offsets.assigned_sources)
+    assert (membership.generation_id, owned) == (1, partitions)
