@@ -8,13 +8,15 @@ and offset fetches it issues then run on the loop as usual, before the
 partitions move.
 
 A revocation also asks the coordinator to rejoin. kafka-python 3.0.12 awaits the
-JoinGroup it sends after a revocation only while `need_rejoin()` stays true; when
-the rebalance was started by a metadata snapshot that differed from the one the
-leader assigned with, and the next metadata response restores it before the next
-poll (the listener runs meanwhile), `need_rejoin()` turns false, the JoinGroup
-completes unawaited, the member stays REBALANCING with heartbeats off, owns
-nothing, and the broker drops it a session timeout later. The explicit request
-keeps `need_rejoin()` true until the join completes.
+JoinGroup it sends after a revocation only while `need_rejoin()` stays true. A
+rebalance started by a metadata snapshot that differs from the one the leader
+assigned with leaves `rejoin_needed` false; when the listener outlasts the poll's
+timeout, the poll returns with the JoinGroup in flight, that join's own
+assignment makes the snapshots equal again, and the next poll's `need_rejoin()`
+is false: the join's result is never read, the member stays REBALANCING with
+heartbeats off and nothing assigned, and the broker drops it a session timeout
+later (LeaveGroup: UnknownMemberIdError at shutdown). The explicit request keeps
+`need_rejoin()` true until a join completes.
 
 The revoke itself is bounded: batches already at the predictor are finished and
 produced, but windows still waiting for a batch are not classified inside the

@@ -1,13 +1,13 @@
 """A worker whose rebalance kafka-python strands rejoins: by itself, or through the watchdog.
 
 The strand, as seen in 2 of ~30 bench runs: the leader's metadata snapshot
-differs from the one it assigned with (a metadata response without the topic),
-so the next poll revokes to rejoin; the next metadata response restores the
-snapshot while the revoke listener still runs, past the poll's timeout; the
-JoinGroup then completes unawaited and the member sits REBALANCING with
-nothing assigned. The tests put the snapshot the way those responses leave it
-(kafka-python internals: a broker cannot be made to send a stale response on
-demand) and keep everything else real.
+differs from the one it assigned with, so the next poll revokes to rejoin; the
+revoke listener outlasts the poll's timeout, and before the next poll the
+snapshots are equal again (the unawaited join's own assignment makes them so),
+so the JoinGroup's result is never read and the member sits REBALANCING with
+nothing assigned. The tests set the snapshots the way that sequence leaves them
+(kafka-python internals: the broker's timing cannot be ordered on demand) and
+keep everything else real.
 """
 
 from __future__ import annotations
@@ -46,12 +46,12 @@ def _strand_next_rebalance(running: RunningWorker, topic: str) -> None:
 
     def revoke_while_metadata_arrives(revoked: list) -> None:
         revoke(revoked)
-        coordinator._metadata_snapshot = assigned_with  # the next metadata response
+        coordinator._metadata_snapshot = assigned_with  # equal again before the next poll
         time.sleep(0.3)  # the listener outlasts the poll's timeout (13 s in the bench)
         worker.rebalance.revoke = revoke
 
     worker.rebalance.revoke = revoke_while_metadata_arrives
-    coordinator._metadata_snapshot = {topic: set()}  # a response without the topic
+    coordinator._metadata_snapshot = {topic: set()}  # differs from the assigned-with one
 
 
 def _wait_for_records(running: RunningWorker, count: int, timeout_s: float) -> None:
