@@ -18,9 +18,6 @@ from stream.worker import Worker
 
 log = logging.getLogger(__name__)
 
-FIRST_RECORD_TIMEOUT_S = 60.0
-STALL_S = 30.0  # no sample read and no window emitted for this long: the consumer stopped
-
 
 def worker_config(bootstrap: str, input_topic: str, model: str, *extra: str) -> Config:
     """A validated config pointing a worker at `input_topic` with fresh output topics."""
@@ -152,7 +149,7 @@ def summarize(worker: TimedWorker, seconds: float) -> PipelineRun:
 
 
 class NoRecords(RuntimeError):
-    """The worker read nothing within FIRST_RECORD_TIMEOUT_S (its group join never completed)."""
+    """The worker read no record before its timeout."""
 
 
 def with_group(config: Config, group_id: str) -> Config:
@@ -165,69 +162,19 @@ def with_group(config: Config, group_id: str) -> Config:
 def run_worker(
     config: Config, predictor: object, samples: int, windows: int, timeout_s: float = 300.0
 ) -> PipelineRun:
-    """Run a worker until it decoded `samples` and emitted `windows`, and time it.
-
-    A worker whose group join never completes, or whose consumer stops receiving
-    records mid-topic, is replaced once by one in a fresh group (each seen on this
-    machine; logged with the consumer's state so that it is not hidden).
-    """
-    try:
-        return _run_worker_once(config, predictor, samples, windows, timeout_s)
-    except (NoRecords, Stalled) as stuck:
-        log.warning("group=%s %s; retrying in a fresh group", config.kafka.group_id, stuck)
-        retry = with_group(config, config.kafka.group_id + ".retry")
-        return _run_worker_once(retry, predictor, samples, windows, timeout_s)
-
-
-def _run_worker_once(
-    config: Config, predictor: object, samples: int, windows: int, timeout_s: float
-) -> PipelineRun:
+    """Run a worker until it decoded `samples` and emitted `windows`, and time it."""
     worker = start_worker(config, predictor, samples, windows)
     deadline = time.monotonic() + timeout_s
-    progress = (-1, time.monotonic())  # (samples + windows, when they last changed)
-    stalled = ""
     while worker.thread.is_alive() and time.monotonic() < deadline:
         worker.thread.join(0.5)
-        if (
-            worker.first_s is None
-            and time.monotonic() > deadline - timeout_s + FIRST_RECORD_TIMEOUT_S
-        ):
-            break  # never got its partitions: a stuck group join, not a slow pipeline
-        done = worker.stats.samples + worker.stats.windows  # a paused input still emits
-        if done != progress[0]:
-            progress = (done, time.monotonic())
-        elif worker.first_s is not None and time.monotonic() - progress[1] > STALL_S:
-            stalled = _consumer_state(worker)
-            break
     if worker.thread.is_alive():
         stop_worker(worker)
     stats = worker.stats
     if worker.first_s is None:
-        raise NoRecords(f"worker read no record within {FIRST_RECORD_TIMEOUT_S:.0f} s")
-    if stalled:
-        raise Stalled(f"no progress for {STALL_S:.0f} s at {stats.samples}/{samples} samples: "
-                      f"{stalled}")
+        raise NoRecords(f"worker read no record within {timeout_s:.0f} s")
     if worker.done_s is None:
         raise RuntimeError(
             f"worker did not finish in {timeout_s:.0f} s: samples {stats.samples}/{samples}, "
             f"windows {stats.windows}/{windows}"
         )
     return summarize(worker, worker.done_s - worker.first_s)
-
-
-class Stalled(RuntimeError):
-    """The worker's consumer stopped receiving records with the topic not read to its end."""
-
-
-def _consumer_state(worker: TimedWorker) -> str:
-    """What a stalled consumer looks like, for the log (kafka-python internals, best effort)."""
-    consumer = worker.consumer
-    if consumer is None:
-        return "no consumer"
-    fetcher = getattr(consumer, "_fetcher", None)
-    return (
-        f"assignment={sorted(str(tp) for tp in consumer.assignment())} "
-        f"paused={sorted(str(tp) for tp in consumer.paused())} "
-        f"pending_fetch_nodes={getattr(fetcher, '_nodes_with_pending_fetch_requests', '?')} "
-        f"fetch_futures={len(getattr(fetcher, '_fetch_futures', ()))}"
-    )

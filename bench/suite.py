@@ -209,17 +209,7 @@ def latency(
     )
     worker = start_worker(config, predictor, 10**12, 10**12)
     try:
-        try:
-            wait_ready(worker)
-        except TimeoutError:
-            log.warning(
-                "group=%s never got its partitions; retrying in a fresh group",
-                config.kafka.group_id,
-            )
-            stop_worker(worker)
-            config = with_group(config, config.kafka.group_id + ".retry")
-            worker = start_worker(config, predictor, 10**12, 10**12)
-            wait_ready(worker)
+        wait_ready(worker)
         isolation = "read_committed" if mode == "exactly-once" else "read_uncommitted"
         started = time.perf_counter()
         out = subprocess.run(

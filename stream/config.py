@@ -71,6 +71,8 @@ class KafkaConfig(_Section):
     producer_batch_size: int = Field(262_144, gt=0, le=INT32_MAX)
     compression_type: Literal["gzip", "lz4", "zstd", "snappy"] | None = None
     request_timeout_ms: int = Field(30_000, gt=0, le=INT32_MAX)
+    # no partitions while not in a stable group, or lag with no records, this long: rejoin
+    stall_timeout_s: float = Field(60.0, gt=0, le=86_400, allow_inf_nan=False)
     # Secure clusters. The password is never a value here: only where to read it.
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None

@@ -75,6 +75,11 @@ class WorkerMetrics:
             registry=r,
         )
         self.commits = Counter("sensorstream_commits", "Offset commits", registry=r)
+        self.consumer_stalls = Counter(
+            "sensorstream_consumer_stalls",
+            "Times the consumer read nothing it should have for kafka.stall_timeout_s (it rejoins)",
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "sensorstream_consumer_lag",
             "High watermark minus position",

@@ -6,19 +6,40 @@ meanwhile parked inside `poll`, so the listener hands the blocking work to a
 short-lived thread and yields to the network loop until it is done: the commit
 and offset fetches it issues then run on the loop as usual, before the
 partitions move.
+
+A revocation also asks the coordinator to rejoin. kafka-python 3.0.12 awaits the
+JoinGroup it sends after a revocation only while `need_rejoin()` stays true. A
+rebalance started by a metadata snapshot that differs from the one the leader
+assigned with leaves `rejoin_needed` false; when the listener outlasts the poll's
+timeout, the poll returns with the JoinGroup in flight, that join's own
+assignment makes the snapshots equal again, and the next poll's `need_rejoin()`
+is false: the join's result is never read, the member stays REBALANCING with
+heartbeats off and nothing assigned, and the broker drops it a session timeout
+later (LeaveGroup: UnknownMemberIdError at shutdown). The explicit request keeps
+`need_rejoin()` true until a join completes.
+
+The revoke itself is bounded: batches already at the predictor are finished and
+produced, but windows still waiting for a batch are not classified inside the
+callback (that took 13 s on a backlog, holding up the whole group). They stay
+out of the commit (offsets.positions holds them) and are read again by whoever
+owns the partition next.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import numpy as np
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.net.selector import KernelEvent
 from kafka.structs import TopicPartition
 
+from stream.batching import DynamicBatcher
+from stream.consumer_watchdog import request_rejoin
 from stream.kafka_io import make_consumer
 from stream.recovery import read_anchors
 
@@ -39,6 +60,8 @@ class RebalanceHandler(AsyncConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         """Called by kafka-python before partitions are taken away."""
+        if revoked:
+            request_rejoin(self.worker.consumer)  # see the module docstring
         await _off_network_thread(self.revoke, sorted(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
@@ -53,12 +76,19 @@ class RebalanceHandler(AsyncConsumerRebalanceListener):
         ]
         if not revoked:
             return
-        log.info("partitions revoked %s", _names(revoked))
-        worker.flush_all(worker.config.delivery.shutdown_deadline_s)
-        worker.commit()
+        started_s = time.monotonic()
+        worker.finish_in_flight(worker.config.delivery.shutdown_deadline_s)
+        worker.commit()  # waiting windows stay uncommitted: their new owner reads them again
         sources = [worker.offsets.revoke(tp) for tp in revoked]
+        dropped = _drop_waiting(worker.batcher, sources)
         worker.store.drop_sources(sources)
         worker.resume.drop_sources(sources)
+        log.info(
+            "partitions revoked %s waiting_windows_dropped=%d took_s=%.2f",
+            _names(revoked),
+            dropped,
+            time.monotonic() - started_s,
+        )
 
     def assign(self, assigned: list[TopicPartition]) -> None:
         """Start each partition at its committed offset and resume devices at their anchors."""
@@ -102,6 +132,16 @@ async def _off_network_thread(
         await KernelEvent("_sleep", 0.005)  # the selector's own sleep: yields to the loop
     if failure:
         raise failure[0]
+
+
+def _drop_waiting(batcher: DynamicBatcher, sources: list[int]) -> int:
+    """Remove the waiting windows of `sources` from the batcher; returns how many."""
+    if not batcher.pending:
+        return 0
+    before = batcher.pending
+    for rows in batcher.drain():
+        batcher.add(rows.take(~np.isin(rows.sources, sources)))
+    return before - batcher.pending
 
 
 def _names(tps: list[TopicPartition]) -> str:

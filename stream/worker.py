@@ -28,6 +28,12 @@ from stream.batching import DynamicBatcher
 from stream.columnar_fetch import use_columnar_fetch
 from stream.columns import WindowRows
 from stream.config import Config
+from stream.consumer_watchdog import (
+    ConsumerView,
+    ConsumerWatchdog,
+    is_stable_member,
+    request_rejoin,
+)
 from stream.events import EventSource, ModelRef, dead_letter_headers, encode_events, event_id
 from stream.inference import Classified, InferenceThread
 from stream.kafka_io import LatchingProducer, make_consumer
@@ -99,6 +105,7 @@ class Worker:
         self._last_poll_s = 0.0
         self._catching_up = False  # the last poll returned a backlog's worth of records
         self._counters_seen: dict[str, int] = {}
+        self.watchdog = ConsumerWatchdog(config.kafka.stall_timeout_s)
         self.replay_anchors: dict[
             tuple[int, str], int
         ] = {}  # (source, device) -> anchor, bounded runs
@@ -124,6 +131,8 @@ class Worker:
             return False, "no partitions assigned"
         if time.monotonic() - self._last_poll_s > 30:
             return False, "poll loop stalled"
+        if self.watchdog.stalled:
+            return False, f"consumer stalled: {self.watchdog.stalled}"
         return True, f"model={self.manifest.name}:{self.manifest.version}"
 
     def open(self) -> None:
@@ -155,11 +164,12 @@ class Worker:
             )
             use_columnar_fetch(self.consumer)
             self.rebalance = RebalanceHandler(self)
-            # Know the inputs' partitions before joining: a group leader that assigns
-            # without them hands out nothing and only rejoins at the next metadata refresh.
-            for topic in kafka.input_topics:
-                self.consumer.partitions_for_topic(topic)
             self.consumer.subscribe(kafka.input_topics, listener=self.rebalance)
+            # One metadata fetch after subscribing, before the first join: a leader that
+            # assigns without the inputs' partitions hands out nothing, and one whose
+            # coordinator snapshot predates the subscription (metadata fetched before
+            # subscribe) rebalances again as soon as the next metadata response lands.
+            self.consumer.topics()
             return
         self.consumer = make_consumer(kafka, None)
         use_columnar_fetch(self.consumer)
@@ -524,11 +534,35 @@ class Worker:
         self.metrics.window_state_bytes.set(self.store.memory_bytes())
         assignment = self.consumer.assignment()
         self.metrics.assigned_partitions.set(len(assignment))
+        owned_lag = 0
+        paused = self.consumer.paused()
         for tp in assignment:
             highwater = self.consumer.highwater(tp)
             if highwater is not None:
                 lag = max(highwater - self.consumer.position(tp), 0)
                 self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+                if tp not in paused and self.offsets.source_id(tp) in self.offsets.assigned_sources:
+                    owned_lag += lag
+        if self.bounds is None:
+            self._watch_consumer(now, owned_lag)
+
+    def _watch_consumer(self, now_s: float, owned_lag: int) -> None:
+        view = ConsumerView(
+            now_s=now_s,
+            owned_partitions=len(self.offsets.assigned_sources),
+            stable_member=is_stable_member(self.consumer),
+            lag=owned_lag,
+            records_total=self.stats.records,
+        )
+        reason = self.watchdog.check(view)
+        if reason:
+            self.metrics.consumer_stalls.inc()
+            log.warning(
+                "consumer stalled for %.0f s (%s): rejoining the group",
+                self.watchdog.stall_timeout_s,
+                reason,
+            )
+            request_rejoin(self.consumer)
 
     def _export_store_counters(self) -> None:
         for name, value in self.store.counters.items():
@@ -551,6 +585,13 @@ class Worker:
             self._submit_batches(force=True)
             self._produce_events(self.inference.collect(timeout_s=0.05))
         return not (self.batcher.pending or self.inference.in_flight)
+
+    def finish_in_flight(self, deadline_s: float) -> bool:
+        """Produce the batches already at the predictor (none new); True if all came back."""
+        end = time.monotonic() + deadline_s
+        while self.inference.in_flight and time.monotonic() < end:
+            self._produce_events(self.inference.collect(timeout_s=0.05))
+        return not self.inference.in_flight
 
     def drain(self, deadline_s: float) -> None:
         """Shutdown: finish in-flight work, flush, commit."""

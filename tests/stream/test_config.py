@@ -138,6 +138,10 @@ def test_compression_none_spelled_as_string_means_no_compression():
             "got 'brotli'",
         ),
         (
+            "[kafka]\nstall_timeout_s = 0\n",
+            "kafka.stall_timeout_s: expected a positive number, got 0",
+        ),
+        (
             '[delivery]\nmode = "twice"\n',
             "delivery.mode: expected one of 'at-least-once' or 'exactly-once', got 'twice'",
         ),
