@@ -112,7 +112,8 @@ def start_server() -> Iterator[Callable[..., HttpServer]]:
                             ready=lambda: (True, ""), max_body_bytes=2 * BODY_LIMIT)
         if classify is not None:
             attach_classify_endpoint(server, classify, manifest, limits or EndpointLimits(
-                max_body_bytes=BODY_LIMIT, max_csv_bytes=FETCH_LIMIT, url_timeout_s=2.0))
+                max_body_bytes=BODY_LIMIT, max_csv_bytes=FETCH_LIMIT, url_timeout_s=2.0,
+                fetch_urls=True, fetch_allow_hosts=frozenset({"127.0.0.1"})))
         server.start()
         servers.append(server)
         return server
@@ -249,7 +250,7 @@ def test_a_non_numeric_value_names_its_line_and_column(endpoint_url: str,
     lines[4] = "0,3,abc," + lines[4].split(",", 3)[3]
     status, answer = post(endpoint_url, {"csv": b64("\n".join(lines))})
     assert (status, answer["errorCode"]) == (422, 422)
-    assert "line 5: column 'dim_0': expected a finite number, found 'abc'" in answer["errorMsg"]
+    assert "line 5: column 'dim_0': expected a finite number within float32 range (|x| <= 3.4e38), found 'abc'" in answer["errorMsg"]
 
 
 def test_url_failures_answer_502_and_oversized_downloads_413(
