@@ -390,13 +390,14 @@ def _fetch_once(url: str, limits: EndpointLimits, deadline: float) -> tuple[int,
                 "Accept-Encoding": "identity",
             },
         )
+        sock = connection.sock  # http.client drops its reference once the answer says close
         answer = connection.getresponse()
         if answer.status != 200:
             return answer.status, answer.getheader("Location") or "", b""
         chunks: list[bytes] = []
         size = 0
         while size <= limits.max_csv_bytes:
-            connection.sock.settimeout(_remaining(deadline))  # one deadline for the whole fetch
+            sock.settimeout(_remaining(deadline))  # one deadline for the whole fetch
             chunk = answer.read1(65536)
             if not chunk:
                 break
@@ -404,6 +405,9 @@ def _fetch_once(url: str, limits: EndpointLimits, deadline: float) -> tuple[int,
             size += len(chunk)
     except RequestRejected:
         raise
+    except TimeoutError:
+        raise RequestRejected(504, "fetching the csv URL took longer than the server allows "
+                                   f"({limits.url_timeout_s:g} s); send the CSV as base64") from None
     except (OSError, http.client.HTTPException, ValueError) as exc:
         raise RequestRejected(
             502,
