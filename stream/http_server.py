@@ -239,8 +239,10 @@ class _JsonErrorTask(ErrorTask):
 
     def execute(self) -> None:
         error = self.request.error
-        body = _json_error(error.code, f"{error.reason}: {error.body}").body
-        self.status = f"{error.code} {error.reason}"
+        # waitress says 501 for a Transfer-Encoding it does not read; that is the client's framing
+        code, reason = (error.code, error.reason) if error.code < 500 else (400, "Bad Request")
+        body = _json_error(code, f"{reason}: {error.body}").body
+        self.status = f"{code} {reason}"
         self.response_headers.append(("Content-Type", "application/json"))
         self.set_close_on_finish()
         self.content_length = len(body)

@@ -115,14 +115,17 @@ def post(target: tuple[str, int], body: bytes, headers: dict[str, str] | None = 
 
 def raw_request(target: tuple[str, int], data: bytes) -> int | None:
     """Send raw bytes, half-close, and return the status line's code (None: no answer)."""
+    received = b""
     with socket.create_connection(target, timeout=10) as sock:
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-        received = b""
+        try:  # the server may answer and close before it has read everything
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
         try:
             while chunk := sock.recv(65536):
                 received += chunk
-        except (TimeoutError, ConnectionResetError):
+        except OSError:
             pass
     match = re.match(rb"HTTP/1\.[01] (\d{3})", received)
     status = int(match.group(1)) if match else None
@@ -195,7 +198,7 @@ LENGTHS = st.sampled_from(["-1", "abc", "5, 5", "99999999999999999999", "0", "5"
 FRAMING_HEADERS = st.lists(st.sampled_from([
     "Transfer-Encoding: chunked", "Transfer-Encoding: gzip, chunked", "Transfer-Encoding: x",
     "Content-Type: application/json", "Expect: 100-continue", "Connection: close",
-    "X-" + "h" * 70_000 + ": 1", "Host: a", "Host: b", "Bad Header", ": empty"]), max_size=3)
+    "X-Long: " + "h" * 70_000, "Host: a", "Host: b", "Bad Header", ": empty"]), max_size=3)
 
 
 @settings(FUZZ, max_examples=150)
