@@ -195,6 +195,15 @@ def one_window(windows: np.ndarray) -> str:
     return csv_text(windows[0:1], ["0"])
 
 
+def with_value(text: str, value: str) -> str:
+    """The CSV with line 5's first feature value replaced by `value`."""
+    lines = text.splitlines()
+    cells = lines[4].split(",")
+    cells[2] = value
+    lines[4] = ",".join(cells)
+    return "\n".join(lines) + "\n"
+
+
 INVALID_BODIES: list[tuple[str, Callable[[np.ndarray], bytes | dict], int, str]] = [
     ("not json", lambda w: b"{csv: nope", 400, "request body is not JSON"),
     ("json array", lambda w: [1, 2], 400, "JSON object with a \"csv\" key"),
@@ -224,6 +233,12 @@ INVALID_BODIES: list[tuple[str, Callable[[np.ndarray], bytes | dict], int, str]]
     ("body too large", lambda w: {"csv": "A" * (BODY_LIMIT + 10)}, 413,
      f"the limit is {BODY_LIMIT}"),
     ("ftp url", lambda w: {"csv": "ftp://127.0.0.1/case.csv"}, 400, "scheme 'ftp'"),
+    ("1e39 overflows float32", lambda w: {"csv": b64(with_value(one_window(w), "1e39"))}, 422,
+     "line 5: column 'dim_0': expected a finite number within float32 range"),
+    ("duplicate columns", lambda w: {"csv": b64(one_window(w).replace("dim_1", "dim_0", 1))},
+     422, "column names ['dim_0'] appear more than once"),
+    ("200,000-character field", lambda w: {"csv": b64(one_window(w).replace(
+        "\n0,3,", "\n0,3," + "1" * 200_000, 1))}, 422, "not readable as CSV"),
 ]
 
 
