@@ -237,8 +237,8 @@ INVALID_BODIES: list[tuple[str, Callable[[np.ndarray], bytes | dict], int, str]]
      "line 5: column 'dim_0': expected a finite number within float32 range"),
     ("duplicate columns", lambda w: {"csv": b64(one_window(w).replace("dim_1", "dim_0", 1))},
      422, "column names ['dim_0'] appear more than once"),
-    ("200,000-character field", lambda w: {"csv": b64(one_window(w).replace(
-        "\n0,3,", "\n0,3," + "1" * 200_000, 1))}, 422, "not readable as CSV"),
+    ("140,000-character field", lambda w: {"csv": b64(one_window(w).replace(
+        "\n0,3,", "\n0,3," + "1" * 140_000, 1))}, 422, "not readable as CSV"),
 ]
 
 
