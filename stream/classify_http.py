@@ -406,8 +406,12 @@ def _fetch_once(url: str, limits: EndpointLimits, deadline: float) -> tuple[int,
     except RequestRejected:
         raise
     except TimeoutError:
-        raise RequestRejected(504, "fetching the csv URL took longer than the server allows "
-                                   f"({limits.url_timeout_s:g} s); send the CSV as base64") from None
+        raise RequestRejected(
+            504,
+            f"fetching the csv URL took longer than the server allows "
+            f"({limits.url_timeout_s:g} s); send the CSV as "
+            "base64",
+        ) from None
     except (OSError, http.client.HTTPException, ValueError) as exc:
         raise RequestRejected(
             502,

@@ -483,7 +483,8 @@ def read_paddlex_csv(
         rows = _collect_csv_rows(reader, len(header), cols, name)
     except csv.Error as exc:
         raise DataFormatError(f"{name}: line {reader.line_num}: not readable as CSV ({exc}); "
-                              "fields must be under 131,072 characters, without NUL bytes") from None
+                              "fields must be under 131,072 characters, without NUL "
+                              "bytes") from None
     values = _csv_features(rows.features, rows.lines, header, cols.features, name)  # [rows, C]
     stamps = _csv_times(rows.times, rows.lines, time_column, name)  # [rows]
     series: list[np.ndarray] = []

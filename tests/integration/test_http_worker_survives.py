@@ -1,4 +1,4 @@
-"""A running worker on the real broker answers hostile classify requests with 4xx and keeps classifying."""
+"""A worker on the real broker answers hostile classify requests with 4xx and keeps classifying."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def _post(url: str, body: bytes) -> tuple[int, dict]:
 
 def _hostile_bodies(window: np.ndarray) -> list[tuple[str, bytes]]:
     """(name, body) of the requests that stopped or fooled the worker before."""
+
     def csv_body(text: str) -> bytes:
         return json.dumps({"csv": base64.b64encode(text.encode()).decode()}).encode()
 
@@ -74,8 +75,9 @@ def test_a_1e39_request_to_a_running_worker_gets_a_4xx_and_the_stream_keeps_flow
             assert 400 <= status < 500, (name, status, answer)
             assert answer["errorCode"] == status and answer["errorMsg"], name
             assert running.thread.is_alive(), f"the worker stopped after the {name} request"
-        status, answer = _post(url, json.dumps(
-            {"csv": base64.b64encode(_csv(window).encode()).decode()}).encode())
+        status, answer = _post(
+            url, json.dumps({"csv": base64.b64encode(_csv(window).encode()).decode()}).encode()
+        )
         assert status == 200, answer
         produce(kafka_bootstrap, topics.input, _records(second))
         events = reader.wait_for(16, timeout_s=90)

@@ -265,7 +265,8 @@ def test_a_non_numeric_value_names_its_line_and_column(endpoint_url: str,
     lines[4] = "0,3,abc," + lines[4].split(",", 3)[3]
     status, answer = post(endpoint_url, {"csv": b64("\n".join(lines))})
     assert (status, answer["errorCode"]) == (422, 422)
-    assert "line 5: column 'dim_0': expected a finite number within float32 range (|x| <= 3.4e38), found 'abc'" in answer["errorMsg"]
+    assert ("line 5: column 'dim_0': expected a finite number within float32 range "
+            "(|x| <= 3.4e38), found 'abc'") in answer["errorMsg"]
 
 
 def test_url_failures_answer_502_and_oversized_downloads_413(
