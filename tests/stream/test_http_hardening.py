@@ -739,3 +739,55 @@ def test_serve_refuses_out_of_range_flags_with_one_line(
     assert main(["serve", "--model", str(MODEL_DIR), flag, value]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_the_http_section_defaults_to_no_fetching_and_no_token() -> None:
+    from stream.config import load_config
+
+    config = load_config(None, [], environ={})
+    assert (config.http.fetch_urls, config.http.fetch_allow_hosts) == (False, [])
+    assert (config.http.token_env, config.http.token_file) == (None, None)
+    config = load_config(
+        None,
+        [
+            "http.fetch_urls=true",
+            'http.fetch_allow_hosts=["files.lan"]',
+            'http.token_env="SENSORSTREAM_TOKEN"',
+        ],
+        environ={},
+    )
+    assert config.http.fetch_urls and config.http.fetch_allow_hosts == ["files.lan"]
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (['http.token_env="A"', 'http.token_file="/x"'], "set token_env or token_file, not both"),
+        (["http.threads=0"], "http.threads"),
+        (["http.read_timeout_s=nan"], "http.read_timeout_s"),
+    ],
+)
+def test_bad_http_settings_are_one_line_config_errors(overrides: list[str], message: str) -> None:
+    from stream.config import load_config
+    from stream.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, overrides, environ={})
+
+
+def test_the_token_comes_from_its_env_or_file_and_a_missing_one_says_where(
+    tmp_path: Path,
+) -> None:
+    from stream.errors import ConfigError
+    from stream.http_server import read_token
+
+    assert read_token(None, None) is None
+    assert read_token("T", None, {"T": "abc\n"}) == "abc"
+    (tmp_path / "token").write_text("from-file\n")
+    assert read_token(None, tmp_path / "token") == "from-file"
+    with pytest.raises(ConfigError, match="http.token_env: the environment variable T is not"):
+        read_token("T", None, {})
+    with pytest.raises(ConfigError, match="http.token_file: cannot read"):
+        read_token(None, tmp_path / "missing")
+    with pytest.raises(ConfigError, match="is empty"):
+        read_token("T", None, {"T": " "})
