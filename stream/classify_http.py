@@ -491,9 +491,10 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
     """HTTPS to the checked address, with the certificate checked against the URL's host."""
 
     def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
-        super().__init__(address, port, timeout=timeout, context=ssl.create_default_context())
+        self.tls = ssl.create_default_context()
+        super().__init__(address, port, timeout=timeout, context=self.tls)
         self.url_host = host
 
     def connect(self) -> None:
         sock = socket.create_connection((self.host, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.url_host)
+        self.sock = self.tls.wrap_socket(sock, server_hostname=self.url_host)
