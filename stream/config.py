@@ -271,6 +271,25 @@ class RecordsConfig(_Section):
     max_device_id_length: int = Field(128, gt=0, le=65_535)
 
 
+class HttpConfig(_Section):
+    """[http]: the worker's HTTP side on the metrics port (see SECURITY.md)."""
+
+    fetch_urls: bool = False  # let "csv" name a URL the worker fetches
+    fetch_allow_hosts: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    token_env: str | None = Field(None, min_length=1)  # bearer token for classify + status page
+    token_file: Annotated[Path, Field(strict=False)] | None = None
+    threads: int = Field(8, gt=0, le=256)
+    max_connections: int = Field(2000, gt=0, le=100_000)
+    read_timeout_s: float = Field(30.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> HttpConfig:
+        """A token comes from one place, or there is none."""
+        if self.token_env is not None and self.token_file is not None:
+            raise ValueError("token_env: set token_env or token_file, not both")
+        return self
+
+
 class Config(BaseModel):
     """The whole worker configuration, one frozen section per TOML table."""
 
@@ -283,6 +302,7 @@ class Config(BaseModel):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     records: RecordsConfig = Field(default_factory=RecordsConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
     alerts: tuple[AlertRule, ...] = ()  # [[alerts]]: label + confidence range rules
 
 

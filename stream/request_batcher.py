@@ -42,7 +42,10 @@ class RequestBatcher:
     """
 
     def __init__(
-        self, predictor: BatchPredictor, max_batch: int = 32, max_wait_ms: float = 5.0,
+        self,
+        predictor: BatchPredictor,
+        max_batch: int = 32,
+        max_wait_ms: float = 5.0,
         timeout_s: float = 30.0,
     ) -> None:
         if max_batch < 1:
@@ -67,7 +70,14 @@ class RequestBatcher:
 
     def classify(self, windows: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """Raw windows [b, L, C] -> probabilities [b, K]; blocks, TimeoutError after timeout_s."""
-        pending = _Pending(np.asarray(windows, dtype=np.float32), time.monotonic())
+        x = np.asarray(windows, dtype=np.float32)
+        if x.ndim != 3 or not len(x) or not np.isfinite(x).all():
+            # refused here, before it can share a predictor call with anyone
+            raise ValueError(
+                f"windows must be finite float32 [b >= 1, L, C], got shape {x.shape}"
+                + ("" if x.ndim != 3 or not len(x) else " with non-finite values")
+            )
+        pending = _Pending(x, time.monotonic())
         with self._condition:
             if self._closed:
                 raise RuntimeError("request batcher is closed")
@@ -129,15 +139,24 @@ class RequestBatcher:
             windows = np.concatenate([p.windows for p in batch], axis=0)  # [B, L, C]
             probabilities = self.predictor.predict_batch(windows)  # [B, K]
             self._batches += 1
-        except BaseException as exc:  # handed to each caller, who reports it
-            log.exception("predictor failed requests=%d windows=%d", len(batch), sum(sizes))
-            for pending in batch:
-                pending.error = exc
-                pending.done.set()
+        except Exception as exc:
+            if len(batch) > 1:  # one at a time, so only the request that fails gets the error
+                log.warning(
+                    "predictor failed requests=%d windows=%d (%s); retrying each alone",
+                    len(batch),
+                    sum(sizes),
+                    exc.__class__.__name__,
+                )
+                for pending in batch:
+                    self._run([pending])
+                return
+            log.exception("predictor failed requests=1 windows=%d", sizes[0])
+            batch[0].error = exc
+            batch[0].done.set()
             return
         start = 0
         for pending, size in zip(batch, sizes, strict=True):
-            pending.probabilities = probabilities[start:start + size]
+            pending.probabilities = probabilities[start : start + size]
             start += size
             pending.done.set()
         log.debug("batch requests=%d windows=%d", len(batch), sum(sizes))

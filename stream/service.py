@@ -20,7 +20,7 @@ from stream.alerts import check_rules_against_labels
 from stream.classify_http import EndpointLimits, attach_classify_endpoint
 from stream.config import Config, check_against_model
 from stream.errors import SensorstreamError
-from stream.http_server import HttpServer
+from stream.http_server import HttpServer, ServerLimits, read_token
 from stream.security import check_connection
 from stream.status_page import add_status_routes
 from stream.topics import ensure_topics
@@ -62,20 +62,26 @@ def build_worker(
 
 def start_http(config: Config, worker: Worker) -> HttpServer:
     """Serve /metrics, /healthz, /readyz and POST /time-series-classification for `worker`."""
+    http = config.http
     server = HttpServer(
         config.metrics.host,
         config.metrics.port,
         worker.metrics.registry,
         alive=lambda: not worker.stopping,
         ready=worker.ready,
+        limits=ServerLimits(http.threads, http.max_connections, http.read_timeout_s),
+        token=read_token(http.token_env, http.token_file),
     )
     # PaddleX-style classification, answered inside the stream's own predictor batches
-    # (its own body limit sits below the server's, so oversize bodies get its PaddleX-shaped 413)
     attach_classify_endpoint(
         server,
         worker.side_requests.classify,
         worker.manifest,
-        EndpointLimits(max_body_bytes=server.max_body_bytes // 2),
+        EndpointLimits(
+            max_body_bytes=server.max_body_bytes,
+            fetch_urls=http.fetch_urls,
+            fetch_allow_hosts=frozenset(h.lower().rstrip(".") for h in http.fetch_allow_hosts),
+        ),
     )
     add_status_routes(server, worker)  # the live page at / and its /status.json
     try:

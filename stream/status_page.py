@@ -181,10 +181,11 @@ def status_html() -> bytes:
 def add_status_routes(server: HttpServer, worker: Any) -> None:
     """Serve the page at `/` and its data at `/status.json` on the worker's HTTP server."""
     page = status_html()
-    server.add_get("/", lambda: Response(200, page, "text/html; charset=utf-8"))
+    server.add_get("/", lambda: Response(200, page, "text/html; charset=utf-8"), protected=True)
     server.add_get(
         "/status.json",
         lambda: Response(
             200, orjson.dumps(status_snapshot(worker), option=orjson.OPT_SERIALIZE_NUMPY)
         ),
+        protected=True,
     )

@@ -473,12 +473,18 @@ def read_paddlex_csv(
     """
     name, raw = _csv_source(path_or_text)
     reader = csv.reader(io.StringIO(_decode(raw, name)))
-    header = [column.strip() for column in next(reader, [])]
-    if not any(header):
-        raise DataFormatError(f"{name}: empty file; expected a header row with {group_column}, "
-                              f"{time_column} and feature columns")
-    cols = _csv_columns(header, name, group_column, time_column, label_column, feature_columns)
-    rows = _collect_csv_rows(reader, len(header), cols, name)
+    try:  # csv.Error: a field over csv's size limit, a NUL byte, a stray quote
+        header = [column.strip() for column in next(reader, [])]
+        if not any(header):
+            raise DataFormatError(f"{name}: empty file; expected a header row with "
+                                  f"{group_column}, {time_column} and feature columns")
+        cols = _csv_columns(header, name, group_column, time_column, label_column,
+                            feature_columns)
+        rows = _collect_csv_rows(reader, len(header), cols, name)
+    except csv.Error as exc:
+        raise DataFormatError(f"{name}: line {reader.line_num}: not readable as CSV ({exc}); "
+                              "fields must be under 131,072 characters, without NUL "
+                              "bytes") from None
     values = _csv_features(rows.features, rows.lines, header, cols.features, name)  # [rows, C]
     stamps = _csv_times(rows.times, rows.lines, time_column, name)  # [rows]
     series: list[np.ndarray] = []
@@ -501,6 +507,9 @@ def read_paddlex_csv(
     if cols.label is not None:
         y, vocab = _label_ids(group_labels, group_lines, name, labels, None)
     return _finish(name, series, length, y, vocab, hashlib.sha256(raw).hexdigest())
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -539,6 +548,10 @@ def _csv_columns(
 ) -> _CsvColumns:
     """Column positions: group, time, optional label, and the features (default: the rest)."""
     found = ", ".join(header)
+    duplicates = sorted({column for column in header if header.count(column) > 1})
+    if duplicates:  # header.index would read the first copy into every one of them
+        raise DataFormatError(f"{name}: line 1: column names {duplicates} appear more than "
+                              "once; give every column its own name")
     for role, column in (("group", group_column), ("time", time_column)):
         if column not in header:
             raise DataFormatError(f"{name}: line 1: no {role} column {column!r} "
@@ -597,17 +610,20 @@ def _csv_features(
         values = np.array(features, dtype=np.float64)
     except ValueError:
         values = None
-    if values is not None and np.isfinite(values).all():
+    # finite in float32 too: the reader casts to float32, where 1e39 becomes inf
+    if values is not None and (np.abs(values) <= _FLOAT32_MAX).all():
         return values
     for row, line in zip(features, line_numbers, strict=True):
         for text, position in zip(row, positions, strict=True):
             try:
-                ok = math.isfinite(float(text))
+                ok = abs(float(text)) <= _FLOAT32_MAX
             except ValueError:
                 ok = False
             if not ok:
+                shown = text if len(text) <= 40 else text[:40] + "..."
                 raise DataFormatError(f"{name}: line {line}: column {header[position]!r}: "
-                                      f"expected a finite number, found {text!r}")
+                                      f"expected a finite number within float32 range "
+                                      f"(|x| <= 3.4e38), found {shown!r}")
     raise DataFormatError(f"{name}: feature values could not be read as numbers")
 
 

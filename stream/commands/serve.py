@@ -8,15 +8,16 @@ predictor call of up to --max-batch windows, waiting at most --max-wait-ms.
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import threading
+from pathlib import Path
 
 from stream.errors import SensorstreamError
 
-# Bodies between the endpoint's limit and this multiple of it still reach the endpoint,
-# which answers them with a PaddleX-shaped 413; beyond it the HTTP server refuses them
-# without reading them.
-READ_CAP_FACTOR = 2
+# A request waits at most this long for batch-mates: the batcher gives up after 30 s.
+MAX_WAIT_MS = 10_000
+MAX_BODY_MB = 1024
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,14 +28,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8080, help="port (default 8080, 0 picks one)")
     p.add_argument("--device", default="cpu", help="cpu | gpu | gpu:N (default cpu)")
     p.add_argument("--threads", type=int, default=2, help="CPU math threads (default 2)")
-    p.add_argument("--max-batch", type=int, default=32,
-                   help="most windows per predictor call (default 32)")
-    p.add_argument("--max-wait-ms", type=float, default=5.0,
-                   help="longest a request waits for batch-mates (default 5)")
-    p.add_argument("--max-body-mb", type=float, default=8.0,
-                   help="largest request body in MiB (default 8)")
-    p.add_argument("--fetch-urls", action=argparse.BooleanOptionalAction, default=True,
-                   help="accept http(s) URLs in \"csv\" (the server fetches them; default on)")
+    p.add_argument(
+        "--max-batch", type=int, default=32, help="most windows per predictor call (default 32)"
+    )
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=5.0,
+        help="longest a request waits for batch-mates (default 5)",
+    )
+    p.add_argument(
+        "--max-body-mb", type=float, default=8.0, help="largest request body in MiB (default 8)"
+    )
+    p.add_argument(
+        "--fetch-urls",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help='accept http(s) URLs in "csv" (the server fetches public hosts only; default off)',
+    )
+    p.add_argument(
+        "--fetch-allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a host name fetched even if it resolves to an internal address "
+        "(repeatable; with --fetch-urls)",
+    )
+    p.add_argument(
+        "--token-env",
+        help="environment variable holding a bearer token that "
+        "POST /time-series-classification then requires",
+    )
+    p.add_argument("--token-file", type=Path, help="file holding that bearer token")
+    p.add_argument(
+        "--http-threads", type=int, default=8, help="requests handled at once (default 8)"
+    )
+    p.add_argument(
+        "--max-connections", type=int, default=2000, help="open connections at most (default 2000)"
+    )
     p.set_defaults(func=_serve)
 
 
@@ -43,13 +74,13 @@ def _serve(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
     from stream.classify_http import CLASSIFY_PATH, EndpointLimits, attach_classify_endpoint
-    from stream.http_server import HttpServer
+    from stream.http_server import HttpServer, ServerLimits, read_token
     from stream.request_batcher import RequestBatcher
     from timesnet.errors import ModelError
     from timesnet.predictor import load_predictor
 
-    if args.max_batch < 1 or args.max_wait_ms < 0 or args.max_body_mb <= 0:
-        raise SensorstreamError("--max-batch must be >= 1, --max-wait-ms >= 0, --max-body-mb > 0")
+    _check_args(args)
+    token = read_token(args.token_env, args.token_file)
     try:
         predictor = load_predictor(args.model, args.device, args.threads)
     except ModelError as exc:
@@ -57,19 +88,32 @@ def _serve(args: argparse.Namespace) -> int:
     batcher = RequestBatcher(predictor, args.max_batch, args.max_wait_ms)
     body_bytes = int(args.max_body_mb * 1024 * 1024)
     stopping = threading.Event()
-    server = HttpServer(args.host, args.port, CollectorRegistry(),
-                        alive=lambda: not stopping.is_set(), ready=lambda: (True, ""),
-                        max_body_bytes=READ_CAP_FACTOR * body_bytes)
-    limits = EndpointLimits(max_body_bytes=body_bytes, fetch_urls=args.fetch_urls)
+    server = HttpServer(
+        args.host,
+        args.port,
+        CollectorRegistry(),
+        alive=lambda: not stopping.is_set(),
+        ready=lambda: (True, ""),
+        max_body_bytes=body_bytes,
+        limits=ServerLimits(args.http_threads, args.max_connections),
+        token=token,
+    )
+    allow = frozenset(host.lower().rstrip(".") for host in args.fetch_allow_host)
+    limits = EndpointLimits(
+        max_body_bytes=body_bytes, fetch_urls=args.fetch_urls, fetch_allow_hosts=allow
+    )
     attach_classify_endpoint(server, batcher.classify, predictor.manifest, limits)
     try:
         server.start()
     except OSError as exc:
-        raise SensorstreamError(f"cannot listen on {args.host}:{args.port} ({exc}); "
-                                "pass a free --port (0 picks one)") from exc
+        raise SensorstreamError(
+            f"cannot listen on {args.host}:{args.port} ({exc}); pass a free --port (0 picks one)"
+        ) from exc
     manifest = predictor.manifest
-    print(f"serving model {manifest.name} version {manifest.version} at "
-          f"{server.url}{CLASSIFY_PATH}", flush=True)
+    print(
+        f"serving model {manifest.name} version {manifest.version} at {server.url}{CLASSIFY_PATH}",
+        flush=True,
+    )
     try:
         _wait_for_signal(stopping)
     finally:
@@ -79,8 +123,37 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Every numeric flag within its bounds (nan and inf included), or one line saying which."""
+    checks = [
+        ("--port", 0 <= args.port <= 65535, "between 0 and 65535 (0 picks a free port)"),
+        ("--max-batch", 1 <= args.max_batch <= 4096, "between 1 and 4096"),
+        (
+            "--max-wait-ms",
+            math.isfinite(args.max_wait_ms) and 0 <= args.max_wait_ms <= MAX_WAIT_MS,
+            f"a number of milliseconds between 0 and {MAX_WAIT_MS}",
+        ),
+        (
+            "--max-body-mb",
+            math.isfinite(args.max_body_mb) and 0 < args.max_body_mb <= MAX_BODY_MB,
+            f"a size in MiB above 0 and at most {MAX_BODY_MB}",
+        ),
+        ("--threads", 1 <= args.threads <= 256, "between 1 and 256"),
+        ("--http-threads", 1 <= args.http_threads <= 256, "between 1 and 256"),
+        ("--max-connections", 1 <= args.max_connections <= 100_000, "between 1 and 100000"),
+    ]
+    for flag, ok, expected in checks:
+        if not ok:
+            raise SensorstreamError(
+                f"{flag}: expected {expected}, got {getattr(args, flag[2:].replace('-', '_'))}"
+            )
+    if args.token_env and args.token_file:
+        raise SensorstreamError("--token-env and --token-file: pass one of them, not both")
+
+
 def _wait_for_signal(stopping: threading.Event) -> None:
     """Block until SIGTERM or SIGINT sets `stopping`."""
+
     def handler(signum: int, frame: object) -> None:
         stopping.set()
 

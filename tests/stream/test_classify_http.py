@@ -112,7 +112,8 @@ def start_server() -> Iterator[Callable[..., HttpServer]]:
                             ready=lambda: (True, ""), max_body_bytes=2 * BODY_LIMIT)
         if classify is not None:
             attach_classify_endpoint(server, classify, manifest, limits or EndpointLimits(
-                max_body_bytes=BODY_LIMIT, max_csv_bytes=FETCH_LIMIT, url_timeout_s=2.0))
+                max_body_bytes=BODY_LIMIT, max_csv_bytes=FETCH_LIMIT, url_timeout_s=2.0,
+                fetch_urls=True, fetch_allow_hosts=frozenset({"127.0.0.1"})))
         server.start()
         servers.append(server)
         return server
@@ -194,6 +195,15 @@ def one_window(windows: np.ndarray) -> str:
     return csv_text(windows[0:1], ["0"])
 
 
+def with_value(text: str, value: str) -> str:
+    """The CSV with line 5's first feature value replaced by `value`."""
+    lines = text.splitlines()
+    cells = lines[4].split(",")
+    cells[2] = value
+    lines[4] = ",".join(cells)
+    return "\n".join(lines) + "\n"
+
+
 INVALID_BODIES: list[tuple[str, Callable[[np.ndarray], bytes | dict], int, str]] = [
     ("not json", lambda w: b"{csv: nope", 400, "request body is not JSON"),
     ("json array", lambda w: [1, 2], 400, "JSON object with a \"csv\" key"),
@@ -223,6 +233,12 @@ INVALID_BODIES: list[tuple[str, Callable[[np.ndarray], bytes | dict], int, str]]
     ("body too large", lambda w: {"csv": "A" * (BODY_LIMIT + 10)}, 413,
      f"the limit is {BODY_LIMIT}"),
     ("ftp url", lambda w: {"csv": "ftp://127.0.0.1/case.csv"}, 400, "scheme 'ftp'"),
+    ("1e39 overflows float32", lambda w: {"csv": b64(with_value(one_window(w), "1e39"))}, 422,
+     "line 5: column 'dim_0': expected a finite number within float32 range"),
+    ("duplicate columns", lambda w: {"csv": b64(one_window(w).replace("dim_1", "dim_0", 1))},
+     422, "column names ['dim_0'] appear more than once"),
+    ("140,000-character field", lambda w: {"csv": b64(one_window(w).replace(
+        "\n0,3,", "\n0,3," + "1" * 140_000, 1))}, 422, "not readable as CSV"),
 ]
 
 
@@ -249,7 +265,8 @@ def test_a_non_numeric_value_names_its_line_and_column(endpoint_url: str,
     lines[4] = "0,3,abc," + lines[4].split(",", 3)[3]
     status, answer = post(endpoint_url, {"csv": b64("\n".join(lines))})
     assert (status, answer["errorCode"]) == (422, 422)
-    assert "line 5: column 'dim_0': expected a finite number, found 'abc'" in answer["errorMsg"]
+    assert ("line 5: column 'dim_0': expected a finite number within float32 range "
+            "(|x| <= 3.4e38), found 'abc'") in answer["errorMsg"]
 
 
 def test_url_failures_answer_502_and_oversized_downloads_413(
