@@ -37,7 +37,7 @@ import numpy.typing as npt
 import orjson
 from prometheus_client import Counter, Histogram
 
-from stream.errors import SensorstreamError
+from stream.errors import RequestRejected
 from stream.http_server import HttpServer, Response
 
 if TYPE_CHECKING:
@@ -59,14 +59,6 @@ CLASSIFY_PATH = "/time-series-classification"
 #   (the endpoint answers 503 "busy"); any other exception answers 500 and is logged.
 # RequestBatcher.classify (stream/request_batcher.py) fulfils it for `sensorstream serve`.
 Classify = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
-
-
-class RequestRejected(SensorstreamError):
-    """A request the endpoint refuses; `status` is the HTTP status and the errorCode."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)

@@ -9,3 +9,15 @@ class SensorstreamError(Exception):
 
 class ConfigError(SensorstreamError):
     """A bad config file, environment override or --set value; the message names the key."""
+
+
+class RequestRejected(SensorstreamError):
+    """An HTTP request refused for what it sent; `status` is the HTTP status and the errorCode.
+
+    Here rather than in the HTTP modules so the predictor thread can fail one side
+    request without importing the HTTP side.
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status

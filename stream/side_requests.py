@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from stream.classify_http import RequestRejected
+from stream.errors import RequestRejected
 
 
 class SideRequestFailed(RequestRejected):

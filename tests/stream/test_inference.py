@@ -8,8 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from stream.classify_http import RequestRejected
-from stream.errors import SensorstreamError
+from stream.errors import RequestRejected, SensorstreamError
 from stream.inference import InferenceThread, PredictorError
 from stream.side_requests import SideQueue, SideRequest
 from tests.stream.rows import make_rows
