@@ -6,11 +6,14 @@ import time
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import ConfigResource, NewTopic
 from kafka.structs import TopicPartition
 
 from stream.demo import DeviceStreams
+from stream.errors import SensorstreamError
 from stream.kafka_io import MAX_REQUEST_BYTES
+from stream.topics import ensure_topics
 from tests.integration.workers import EventReader, Topics, make_config, worker_in_thread
 
 pytestmark = pytest.mark.integration
@@ -100,3 +103,28 @@ def test_dead_letters_keep_the_input_records_headers_before_their_own(
     assert dict(first.headers)["dlq.reason"] == b"invalid_json"
     assert [name for name, _ in second.headers if not name.startswith("dlq.")] == []
     assert "dlq.truncated" not in dict(first.headers)
+
+
+def test_the_dead_letter_topic_takes_a_whole_dead_letter_or_start_up_says_what_to_raise(
+    kafka_bootstrap, new_topic
+) -> None:
+    topics = Topics.fresh(new_topic, partitions=1)
+    config = make_config(kafka_bootstrap, topics)
+    ensure_topics(config.kafka)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        assert _max_message_bytes(admin, topics.dead_letters) == MAX_REQUEST_BYTES
+        small = Topics.fresh(new_topic, partitions=1)
+        admin.create_topics(
+            [NewTopic(small.dead_letters, 1, 1, topic_configs={"max.message.bytes": "1000"})]
+        )
+    finally:
+        admin.close()
+    with pytest.raises(SensorstreamError, match="raise its max.message.bytes to at least 1048576"):
+        ensure_topics(make_config(kafka_bootstrap, small).kafka)
+
+
+def _max_message_bytes(admin: KafkaAdminClient, topic: str) -> int:
+    resource = ConfigResource("TOPIC", topic, {"max.message.bytes": None})
+    described = admin.describe_configs([resource], config_filter="all")
+    return int(described["topic"][topic]["max.message.bytes"]["value"])
