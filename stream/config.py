@@ -32,8 +32,12 @@ else:  # pragma: no cover - exercised on 3.10 only
 ENV_PREFIX = "SENSORSTREAM__"
 DEFAULT_MODEL_PATH = "models/uwave"
 
-# Python packages kafka-python needs for each codec; gzip is in the standard library.
-_CODEC_PACKAGES = {"lz4": "lz4", "zstd": "zstandard", "snappy": "snappy"}
+# (module, pip package) kafka/codec.py imports for each codec; gzip is in the standard library.
+_CODEC_PACKAGES = {
+    "lz4": ("lz4", "lz4"),
+    "zstd": ("zstandard", "zstandard"),
+    "snappy": ("snappy", "python-snappy"),
+}
 
 # Kafka's protocol carries sizes and timeouts as int32.
 INT32_MAX = 2**31 - 1
@@ -90,11 +94,10 @@ class KafkaConfig(_Section):
         """TOML has no null, so "none" means no compression; other codecs need their package."""
         if value == "none":
             return None
-        package = _CODEC_PACKAGES.get(value) if isinstance(value, str) else None
-        if package and importlib.util.find_spec(package) is None:
-            raise ValueError(
-                f'expected "none" or "gzip" ({value!r} needs the {package!r} package installed)'
-            )
+        if isinstance(value, str) and value in _CODEC_PACKAGES:
+            module, package = _CODEC_PACKAGES[value]
+            if importlib.util.find_spec(module) is None:
+                raise ValueError(f"{value!r} needs its codec package: pip install {package}")
         return value
 
     @field_validator("bootstrap_servers")

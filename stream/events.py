@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import orjson
+from kafka.record.default_records import DefaultRecordBatchBuilder
 from pydantic import BaseModel, ConfigDict
 
 from stream.record_types import DeadLetter
@@ -141,10 +142,20 @@ def encode_events(
     return encoded
 
 
+TRUNCATED_HEADER = "dlq.truncated"  # "true" when the value (and maybe key) was cut to fit
+ORIGINAL_BYTES_HEADER = "dlq.original_bytes"  # the value's length before it was cut
+_SIZE_SLACK_BYTES = 16  # varints of a shorter value and record length shrink, never grow
+
+
 def dead_letter_headers(dead_letter: DeadLetter) -> list[tuple[str, bytes]]:
-    """Kafka headers (UTF-8 values) that say where a dead letter came from and why."""
+    """The input record's own headers, then dlq.* ones (UTF-8) saying where it came from and why.
+
+    kafka-python cannot produce a null header value, so one becomes empty bytes.
+    """
     record = dead_letter.record
+    kept = [(name, value if value is not None else b"") for name, value in record.headers]
     return [
+        *kept,
         ("dlq.source.topic", record.topic.encode()),
         ("dlq.source.partition", str(record.partition).encode()),
         ("dlq.source.offset", str(record.offset).encode()),
@@ -155,8 +166,31 @@ def dead_letter_headers(dead_letter: DeadLetter) -> list[tuple[str, bytes]]:
 
 
 def encode_dead_letter(
-    dead_letter: DeadLetter,
+    dead_letter: DeadLetter, max_bytes: int | None = None
 ) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
-    """(key, value, headers) to produce: the original key and value bytes untouched."""
+    """(key, value, headers) to produce: the original key and value bytes, cut to `max_bytes`.
+
+    A record (as the producer sizes it) over `max_bytes` keeps the first bytes of its
+    value and says so in dlq.truncated and dlq.original_bytes; if its key and headers
+    alone are too large, the input record's headers are dropped and the key is cut too.
+    """
     record = dead_letter.record
-    return record.key, record.value, dead_letter_headers(dead_letter)
+    key, value, headers = record.key, record.value, dead_letter_headers(dead_letter)
+    if max_bytes is None or record_size_bytes(key, value, headers) <= max_bytes:
+        return key, value, headers
+    marks = [(TRUNCATED_HEADER, b"true"), (ORIGINAL_BYTES_HEADER, str(len(value or b"")).encode())]
+    headers = headers + marks
+    room = max_bytes - record_size_bytes(key, b"", headers) - _SIZE_SLACK_BYTES
+    if room < 0:  # the key or the input's headers are the oversized part
+        headers = dead_letter_headers(dead_letter)[len(record.headers) :] + marks
+        key_room = max_bytes - record_size_bytes(b"", b"", headers) - _SIZE_SLACK_BYTES
+        key = None if key is None else key[: max(key_room // 2, 0)]
+        room = max_bytes - record_size_bytes(key, b"", headers) - _SIZE_SLACK_BYTES
+    return key, None if value is None else value[: max(room, 0)], headers
+
+
+def record_size_bytes(
+    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+) -> int:
+    """The size kafka-python's producer checks against max_request_size (a one-record batch)."""
+    return DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)

@@ -58,6 +58,11 @@ def make_consumer(kafka: KafkaConfig, group_id: str | None, **overrides: Any) ->
     return KafkaConsumer(**settings)
 
 
+# kafka-python's default, stated: the dead-letter topic is created to take records this
+# large, and dead letters are cut to fit it (stream/events.py encode_dead_letter)
+MAX_REQUEST_BYTES = 1_048_576
+
+
 class LatchingProducer:
     """KafkaProducer whose delivery failures surface at `flush`."""
 
@@ -68,8 +73,10 @@ class LatchingProducer:
             "batch_size": kafka.producer_batch_size,
             "compression_type": kafka.compression_type,
             "max_in_flight_requests_per_connection": 5,
+            "max_request_size": MAX_REQUEST_BYTES,
         }
         settings.update(overrides)
+        self.max_request_bytes: int = settings["max_request_size"]  # the largest record it sends
         self.producer = KafkaProducer(**settings)
         self._error: BaseException | None = None
         self._lock = threading.Lock()

@@ -6,12 +6,12 @@ import logging
 import time
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewPartitions, NewTopic
+from kafka.admin import ConfigResource, NewPartitions, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from stream.config import KafkaConfig
 from stream.errors import SensorstreamError
-from stream.kafka_io import client_settings
+from stream.kafka_io import MAX_REQUEST_BYTES, client_settings
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,13 @@ def ensure_topics(kafka: KafkaConfig, default_partitions: int = 1) -> dict[str, 
         changelog_partitions = max([default_partitions, *inputs.values()])
         wanted = {
             kafka.output_topic: NewTopic(kafka.output_topic, default_partitions, 1),
-            kafka.dead_letter_topic: NewTopic(kafka.dead_letter_topic, default_partitions, 1),
+            kafka.dead_letter_topic: NewTopic(
+                kafka.dead_letter_topic,
+                default_partitions,
+                1,
+                # takes every dead letter the producer sends whatever the broker's default
+                topic_configs={"max.message.bytes": str(MAX_REQUEST_BYTES)},
+            ),
             kafka.alerts_topic: NewTopic(kafka.alerts_topic, default_partitions, 1),
             kafka.state_topic_name: NewTopic(
                 kafka.state_topic_name,
@@ -52,6 +58,7 @@ def ensure_topics(kafka: KafkaConfig, default_partitions: int = 1) -> dict[str, 
             except TopicAlreadyExistsError:
                 pass
             log.info("created topics %s", ",".join(t.name for t in missing))
+        _check_dead_letter_limit(admin, kafka.dead_letter_topic)
         have = _wait_for_partitions(admin, kafka.state_topic_name)
         if have < changelog_partitions:
             admin.create_partitions(
@@ -61,6 +68,24 @@ def ensure_topics(kafka: KafkaConfig, default_partitions: int = 1) -> dict[str, 
         return inputs
     finally:
         admin.close()
+
+
+def _check_dead_letter_limit(admin: KafkaAdminClient, topic: str) -> None:
+    """An existing dead-letter topic must take records as large as the worker sends there."""
+    try:
+        described = admin.describe_configs(
+            [ConfigResource("TOPIC", topic, {"max.message.bytes": None})], config_filter="all"
+        )
+        limit = int(described["topic"][topic]["max.message.bytes"]["value"])
+    except (KafkaError, KeyError, TypeError, ValueError) as exc:  # no DescribeConfigs right
+        log.warning("cannot read max.message.bytes topic=%s error=%s", topic, exc)
+        return
+    if limit < MAX_REQUEST_BYTES:
+        raise SensorstreamError(
+            f"dead-letter topic {topic} takes records up to {limit} bytes (max.message.bytes) "
+            f"but dead letters are up to {MAX_REQUEST_BYTES}; raise its max.message.bytes "
+            f"to at least {MAX_REQUEST_BYTES} or choose another kafka.dead_letter_topic"
+        )
 
 
 def _partition_counts(admin: KafkaAdminClient, topics: list[str]) -> dict[str, int]:

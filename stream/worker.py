@@ -34,7 +34,7 @@ from stream.consumer_watchdog import (
     is_stable_member,
     request_rejoin,
 )
-from stream.events import EventSource, ModelRef, dead_letter_headers, encode_events, event_id
+from stream.events import EventSource, ModelRef, encode_dead_letter, encode_events, event_id
 from stream.inference import Classified, InferenceThread
 from stream.kafka_io import LatchingProducer, make_consumer
 from stream.metrics import WorkerMetrics
@@ -268,7 +268,8 @@ class Worker:
             source = self.offsets.source_id(TopicPartition(record.topic, record.partition))
             if record.offset <= self.offsets.skip_through(source):
                 continue  # sent before a restart; replaying it must not send it twice
-            self.producer.send(topic, record.value, record.key, dead_letter_headers(dl))
+            key, value, headers = encode_dead_letter(dl, self.producer.max_request_bytes)
+            self.producer.send(topic, value, key, headers)
             self.metrics.dead_letters.labels(dl.reason).inc()
             self.stats.count_dead_letter(dl.reason)
 

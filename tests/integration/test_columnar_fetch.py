@@ -83,9 +83,10 @@ def test_every_field_matches_the_stock_consumer_across_batches_and_split_polls(
         assert columnar_records(kafka_bootstrap, topic, sent, max_records) == expected
 
 
-def test_compressed_batches_read_the_same(kafka_bootstrap, new_topic):
+@pytest.mark.parametrize("codec", ["gzip", "lz4", "zstd", "snappy"])
+def test_compressed_batches_read_the_same(kafka_bootstrap, new_topic, codec):
     topic = new_topic()
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, compression_type="gzip")
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, compression_type=codec)
     for k in range(300):
         producer.send(topic, value=f"sample {k}".encode() * 20, key=b"dev")
     producer.flush()

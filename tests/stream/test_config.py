@@ -106,6 +106,12 @@ def test_compression_none_spelled_as_string_means_no_compression():
     )
 
 
+@pytest.mark.parametrize("codec", ["gzip", "lz4", "zstd", "snappy"])
+def test_every_kafka_codec_is_accepted_as_compression_type(codec):
+    config = load_config(None, [f'kafka.compression_type="{codec}"'], environ={})
+    assert config.kafka.compression_type == codec
+
+
 @pytest.mark.parametrize(
     ("toml", "message"),
     [

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hypothesis.strategies as st
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given, settings
 
 from stream.events import (
     Event,
@@ -14,6 +16,7 @@ from stream.events import (
     encode_dead_letter,
     encode_events,
     event_id,
+    record_size_bytes,
 )
 from stream.record_types import DeadLetter, InputRecord
 
@@ -124,8 +127,9 @@ def dead_letter(value: bytes | None) -> DeadLetter:
     return DeadLetter(record, "wrong_type", "values[1]: expected a number, got boolean")
 
 
-def test_dead_letter_headers_carry_source_reason_and_message():
+def test_dead_letter_headers_carry_the_input_headers_then_source_reason_and_message():
     assert dict(dead_letter_headers(dead_letter(b'{"x": 1}'))) == {
+        "trace": b"x",
         "dlq.source.topic": b"samples",
         "dlq.source.partition": b"4",
         "dlq.source.offset": b"1042",
@@ -145,3 +149,46 @@ def test_dead_letter_keeps_original_key_and_value_bytes():
 def test_tombstone_dead_letter_is_sent_as_none():
     _, value, _ = encode_dead_letter(dead_letter(None))
     assert value is None
+
+
+def test_a_null_input_header_value_is_kept_as_empty_bytes():
+    record = InputRecord("samples", 0, 1, 1, None, b"x", [("schema", None), ("dlq.reason", b"a")])
+    headers = dead_letter_headers(DeadLetter(record, "invalid_json", "not JSON"))
+    assert headers[:2] == [("schema", b""), ("dlq.reason", b"a")]
+    assert dict(headers)["dlq.reason"] == b"invalid_json"  # ours come last: dict() sees them
+
+
+HEADERS = st.lists(st.tuples(st.text(max_size=30), st.binary(max_size=3000)), max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(st.none(), st.binary(max_size=3000)),
+    st.one_of(st.none(), st.binary(max_size=20_000)),
+    HEADERS,
+    st.integers(1024, 12_000),
+)
+def test_dead_letters_fit_the_limit_cut_only_when_needed_and_say_so(key, value, headers, limit):
+    record = InputRecord("samples", 0, 7, 1, key, value, headers)
+    dl = DeadLetter(record, "too_large", "the value is too large")
+    whole = encode_dead_letter(dl)
+    sent_key, sent_value, sent = encode_dead_letter(dl, limit)
+    assert record_size_bytes(sent_key, sent_value, sent) <= limit
+    marks = dict(sent)
+    if record_size_bytes(*whole) <= limit:
+        assert (sent_key, sent_value, sent) == whole
+        assert "dlq.truncated" not in marks
+        return
+    assert marks["dlq.truncated"] == b"true"
+    assert int(marks["dlq.original_bytes"]) == len(value or b"")
+    assert marks["dlq.reason"] == b"too_large"
+    assert (sent_value is None) == (value is None) and (value or b"").startswith(sent_value or b"")
+    assert (key or b"").startswith(sent_key or b"") and (sent_key is None) == (key is None)
+
+
+def test_a_ten_megabyte_value_is_cut_to_nearly_the_limit():
+    record = InputRecord("samples", 0, 7, 1, b"glove-1", b"{" + b" " * 10_000_000, [])
+    key, value, headers = encode_dead_letter(DeadLetter(record, "too_large", "big"), 1_048_576)
+    assert key == b"glove-1"
+    assert 1_048_576 - 200 < record_size_bytes(key, value, headers) <= 1_048_576
+    assert dict(headers)["dlq.original_bytes"] == b"10000001"

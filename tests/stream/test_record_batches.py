@@ -20,7 +20,7 @@ from stream.record_columns import RecordColumns
 BOTH_READERS = pytest.mark.parametrize("reader", ["numpy", "one-by-one"])
 
 
-CODECS = {"none": 0, "gzip": 1}
+CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}  # attribute bits
 BYTES = st.one_of(st.none(), st.binary(max_size=300))
 HEADER = st.tuples(st.text(max_size=8), st.one_of(st.none(), st.binary(max_size=20)))
 RECORD = st.tuples(
@@ -88,6 +88,16 @@ def test_columns_match_kafka_python_record_for_record(reader, records, codec, ba
 def test_large_values_and_offset_deltas_use_multibyte_varints(reader):
     records = [(k * 1000, f"d{k}".encode(), bytes(1200 + k), []) for k in range(300)]
     raw = build_batch(records, skip=100)  # offset deltas up to ~30,000: 3-byte varints
+    assert columnar(raw, reader) == reference(raw)
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+@BOTH_READERS
+def test_a_compressed_batch_of_megabytes_reads_whole(reader, codec):
+    # past zstd's 1 MiB output hint, snappy's 32 KiB xerial blocks and lz4's 64 KiB blocks
+    records = [(k, b"dev", bytes([k % 251]) * 5000 + str(k).encode(), []) for k in range(400)]
+    raw = build_batch(records, CODECS[codec])
+    assert len(raw) < 2_000_000 / 10  # really compressed
     assert columnar(raw, reader) == reference(raw)
 
 
