@@ -19,18 +19,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from stream.alerts import AlertEvaluator
 from stream.allocator import tune_allocator
 from stream.batching import DynamicBatcher
+from stream.broker_outage import BrokerOutage, is_outage
 from stream.columnar_fetch import use_columnar_fetch
 from stream.columns import WindowRows
 from stream.config import Config
 from stream.events import EventSource, ModelRef, dead_letter_headers, encode_events, event_id
 from stream.inference import Classified, InferenceThread
-from stream.kafka_io import LatchingProducer, make_consumer
+from stream.kafka_io import LatchingProducer, ProducerFailed, make_consumer
 from stream.metrics import WorkerMetrics
 from stream.offsets import OffsetTracker
 from stream.polled_records import PolledRecords
@@ -99,6 +101,9 @@ class Worker:
         self._last_poll_s = 0.0
         self._catching_up = False  # the last poll returned a backlog's worth of records
         self._counters_seen: dict[str, int] = {}
+        self.outage = BrokerOutage(config.delivery.broker_outage_s, self.metrics.broker_unreachable)
+        self._outage_paused: list[TopicPartition] = []  # paused while the broker is unreachable
+        self._rewind_pending = False  # replay owned partitions from their last commit
         self.replay_anchors: dict[
             tuple[int, str], int
         ] = {}  # (source, device) -> anchor, bounded runs
@@ -124,6 +129,8 @@ class Worker:
             return False, "no partitions assigned"
         if time.monotonic() - self._last_poll_s > 30:
             return False, "poll loop stalled"
+        if self.outage.active:
+            return False, f"broker unreachable for {self.outage.seconds():.0f} s"
         return True, f"model={self.manifest.name}:{self.manifest.version}"
 
     def open(self) -> None:
@@ -137,14 +144,7 @@ class Worker:
         ).set(1)
         self.inference = InferenceThread(self.predictor)
         if self.bounds is None and self.exactly_once:
-            delivery = self.config.delivery
-            self.producer = LatchingProducer(
-                kafka,
-                transactional_id=delivery.transactional_id_for(kafka.group_id),
-                transaction_timeout_ms=delivery.transaction_timeout_ms,
-            )
-            self.producer.producer.init_transactions()  # fences an earlier run of this replica
-            self.producer.begin()
+            self.producer = self._open_transactional_producer()
         else:
             self.producer = LatchingProducer(kafka)
         if self.bounds is None:
@@ -165,6 +165,21 @@ class Worker:
         for tp, (start, _) in self.bounds.items():
             self.offsets.assign(tp, None)
             self.consumer.seek(tp, start)
+
+    def _open_transactional_producer(self) -> LatchingProducer:
+        kafka, delivery = self.config.kafka, self.config.delivery
+        producer = LatchingProducer(
+            kafka,
+            transactional_id=delivery.transactional_id_for(kafka.group_id),
+            transaction_timeout_ms=delivery.transaction_timeout_ms,
+        )
+        try:
+            producer.producer.init_transactions()  # fences an earlier run of this replica
+        except BaseException:
+            producer.close(timeout_s=0)
+            raise
+        producer.begin()
+        return producer
 
     @property
     def exactly_once(self) -> bool:
@@ -206,12 +221,17 @@ class Worker:
                 self.rebalance.close()
         if self.producer is not None:
             if self.exactly_once and self.bounds is None:
-                self.producer.abort()  # whatever `drain` could not commit is not half-visible
+                self.producer.abort(
+                    self.config.delivery.producer_flush_timeout_s
+                )  # whatever `drain` could not commit is not half-visible
             self.producer.close()
 
     # -- the data path ----------------------------------------------------------
     def step(self) -> None:
         """One pass of the loop."""
+        if self.outage.active:
+            self._ride_out_outage()
+            return
         records, index = self._poll()
         samples, dead_letters = self.decoder.decode(records)
         self._send_dead_letters(dead_letters)
@@ -440,6 +460,21 @@ class Worker:
         self.commit()
 
     def commit(self) -> None:
+        """Flush and commit; an unreachable broker starts an outage instead of stopping."""
+        if self.outage.active:
+            return  # nothing is committed until a retry reaches the broker
+        try:
+            self._commit()
+        except (KafkaError, ProducerFailed) as exc:
+            if self.bounds is not None or not is_outage(exc):
+                raise
+            self.outage.failed(exc)
+            # exactly-once: the open transaction may be unusable now; its records are
+            # aborted and rebuilt from the last commit once the broker answers again
+            self._rewind_pending = self.exactly_once
+            self._hold_partitions()
+
+    def _commit(self) -> None:
         """Flush events, then their devices' anchors, then commit every safe position."""
         flush_timeout_s = self.config.delivery.producer_flush_timeout_s
         self.producer.flush(flush_timeout_s)
@@ -454,7 +489,9 @@ class Worker:
             return  # a replay never touches any group's offsets
         positions = self.offsets.positions(self.store.low_watermarks(), self.batcher.waiting())
         if self.exactly_once:
-            self.producer.commit_with_offsets(positions, self.consumer.group_metadata())
+            self.producer.commit_with_offsets(
+                positions, self.consumer.group_metadata(), flush_timeout_s
+            )
             self.producer.begin()
         elif positions:
             self.consumer.commit(positions)
@@ -466,6 +503,82 @@ class Worker:
                 {f"{tp.topic}[{tp.partition}]": m.offset for tp, m in positions.items()},
             )
         self._last_commit_s = time.monotonic()
+
+    # -- broker outages ---------------------------------------------------------
+    def _ride_out_outage(self) -> None:
+        """Keep the group session with every partition paused; retry after the backoff."""
+        self.outage.check_deadline()
+        self._hold_partitions()
+        timeout_ms = int(min(max(self.outage.wait_s(), 0.01), 0.1) * 1000)
+        fetched = self.consumer.poll(timeout_ms=timeout_ms)
+        self._last_poll_s = time.monotonic()
+        for tp, columns in fetched.items():  # fetched just before a pause: read again later
+            firsts = [int(piece.offsets[0]) for piece in columns if len(piece)]
+            if firsts:
+                self.consumer.seek(tp, min(firsts))
+        if not self.outage.retry_due():
+            return
+        try:
+            self._retry_after_outage()
+        except (KafkaError, ProducerFailed) as exc:
+            if not is_outage(exc):
+                raise
+            self.outage.failed(exc)
+            return
+        self.outage.recovered()
+        assigned = self.consumer.assignment()
+        self.consumer.resume(*[tp for tp in self._outage_paused if tp in assigned])
+        self._outage_paused = []
+
+    def _hold_partitions(self) -> None:
+        held = [tp for tp in self.consumer.assignment() if tp not in self.consumer.paused()]
+        if held:
+            self.consumer.pause(*held)
+            self._outage_paused.extend(held)
+
+    def _retry_after_outage(self) -> None:
+        """Raises while the broker is still unreachable."""
+        if self.exactly_once:
+            # a probe with a bounded wait, so init_transactions is not left waiting for
+            # max_block_ms on a broker that is still down
+            assigned = sorted(self.consumer.assignment())
+            if assigned:
+                self.consumer.committed(
+                    assigned[0], timeout_ms=self.config.kafka.request_timeout_ms
+                )
+            if self.producer is not None:
+                self.producer.close(timeout_s=0)  # its transaction is aborted by the fencing
+                self.producer = None
+            self.producer = self._open_transactional_producer()
+        else:
+            self.producer.flush(self.config.delivery.producer_flush_timeout_s)
+            if self.producer.take_outage_error() is not None:
+                self._rewind_pending = True  # records expired unsent: replay them
+        if self._rewind_pending:
+            self._rewind()
+        if not self.exactly_once:
+            self._commit()
+
+    def _rewind(self) -> None:
+        """Drop in-memory windows and re-read owned partitions from their last commit.
+
+        What the last commit covers was delivered; everything after it is rebuilt, as
+        after a restart (anchors included), so exactly-once loses and repeats nothing.
+        """
+        while self.inference.in_flight:  # their events belong to the aborted transaction
+            for done in self.inference.collect(timeout_s=0.05):
+                self.offsets.release(done.token)
+        self.batcher.drain()
+        for token in self._produced.tokens:
+            self.offsets.release(token)
+        self._produced = _Produced()
+        assigned = sorted(self.consumer.assignment())
+        sources = [self.offsets.revoke(tp) for tp in assigned]
+        self.store.drop_sources(sources)
+        self.resume.drop_sources(sources)
+        self.rebalance.assign(assigned)  # seeks to the committed offsets, reads the anchors
+        self._rewind_pending = False
+        log.info("rewound to the last commit partitions=%d", len(assigned))
 
     # -- flow control -----------------------------------------------------------
     def _pending_windows(self) -> int:
@@ -540,6 +653,8 @@ class Worker:
     # -- draining ---------------------------------------------------------------
     def flush_all(self, deadline_s: float) -> bool:
         """Push every waiting window through the predictor and producer; True if all made it."""
+        if self.outage.active:
+            return False  # nothing is produced or committed until the broker answers
         end = time.monotonic() + deadline_s
         while (self.batcher.pending or self.inference.in_flight) and time.monotonic() < end:
             self._submit_batches(force=True)
