@@ -13,9 +13,13 @@ import time
 from collections.abc import Callable
 
 from kafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
     InvalidProducerEpochError,
     KafkaError,
     ProducerFencedError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
 )
 from prometheus_client import Gauge
 
@@ -29,6 +33,14 @@ MAX_BACKOFF_S = 5.0
 # itself and bumped the producer epoch: the old producer's next request is refused
 # as fenced. A fresh producer (whose init_transactions fences the old one) recovers.
 TRANSACTION_LOST = (InvalidProducerEpochError, ProducerFencedError)
+# A session that expired while the broker was away: the group has moved on, so the
+# commit is refused; not committing is safe, and the rejoin replays from the last one.
+GROUP_MOVED = (
+    CommitFailedError,
+    IllegalGenerationError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 
 
 class BrokerOutageExpired(SensorstreamError):
@@ -36,13 +48,14 @@ class BrokerOutageExpired(SensorstreamError):
 
 
 def is_outage(exc: BaseException) -> bool:
-    """Whether a client failure means "broker unreachable, retry later" (not a bug or bad data)."""
+    """Whether a client failure comes from a broker outage (retry later), not a bug or bad data."""
     cause = exc
     while cause is not None and not isinstance(cause, KafkaError):
         cause = cause.__cause__  # ProducerFailed wraps the latched client error
     if cause is None:
         return False
-    return bool(getattr(cause, "retriable", False)) or isinstance(cause, TRANSACTION_LOST)
+    recoverable = TRANSACTION_LOST + GROUP_MOVED
+    return bool(getattr(cause, "retriable", False)) or isinstance(cause, recoverable)
 
 
 class BrokerOutage:

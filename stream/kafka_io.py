@@ -158,7 +158,10 @@ class LatchingProducer:
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Flush what can be flushed and close."""
-        self.producer.close(timeout=timeout_s)
+        try:
+            self.producer.close(timeout=timeout_s)
+        except KafkaError as exc:  # broker gone: what was not delivered was not committed either
+            log.warning("producer close failed error=%s", exc)
 
     def _failed(self, exc: BaseException, topic: str) -> None:
         with self._lock:

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 from stream.alerts import AlertEvaluator
 from stream.allocator import tune_allocator
 from stream.batching import DynamicBatcher
-from stream.broker_outage import BrokerOutage, is_outage
+from stream.broker_outage import GROUP_MOVED, BrokerOutage, is_outage
 from stream.columnar_fetch import use_columnar_fetch
 from stream.columns import WindowRows
 from stream.config import Config
@@ -240,6 +240,8 @@ class Worker:
         self._submit_batches()
         self._produce_events(self.inference.collect(timeout_s=self._collect_wait_s()))
         self._maybe_commit()
+        if self.outage.active:
+            return  # the commit found the broker gone: its positions can't be asked for
         self._apply_backpressure()
         self._housekeeping()
 
@@ -494,7 +496,14 @@ class Worker:
             )
             self.producer.begin()
         elif positions:
-            self.consumer.commit(positions)
+            try:
+                self.consumer.commit(positions)
+            except GROUP_MOVED as exc:
+                # kicked out while the broker was away: the rejoin hands the partitions
+                # out again from their last commit, so skipping this one loses nothing
+                log.warning("commit refused: this worker is no longer in its group error=%s", exc)
+                self._last_commit_s = time.monotonic()
+                return
         if positions:
             self.offsets.committed(positions)
             self.metrics.commits.inc()

@@ -26,7 +26,7 @@ from tests.integration.workers import (
 pytestmark = pytest.mark.integration
 
 START_MS = 1_700_000_000_000
-DOWN_S = 6.0  # longer than the flush timeout below: the worker's flush times out
+DOWN_S = 2.0  # with the restart, longer than the flush timeout below: the flush times out
 # short client timeouts so an outage is noticed, and ridden out, within seconds
 FAST_CLIENTS = (
     "kafka.request_timeout_ms=3000",

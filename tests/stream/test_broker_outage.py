@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from kafka.errors import (
+    CommitFailedError,
     InvalidProducerEpochError,
     KafkaConnectionError,
     KafkaTimeoutError,
@@ -91,6 +92,7 @@ def test_deadline_raises_a_sensorstream_error_naming_the_setting() -> None:
         (KafkaTimeoutError(), True),
         (KafkaConnectionError("refused"), True),
         (InvalidProducerEpochError(), True),
+        (CommitFailedError("kicked out while the broker was away"), True),
         (MessageSizeTooLargeError(), False),
         (ValueError("bug"), False),
     ],
