@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from kafka.errors import (
     CommitFailedError,
@@ -21,9 +22,13 @@ from kafka.errors import (
     RebalanceInProgressError,
     UnknownMemberIdError,
 )
+from kafka.structs import TopicPartition
 from prometheus_client import Gauge
 
 from stream.errors import SensorstreamError
+
+if TYPE_CHECKING:
+    from stream.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -122,3 +127,101 @@ class BrokerOutage:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
+
+
+class OutageRecovery:
+    """The worker's side of an outage: hold its partitions, retry, rewind to the last commit."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.outage = worker.outage
+        self._paused: list[TopicPartition] = []  # paused by the outage, resumed after it
+        self._rewind_pending = False  # replay owned partitions from their last commit
+
+    def began(self, exc: BaseException) -> None:
+        """A flush or commit could not reach the broker."""
+        self.outage.failed(exc)
+        # exactly-once: the open transaction may be unusable now; its records are
+        # aborted and rebuilt from the last commit once the broker answers again
+        self._rewind_pending = self.worker.exactly_once
+        self._hold_partitions()
+
+    def ride_out(self) -> None:
+        """Keep the group session with every partition paused; retry after the backoff."""
+        consumer = self.worker.consumer
+        self.outage.check_deadline()
+        self._hold_partitions()
+        timeout_ms = int(min(max(self.outage.wait_s(), 0.01), 0.1) * 1000)
+        fetched = consumer.poll(timeout_ms=timeout_ms)
+        self.worker._last_poll_s = time.monotonic()
+        for tp, columns in fetched.items():  # fetched just before a pause: read again later
+            firsts = [int(piece.offsets[0]) for piece in columns if len(piece)]
+            if firsts:
+                consumer.seek(tp, min(firsts))
+        if not self.outage.retry_due():
+            return
+        try:
+            self._retry()
+        except Exception as exc:  # the producer's latch wraps client errors: see is_outage
+            if not is_outage(exc):
+                raise
+            self.outage.failed(exc)
+            return
+        self.outage.recovered()
+        assigned = consumer.assignment()
+        consumer.resume(*[tp for tp in self._paused if tp in assigned])
+        self._paused = []
+
+    def _hold_partitions(self) -> None:
+        consumer = self.worker.consumer
+        held = [tp for tp in consumer.assignment() if tp not in consumer.paused()]
+        if held:
+            consumer.pause(*held)
+            self._paused.extend(held)
+
+    def _retry(self) -> None:
+        """Raises while the broker is still unreachable."""
+        worker = self.worker
+        if worker.exactly_once:
+            # a probe with a bounded wait, so init_transactions is not left waiting for
+            # max_block_ms on a broker that is still down
+            assigned = sorted(worker.consumer.assignment())
+            if assigned:
+                worker.consumer.committed(
+                    assigned[0], timeout_ms=worker.config.kafka.request_timeout_ms
+                )
+            if worker.producer is not None:
+                worker.producer.close(timeout_s=0)  # its transaction is aborted by the fencing
+                worker.producer = None
+            worker.producer = worker.open_transactional_producer()
+        else:
+            worker.producer.flush(worker.config.delivery.producer_flush_timeout_s)
+            if worker.producer.take_outage_error() is not None:
+                self._rewind_pending = True  # records expired unsent: replay them
+        if self._rewind_pending:
+            self._rewind()
+        if not worker.exactly_once:
+            worker.commit_now()
+
+    def _rewind(self) -> None:
+        """Drop in-memory windows and re-read owned partitions from their last commit.
+
+        What the last commit covers was delivered; everything after it is rebuilt, as
+        after a restart (anchors included), so exactly-once loses and repeats nothing.
+        """
+        worker = self.worker
+        while worker.inference.in_flight:  # their events belong to the aborted transaction
+            for done in worker.inference.collect(timeout_s=0.05):
+                worker.offsets.release(done.token)
+        worker.batcher.drain()
+        for token in worker._produced.tokens:
+            worker.offsets.release(token)
+        worker._produced.tokens.clear()
+        worker._produced.anchors.clear()
+        assigned = sorted(worker.consumer.assignment())
+        sources = [worker.offsets.revoke(tp) for tp in assigned]
+        worker.store.drop_sources(sources)
+        worker.resume.drop_sources(sources)
+        worker.rebalance.assign(assigned)  # seeks to the committed offsets, reads the anchors
+        self._rewind_pending = False
+        log.info("rewound to the last commit partitions=%d", len(assigned))

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 from stream.alerts import AlertEvaluator
 from stream.allocator import tune_allocator
 from stream.batching import DynamicBatcher
-from stream.broker_outage import GROUP_MOVED, BrokerOutage, is_outage
+from stream.broker_outage import GROUP_MOVED, BrokerOutage, OutageRecovery, is_outage
 from stream.columnar_fetch import use_columnar_fetch
 from stream.columns import WindowRows
 from stream.config import Config
@@ -102,8 +102,7 @@ class Worker:
         self._catching_up = False  # the last poll returned a backlog's worth of records
         self._counters_seen: dict[str, int] = {}
         self.outage = BrokerOutage(config.delivery.broker_outage_s, self.metrics.broker_unreachable)
-        self._outage_paused: list[TopicPartition] = []  # paused while the broker is unreachable
-        self._rewind_pending = False  # replay owned partitions from their last commit
+        self.outage_recovery = OutageRecovery(self)
         self.replay_anchors: dict[
             tuple[int, str], int
         ] = {}  # (source, device) -> anchor, bounded runs
@@ -144,7 +143,7 @@ class Worker:
         ).set(1)
         self.inference = InferenceThread(self.predictor)
         if self.bounds is None and self.exactly_once:
-            self.producer = self._open_transactional_producer()
+            self.producer = self.open_transactional_producer()
         else:
             self.producer = LatchingProducer(kafka)
         if self.bounds is None:
@@ -166,7 +165,8 @@ class Worker:
             self.offsets.assign(tp, None)
             self.consumer.seek(tp, start)
 
-    def _open_transactional_producer(self) -> LatchingProducer:
+    def open_transactional_producer(self) -> LatchingProducer:
+        """exactly-once: a producer with this replica's id, its transactions initialised."""
         kafka, delivery = self.config.kafka, self.config.delivery
         producer = LatchingProducer(
             kafka,
@@ -230,7 +230,7 @@ class Worker:
     def step(self) -> None:
         """One pass of the loop."""
         if self.outage.active:
-            self._ride_out_outage()
+            self.outage_recovery.ride_out()
             return
         records, index = self._poll()
         samples, dead_letters = self.decoder.decode(records)
@@ -466,17 +466,13 @@ class Worker:
         if self.outage.active:
             return  # nothing is committed until a retry reaches the broker
         try:
-            self._commit()
+            self.commit_now()
         except (KafkaError, ProducerFailed) as exc:
             if self.bounds is not None or not is_outage(exc):
                 raise
-            self.outage.failed(exc)
-            # exactly-once: the open transaction may be unusable now; its records are
-            # aborted and rebuilt from the last commit once the broker answers again
-            self._rewind_pending = self.exactly_once
-            self._hold_partitions()
+            self.outage_recovery.began(exc)
 
-    def _commit(self) -> None:
+    def commit_now(self) -> None:
         """Flush events, then their devices' anchors, then commit every safe position."""
         flush_timeout_s = self.config.delivery.producer_flush_timeout_s
         self.producer.flush(flush_timeout_s)
@@ -512,82 +508,6 @@ class Worker:
                 {f"{tp.topic}[{tp.partition}]": m.offset for tp, m in positions.items()},
             )
         self._last_commit_s = time.monotonic()
-
-    # -- broker outages ---------------------------------------------------------
-    def _ride_out_outage(self) -> None:
-        """Keep the group session with every partition paused; retry after the backoff."""
-        self.outage.check_deadline()
-        self._hold_partitions()
-        timeout_ms = int(min(max(self.outage.wait_s(), 0.01), 0.1) * 1000)
-        fetched = self.consumer.poll(timeout_ms=timeout_ms)
-        self._last_poll_s = time.monotonic()
-        for tp, columns in fetched.items():  # fetched just before a pause: read again later
-            firsts = [int(piece.offsets[0]) for piece in columns if len(piece)]
-            if firsts:
-                self.consumer.seek(tp, min(firsts))
-        if not self.outage.retry_due():
-            return
-        try:
-            self._retry_after_outage()
-        except (KafkaError, ProducerFailed) as exc:
-            if not is_outage(exc):
-                raise
-            self.outage.failed(exc)
-            return
-        self.outage.recovered()
-        assigned = self.consumer.assignment()
-        self.consumer.resume(*[tp for tp in self._outage_paused if tp in assigned])
-        self._outage_paused = []
-
-    def _hold_partitions(self) -> None:
-        held = [tp for tp in self.consumer.assignment() if tp not in self.consumer.paused()]
-        if held:
-            self.consumer.pause(*held)
-            self._outage_paused.extend(held)
-
-    def _retry_after_outage(self) -> None:
-        """Raises while the broker is still unreachable."""
-        if self.exactly_once:
-            # a probe with a bounded wait, so init_transactions is not left waiting for
-            # max_block_ms on a broker that is still down
-            assigned = sorted(self.consumer.assignment())
-            if assigned:
-                self.consumer.committed(
-                    assigned[0], timeout_ms=self.config.kafka.request_timeout_ms
-                )
-            if self.producer is not None:
-                self.producer.close(timeout_s=0)  # its transaction is aborted by the fencing
-                self.producer = None
-            self.producer = self._open_transactional_producer()
-        else:
-            self.producer.flush(self.config.delivery.producer_flush_timeout_s)
-            if self.producer.take_outage_error() is not None:
-                self._rewind_pending = True  # records expired unsent: replay them
-        if self._rewind_pending:
-            self._rewind()
-        if not self.exactly_once:
-            self._commit()
-
-    def _rewind(self) -> None:
-        """Drop in-memory windows and re-read owned partitions from their last commit.
-
-        What the last commit covers was delivered; everything after it is rebuilt, as
-        after a restart (anchors included), so exactly-once loses and repeats nothing.
-        """
-        while self.inference.in_flight:  # their events belong to the aborted transaction
-            for done in self.inference.collect(timeout_s=0.05):
-                self.offsets.release(done.token)
-        self.batcher.drain()
-        for token in self._produced.tokens:
-            self.offsets.release(token)
-        self._produced = _Produced()
-        assigned = sorted(self.consumer.assignment())
-        sources = [self.offsets.revoke(tp) for tp in assigned]
-        self.store.drop_sources(sources)
-        self.resume.drop_sources(sources)
-        self.rebalance.assign(assigned)  # seeks to the committed offsets, reads the anchors
-        self._rewind_pending = False
-        log.info("rewound to the last commit partitions=%d", len(assigned))
 
     # -- flow control -----------------------------------------------------------
     def _pending_windows(self) -> int:
