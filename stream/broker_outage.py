@@ -4,6 +4,10 @@ Kafka clients ride out a broker restart or a leader move by retrying; the worker
 does the same around its flushes and commits. While the broker is unreachable
 nothing is committed and nothing new is read; a retry is due after a backoff
 that doubles up to a cap; past `[delivery] broker_outage_s` the worker stops.
+Once the broker answers, at-least-once commits and goes on (or replays from the
+last commit if buffered records expired unsent); exactly-once opens a fresh
+producer, whose init_transactions aborts the old transaction, and rewinds to
+the last committed transaction's offsets and anchors, as a restart would.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ One `step()` is the whole data path, top to bottom:
 
 Bad records become dead letters; producer, commit and predictor failures stop
 the worker without committing past them (at-least-once: a restart replays from
-the last commit and loses nothing).
+the last commit and loses nothing). An unreachable broker is waited out instead,
+up to `[delivery] broker_outage_s` (stream/broker_outage.py).
 """
 
 from __future__ import annotations
