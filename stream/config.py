@@ -250,6 +250,8 @@ class DeliveryConfig(_Section):
     producer_flush_timeout_s: float = Field(10.0, gt=0, le=MAX_WAIT_S, allow_inf_nan=False)
     transactional_id: str | None = Field(None, min_length=1)
     transaction_timeout_ms: int = Field(60_000, ge=1000, le=INT32_MAX)
+    # how long an unreachable broker is waited out (polling paused) before the worker stops
+    broker_outage_s: float = Field(300.0, gt=0, le=86_400, allow_inf_nan=False)
 
     def transactional_id_for(self, group_id: str) -> str:
         """exactly-once: this replica's id (stable across its restarts, unique among replicas)."""

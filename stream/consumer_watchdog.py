@@ -49,6 +49,11 @@ class ConsumerWatchdog:
         """Why the consumer is stalled now ("" when it is not)."""
         return self._stalled_reason
 
+    def excuse(self, now_s: float) -> None:
+        """No progress is expected now (the broker is unreachable): restart the clock."""
+        self._healthy_s = now_s
+        self._stalled_reason = ""
+
     def check(self, view: ConsumerView) -> str:
         """A reason when a stall starts now (the caller rejoins), else ""."""
         if self._healthy_s is None:

@@ -13,9 +13,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from stream.broker_outage import is_outage
 from stream.config import KafkaConfig
 from stream.errors import SensorstreamError
 
@@ -105,18 +106,36 @@ class LatchingProducer:
         self.producer.begin_transaction()
 
     def commit_with_offsets(
-        self, offsets: dict[TopicPartition, OffsetAndMetadata], group_metadata: object
+        self,
+        offsets: dict[TopicPartition, OffsetAndMetadata],
+        group_metadata: object,
+        timeout_s: float,
     ) -> None:
         """exactly-once: input offsets and every record since `begin`, atomically."""
+        # kafka-python's send_offsets_to_transaction and commit_transaction wait without
+        # a bound, so a broker that dies between the flush and the commit would hold the
+        # worker past any outage deadline; the same requests are waited on here with one.
+        manager = self.producer._transaction_manager
         if offsets:
-            self.producer.send_offsets_to_transaction(offsets, group_metadata)
-        self.producer.commit_transaction()
+            self._wait(
+                manager.send_offsets_to_transaction(offsets, group_metadata),
+                timeout_s,
+                "send_offsets_to_transaction",
+            )
+        self._wait(manager.begin_commit(), timeout_s, "commit_transaction")
         self.raise_if_failed()
 
-    def abort(self) -> None:
+    def _wait(self, result: Any, timeout_s: float, what: str) -> None:
+        self.producer._sender.wakeup()
+        if not result.wait(timeout_ms=timeout_s * 1000):
+            raise KafkaTimeoutError(f"{what} not answered within {timeout_s:g} s")
+
+    def abort(self, timeout_s: float) -> None:
         """exactly-once: drop the open transaction (read_committed readers never see it)."""
         try:
-            self.producer.abort_transaction()
+            self._wait(
+                self.producer._transaction_manager.begin_abort(), timeout_s, "abort_transaction"
+            )
         except KafkaError as exc:  # already fenced or closed: nothing left to abort
             log.warning("abort_transaction failed error=%s", exc)
 
@@ -124,6 +143,19 @@ class LatchingProducer:
         """Wait for every queued record; raise if any was not acknowledged."""
         self.producer.flush(timeout=timeout_s)
         self.raise_if_failed()
+
+    def take_outage_error(self) -> BaseException | None:
+        """Clear and return a latched failure that only means "broker unreachable".
+
+        A record that expired in the buffer during an outage was not delivered: the
+        caller must replay from its last commit. Other failures stay latched (fatal).
+        """
+        with self._lock:
+            error = self._error
+            if error is None or not is_outage(error):
+                return None
+            self._error = None
+            return error
 
     def raise_if_failed(self) -> None:
         """Re-raise the first delivery failure, if any."""
@@ -133,7 +165,10 @@ class LatchingProducer:
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Flush what can be flushed and close."""
-        self.producer.close(timeout=timeout_s)
+        try:
+            self.producer.close(timeout=timeout_s)
+        except KafkaError as exc:  # broker gone: what was not delivered was not committed either
+            log.warning("producer close failed error=%s", exc)
 
     def _failed(self, exc: BaseException, topic: str) -> None:
         with self._lock:

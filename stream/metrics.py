@@ -109,4 +109,9 @@ class WorkerMetrics:
             ["name", "version", "architecture", "device"],
             registry=r,
         )
+        self.broker_unreachable = Gauge(
+            "sensorstream_broker_unreachable_seconds",
+            "Seconds since the broker became unreachable (0 when reachable)",
+            registry=r,
+        )
         self.alerts = Counter("sensorstream_alerts", "Label alerts fired", ["rule"], registry=r)

@@ -7,7 +7,8 @@ One `step()` is the whole data path, top to bottom:
 
 Bad records become dead letters; producer, commit and predictor failures stop
 the worker without committing past them (at-least-once: a restart replays from
-the last commit and loses nothing).
+the last commit and loses nothing). An unreachable broker is waited out instead,
+up to `[delivery] broker_outage_s` (stream/broker_outage.py).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from stream.alerts import AlertEvaluator
 from stream.allocator import tune_allocator
 from stream.batching import DynamicBatcher
+from stream.broker_outage import GROUP_MOVED, BrokerOutage, OutageRecovery, is_outage
 from stream.columnar_fetch import use_columnar_fetch
 from stream.columns import WindowRows
 from stream.config import Config
@@ -36,7 +39,7 @@ from stream.consumer_watchdog import (
 )
 from stream.events import EventSource, ModelRef, encode_dead_letter, encode_events, event_id
 from stream.inference import Classified, InferenceThread
-from stream.kafka_io import LatchingProducer, make_consumer
+from stream.kafka_io import LatchingProducer, ProducerFailed, make_consumer
 from stream.metrics import WorkerMetrics
 from stream.offsets import OffsetTracker
 from stream.polled_records import PolledRecords
@@ -106,6 +109,8 @@ class Worker:
         self._catching_up = False  # the last poll returned a backlog's worth of records
         self._counters_seen: dict[str, int] = {}
         self.watchdog = ConsumerWatchdog(config.kafka.stall_timeout_s)
+        self.outage = BrokerOutage(config.delivery.broker_outage_s, self.metrics.broker_unreachable)
+        self.outage_recovery = OutageRecovery(self)
         self.replay_anchors: dict[
             tuple[int, str], int
         ] = {}  # (source, device) -> anchor, bounded runs
@@ -133,6 +138,8 @@ class Worker:
             return False, "poll loop stalled"
         if self.watchdog.stalled:
             return False, f"consumer stalled: {self.watchdog.stalled}"
+        if self.outage.active:
+            return False, f"broker unreachable for {self.outage.seconds():.0f} s"
         return True, f"model={self.manifest.name}:{self.manifest.version}"
 
     def open(self) -> None:
@@ -148,14 +155,7 @@ class Worker:
             self.predictor, on_stream_error=self.metrics.predictor_errors.inc
         )
         if self.bounds is None and self.exactly_once:
-            delivery = self.config.delivery
-            self.producer = LatchingProducer(
-                kafka,
-                transactional_id=delivery.transactional_id_for(kafka.group_id),
-                transaction_timeout_ms=delivery.transaction_timeout_ms,
-            )
-            self.producer.producer.init_transactions()  # fences an earlier run of this replica
-            self.producer.begin()
+            self.producer = self.open_transactional_producer()
         else:
             self.producer = LatchingProducer(kafka)
         if self.bounds is None:
@@ -177,6 +177,22 @@ class Worker:
         for tp, (start, _) in self.bounds.items():
             self.offsets.assign(tp, None)
             self.consumer.seek(tp, start)
+
+    def open_transactional_producer(self) -> LatchingProducer:
+        """exactly-once: a producer with this replica's id, its transactions initialised."""
+        kafka, delivery = self.config.kafka, self.config.delivery
+        producer = LatchingProducer(
+            kafka,
+            transactional_id=delivery.transactional_id_for(kafka.group_id),
+            transaction_timeout_ms=delivery.transaction_timeout_ms,
+        )
+        try:
+            producer.producer.init_transactions()  # fences an earlier run of this replica
+        except BaseException:
+            producer.close(timeout_s=0)
+            raise
+        producer.begin()
+        return producer
 
     @property
     def exactly_once(self) -> bool:
@@ -218,12 +234,19 @@ class Worker:
                 self.rebalance.close()
         if self.producer is not None:
             if self.exactly_once and self.bounds is None:
-                self.producer.abort()  # whatever `drain` could not commit is not half-visible
+                self.producer.abort(
+                    self.config.delivery.producer_flush_timeout_s
+                )  # whatever `drain` could not commit is not half-visible
             self.producer.close()
 
     # -- the data path ----------------------------------------------------------
     def step(self) -> None:
         """One pass of the loop."""
+        if self.outage.active:
+            # an outage is not a stall: the watchdog's clock starts when the broker is back
+            self.watchdog.excuse(time.monotonic())
+            self.outage_recovery.ride_out()
+            return
         records, index = self._poll()
         samples, dead_letters = self.decoder.decode(records)
         self._send_dead_letters(dead_letters)
@@ -232,6 +255,8 @@ class Worker:
         self._submit_batches()
         self._produce_events(self.inference.collect(timeout_s=self._collect_wait_s()))
         self._maybe_commit()
+        if self.outage.active:
+            return  # the commit found the broker gone: its positions can't be asked for
         self._apply_backpressure()
         self._housekeeping()
 
@@ -453,6 +478,17 @@ class Worker:
         self.commit()
 
     def commit(self) -> None:
+        """Flush and commit; an unreachable broker starts an outage instead of stopping."""
+        if self.outage.active:
+            return  # nothing is committed until a retry reaches the broker
+        try:
+            self.commit_now()
+        except (KafkaError, ProducerFailed) as exc:
+            if self.bounds is not None or not is_outage(exc):
+                raise
+            self.outage_recovery.began(exc)
+
+    def commit_now(self) -> None:
         """Flush events, then their devices' anchors, then commit every safe position."""
         if self.inference is not None and self.inference.failed:
             return  # never commit after a predictor failure (the revoke at close lands here)
@@ -469,10 +505,19 @@ class Worker:
             return  # a replay never touches any group's offsets
         positions = self.offsets.positions(self.store.low_watermarks(), self.batcher.waiting())
         if self.exactly_once:
-            self.producer.commit_with_offsets(positions, self.consumer.group_metadata())
+            self.producer.commit_with_offsets(
+                positions, self.consumer.group_metadata(), flush_timeout_s
+            )
             self.producer.begin()
         elif positions:
-            self.consumer.commit(positions)
+            try:
+                self.consumer.commit(positions)
+            except GROUP_MOVED as exc:
+                # kicked out while the broker was away: the rejoin hands the partitions
+                # out again from their last commit, so skipping this one loses nothing
+                log.warning("commit refused: this worker is no longer in its group error=%s", exc)
+                self._last_commit_s = time.monotonic()
+                return
         if positions:
             self.offsets.committed(positions)
             self.metrics.commits.inc()
@@ -581,6 +626,8 @@ class Worker:
         """Push every waiting window through the predictor and producer; True if all made it."""
         if self.inference.failed:
             return False
+        if self.outage.active:
+            return False  # nothing is produced or committed until the broker answers
         end = time.monotonic() + deadline_s
         while (self.batcher.pending or self.inference.in_flight) and time.monotonic() < end:
             self._submit_batches(force=True)

@@ -58,3 +58,11 @@ def test_no_partitions_while_the_join_never_completes_is_a_stall() -> None:
 def test_quiet_but_healthy_consumers_are_never_stalled(view: dict) -> None:
     watchdog = ConsumerWatchdog(stall_timeout_s=1)
     assert not any(_run(watchdog, [_view(t / 2, **view) for t in range(100)]))
+
+
+def test_an_excused_outage_does_not_count_as_a_stall_once_the_broker_is_back() -> None:
+    watchdog = ConsumerWatchdog(stall_timeout_s=10.0)
+    assert watchdog.check(_view(now_s=0.0, owned=1, stable=True, lag=0, records=5)) == ""
+    watchdog.excuse(now_s=100.0)  # the broker was unreachable from 0 to 100 s
+    assert watchdog.check(_view(now_s=101.0, owned=0, stable=False, lag=0, records=5)) == ""
+    assert watchdog.check(_view(now_s=111.0, owned=0, stable=False, lag=0, records=5)) != ""
