@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -28,7 +27,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
-from stream.errors import ConfigError
+from stream.secret_source import read_secret
 
 log = logging.getLogger(__name__)
 
@@ -267,26 +266,12 @@ def read_token(
     env_name: str | None, path: Path | None, environ: Mapping[str, str] | None = None
 ) -> str | None:
     """The bearer token from `env_name` or the file at `path`; None when neither is set."""
-    env = os.environ if environ is None else environ
-    if env_name is not None:
-        value = env.get(env_name)
-        if value is None:
-            raise ConfigError(
-                f"http.token_env: the environment variable {env_name} is not "
-                "set; export it with the bearer token"
-            )
-        where = f"the environment variable {env_name}"
-    elif path is not None:
-        try:
-            value = path.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                f"http.token_file: cannot read {path} ({exc.__class__.__name__}); "
-                "point it at a readable file that holds the token"
-            ) from None
-        where = f"the file {path}"
-    else:
-        return None
-    if not value.strip():
-        raise ConfigError(f"http.token: {where} is empty; put the bearer token there")
-    return value.strip()
+    return read_secret(
+        env_name,
+        path,
+        env_key="http.token_env",
+        file_key="http.token_file",
+        what="bearer token",
+        strip=True,
+        environ=environ,
+    )

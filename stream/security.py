@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from stream.errors import ConfigError, SensorstreamError
+from stream.secret_source import read_secret
 
 log = logging.getLogger(__name__)
 
@@ -51,31 +52,20 @@ def read_password(
     env_name: str | None, path: Path | None, environ: Mapping[str, str] | None = None
 ) -> RedactedStr:
     """The SASL password from `env_name` or the file at `path` (one trailing newline dropped)."""
-    env = os.environ if environ is None else environ
-    if env_name is not None:
-        value = env.get(env_name)
-        if value is None:
-            raise ConfigError(
-                f"kafka.sasl_password_env: the environment variable {env_name} is not set; "
-                "export it with the SASL password"
-            )
-        where = f"the environment variable {env_name}"
-    elif path is not None:
-        try:
-            value = path.read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                f"kafka.sasl_password_file: cannot read {path} ({exc.__class__.__name__}); "
-                "point it at a readable file that holds the SASL password"
-            ) from None
-        where = f"the file {path}"
-    else:
+    value = read_secret(
+        env_name,
+        path,
+        env_key="kafka.sasl_password_env",
+        file_key="kafka.sasl_password_file",
+        what="SASL password",
+        strip=False,
+        environ=environ,
+    )
+    if value is None:
         raise ConfigError(
             "kafka.sasl_password_env: SASL needs a password; set sasl_password_env "
             "(an environment variable name) or sasl_password_file (a path)"
         )
-    if not value:
-        raise ConfigError(f"kafka.sasl_password: {where} is empty; put the SASL password there")
     return RedactedStr(value)
 
 
