@@ -40,6 +40,7 @@ from kafka.structs import TopicPartition
 
 from stream.batching import DynamicBatcher
 from stream.consumer_watchdog import request_rejoin
+from stream.errors import SensorstreamError
 from stream.kafka_io import make_consumer
 from stream.recovery import read_anchors
 
@@ -57,16 +58,34 @@ class RebalanceHandler(AsyncConsumerRebalanceListener):
         self._changelog = make_consumer(
             worker.config.kafka, None, isolation_level=worker.isolation_level
         )
+        self._failure: SensorstreamError | None = None
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         """Called by kafka-python before partitions are taken away."""
         if revoked:
             request_rejoin(self.worker.consumer)  # see the module docstring
-        await _off_network_thread(self.revoke, sorted(revoked))
+        await self._keeping_failure(self.revoke, sorted(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Called by kafka-python once partitions are given."""
-        await _off_network_thread(self.assign, sorted(assigned))
+        await self._keeping_failure(self.assign, sorted(assigned))
+
+    def raise_if_failed(self) -> None:
+        """Re-raise, on the worker's thread, what stopped a hook (a predictor error)."""
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+
+    async def _keeping_failure(
+        self, work: Callable[[list[TopicPartition]], None], partitions: list[TopicPartition]
+    ) -> None:
+        # kafka-python turns a listener's exception into "User rebalance callback throws
+        # an error", which would replace the worker's own one-line message; the worker
+        # raises it itself once poll returns (nothing was committed past it).
+        try:
+            await _off_network_thread(work, partitions)
+        except SensorstreamError as exc:
+            self._failure = self._failure or exc
 
     def revoke(self, revoked: list[TopicPartition]) -> None:
         """Nothing of a revoked partition may be half-done when its new owner starts."""
@@ -77,8 +96,10 @@ class RebalanceHandler(AsyncConsumerRebalanceListener):
         if not revoked:
             return
         started_s = time.monotonic()
-        worker.finish_in_flight(worker.config.delivery.shutdown_deadline_s)
-        worker.commit()  # waiting windows stay uncommitted: their new owner reads them again
+        if not worker.inference.failed:
+            worker.finish_in_flight(worker.config.delivery.shutdown_deadline_s)
+            worker.commit()  # waiting windows stay uncommitted: their new owner reads them again
+        # else: the worker is stopping on a predictor error; nothing past it is committed
         sources = [worker.offsets.revoke(tp) for tp in revoked]
         dropped = _drop_waiting(worker.batcher, sources)
         worker.store.drop_sources(sources)

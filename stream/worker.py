@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 CATCH_UP_POLL_TIMEOUT_MS = 5
 HOUSEKEEPING_INTERVAL_S = 1.0
+POSITION_TIMEOUT_MS = 500  # lag is a gauge: not worth blocking the loop longer
 
 
 @dataclass
@@ -265,6 +266,8 @@ class Worker:
             timeout_ms=self._poll_timeout_ms(), max_records=self.config.kafka.max_poll_records
         )
         self._last_poll_s = time.monotonic()
+        if self.bounds is None:
+            self.rebalance.raise_if_failed()
         pieces: list[tuple[int, RecordColumns]] = []
         for tp, columns in fetched.items():
             if self.bounds is not None:
@@ -581,16 +584,32 @@ class Worker:
         assignment = self.consumer.assignment()
         self.metrics.assigned_partitions.set(len(assignment))
         owned_lag = 0
+        lag_known = True
         paused = self.consumer.paused()
         for tp in assignment:
             highwater = self.consumer.highwater(tp)
-            if highwater is not None:
-                lag = max(highwater - self.consumer.position(tp), 0)
-                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
-                if tp not in paused and self.offsets.source_id(tp) in self.offsets.assigned_sources:
-                    owned_lag += lag
-        if self.bounds is None:
+            if highwater is None:
+                continue
+            position = self._position_or_none(tp)
+            if position is None:
+                lag_known = False
+                continue
+            lag = max(highwater - position, 0)
+            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+            if tp not in paused and self.offsets.source_id(tp) in self.offsets.assigned_sources:
+                owned_lag += lag
+        if self.bounds is None and lag_known:
             self._watch_consumer(now, owned_lag)
+
+    def _position_or_none(self, tp: TopicPartition) -> int | None:
+        # position() may validate offsets over the network (KIP-320) right after the
+        # broker came back; a broker that is gone again must not stop the worker here:
+        # the next poll or commit finds the outage, and the lag is asked again later.
+        try:
+            return self.consumer.position(tp, timeout_ms=POSITION_TIMEOUT_MS)
+        except KafkaError as exc:
+            log.debug("position of %s[%d] unknown: %s", tp.topic, tp.partition, exc)
+            return None
 
     def _watch_consumer(self, now_s: float, owned_lag: int) -> None:
         view = ConsumerView(
