@@ -25,16 +25,19 @@ from bench import harness
 
 log = logging.getLogger(__name__)
 
-MODELS = {"timesnet": harness.REPO / "models" / "uwave",
-          "tcn": harness.REPO / "models" / "uwave-tcn"}
+MODELS = {
+    "timesnet": harness.REPO / "models" / "uwave",
+    "tcn": harness.REPO / "models" / "uwave-tcn",
+}
 FULL_BATCHES = (1, 4, 8, 16, 32, 64, 128, 256)
 QUICK_BATCHES = (1, 8, 64)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(prog="python -m bench.model_compare",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.model_compare", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--quick", action="store_true", help="fewer batch sizes and rounds")
     parser.add_argument("--json", type=Path, help="write every figure to this JSON file")
     parser.add_argument("--threads", type=int, default=2, help="predictor CPU threads")
@@ -51,8 +54,9 @@ def accuracy(predictor: Any, x: npt.NDArray[np.float32], y: npt.NDArray[np.int64
 
 def windows_per_s(predictor: Any, x: npt.NDArray[np.float32], batch: int, min_s: float) -> float:
     """Windows/s of predict_batch on batches of `batch` windows cut from x, for >= min_s."""
-    batches = [np.resize(x[i : i + batch], (batch, *x.shape[1:]))
-               for i in range(0, len(x), batch)]  # wraps short tails so every call is full
+    batches = [
+        np.resize(x[i : i + batch], (batch, *x.shape[1:])) for i in range(0, len(x), batch)
+    ]  # wraps short tails so every call is full
     predictor.predict_batch(batches[0])  # first call at a new shape allocates
     done, started = 0, time.perf_counter()
     while True:
@@ -64,8 +68,13 @@ def windows_per_s(predictor: Any, x: npt.NDArray[np.float32], batch: int, min_s:
                 return done / elapsed
 
 
-def throughput(predictors: dict[str, Any], x: npt.NDArray[np.float32], batch_sizes: tuple[int, ...],
-               rounds: int, min_s: float) -> dict[str, dict[int, float]]:
+def throughput(
+    predictors: dict[str, Any],
+    x: npt.NDArray[np.float32],
+    batch_sizes: tuple[int, ...],
+    rounds: int,
+    min_s: float,
+) -> dict[str, dict[int, float]]:
     """Best-of-`rounds` windows/s per model and batch size, rounds alternating between models."""
     best: dict[str, dict[int, float]] = {name: {} for name in predictors}
     for round_index in range(rounds):
@@ -73,8 +82,9 @@ def throughput(predictors: dict[str, Any], x: npt.NDArray[np.float32], batch_siz
             for batch in batch_sizes:
                 rate = windows_per_s(predictor, x, batch, min_s)
                 best[name][batch] = max(rate, best[name].get(batch, 0.0))
-                log.info("round=%d model=%s batch=%d windows_per_s=%.1f", round_index, name,
-                         batch, rate)
+                log.info(
+                    "round=%d model=%s batch=%d windows_per_s=%.1f", round_index, name, batch, rate
+                )
     return best
 
 
@@ -86,46 +96,65 @@ def compare(model_dirs: dict[str, Path], quick: bool, threads: int) -> dict[str,
     test = read_dataset(harness.UWAVE_TEST, 315)
     predictors = {name: load_predictor(path, threads=threads) for name, path in model_dirs.items()}
     batch_sizes = QUICK_BATCHES if quick else FULL_BATCHES
-    rates = throughput(predictors, test.x, batch_sizes, rounds=2 if quick else 3,
-                       min_s=0.5 if quick else 2.0)
-    results: dict[str, Any] = {"machine": harness.machine(), "versions": harness.versions(),
-                               "threads": threads, "quick": quick, "models": {}}
+    rates = throughput(
+        predictors, test.x, batch_sizes, rounds=2 if quick else 3, min_s=0.5 if quick else 2.0
+    )
+    results: dict[str, Any] = {
+        "machine": harness.machine(),
+        "versions": harness.versions(),
+        "threads": threads,
+        "quick": quick,
+        "models": {},
+    }
     for name, predictor in predictors.items():
         best_batch = max(rates[name], key=rates[name].get)
         results["models"][name] = {
-            "path": str(model_dirs[name]), "architecture": predictor.manifest.architecture,
+            "path": str(model_dirs[name]),
+            "architecture": predictor.manifest.architecture,
             "version": predictor.manifest.version,
-            "test_accuracy": accuracy(predictor, test.x, test.y), "test_cases": len(test),
+            "test_accuracy": accuracy(predictor, test.x, test.y),
+            "test_cases": len(test),
             "windows_per_s": {str(b): round(r, 1) for b, r in rates[name].items()},
             "batch1_windows_per_s": round(rates[name][1], 1),
-            "best_batch": best_batch, "best_windows_per_s": round(rates[name][best_batch], 1),
+            "best_batch": best_batch,
+            "best_windows_per_s": round(rates[name][best_batch], 1),
         }
     models = results["models"]
     if {"timesnet", "tcn"} <= set(models):
         results["tcn_over_timesnet"] = {
-            "best_batch": round(models["tcn"]["best_windows_per_s"]
-                                / models["timesnet"]["best_windows_per_s"], 2),
-            "batch1": round(models["tcn"]["batch1_windows_per_s"]
-                            / models["timesnet"]["batch1_windows_per_s"], 2),
+            "best_batch": round(
+                models["tcn"]["best_windows_per_s"] / models["timesnet"]["best_windows_per_s"], 2
+            ),
+            "batch1": round(
+                models["tcn"]["batch1_windows_per_s"] / models["timesnet"]["batch1_windows_per_s"],
+                2,
+            ),
         }
     return results
 
 
 def table(results: dict[str, Any]) -> str:
     """Markdown table: one row per model, plus the speed ratio when both were measured."""
-    lines = ["| model | architecture | test accuracy | windows/s batch 1 | best batch "
-             "| windows/s best batch |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| model | architecture | test accuracy | windows/s batch 1 | best batch "
+        "| windows/s best batch |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in results["models"].values():
-        lines.append(f"| {Path(row['path']).name} | {row['architecture']} "
-                     f"| {row['test_accuracy']:.4f} ({row['test_cases']} cases) "
-                     f"| {row['batch1_windows_per_s']:,.0f} | {row['best_batch']} "
-                     f"| {row['best_windows_per_s']:,.0f} |")
+        lines.append(
+            f"| {Path(row['path']).name} | {row['architecture']} "
+            f"| {row['test_accuracy']:.4f} ({row['test_cases']} cases) "
+            f"| {row['batch1_windows_per_s']:,.0f} | {row['best_batch']} "
+            f"| {row['best_windows_per_s']:,.0f} |"
+        )
     ratio = results.get("tcn_over_timesnet")
     if ratio:
         lines.append("")
-        lines.append(f"TCN / TimesNet windows/s: {ratio['best_batch']}x at their best batch "
-                     f"sizes, {ratio['batch1']}x at batch 1 "
-                     f"({results['threads']} threads, best of alternating rounds).")
+        lines.append(
+            f"TCN / TimesNet windows/s: {ratio['best_batch']}x at their best batch "
+            f"sizes, {ratio['batch1']}x at batch 1 "
+            f"({results['threads']} threads, best of alternating rounds)."
+        )
     return "\n".join(lines)
 
 

@@ -26,9 +26,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
     found: list[tuple[str, str, bool]] = []
     for name, label in (("binary", "binary chunk"), ("chunk", "JSON chunk")):
         ratio = results["ingest"][name]["ratio"]
-        found.append(
-            (f"ingest {label} >= 0.8 x consumer", _fmt(ratio), ratio >= RATIO_TARGET)
-        )
+        found.append((f"ingest {label} >= 0.8 x consumer", _fmt(ratio), ratio >= RATIO_TARGET))
     bound = results["inference_bound"]
     found.append(
         (

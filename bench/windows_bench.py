@@ -62,8 +62,9 @@ def bench_chunks(calls: int, hop: int, devices: int, repeats: int) -> tuple[floa
 
     def run() -> float:
         nonlocal windows
-        store = WindowStore(WindowConfig(length=LENGTH, hop=hop, channels=CHANNELS,
-                                         max_devices=devices))
+        store = WindowStore(
+            WindowConfig(length=LENGTH, hop=hop, channels=CHANNELS, max_devices=devices)
+        )
         warm_ts = np.arange(-LENGTH, 0, dtype=np.int64) * 10
         warm_values = np.zeros((LENGTH, CHANNELS), dtype=np.float32)
         for d in ids:  # untimed: every device already holds a window's worth of samples
@@ -90,8 +91,9 @@ def bench_polls(polls: int, repeats: int) -> float:
     sources = (np.arange(POLL) % 8).astype(np.int32)
 
     def run() -> float:
-        store = WindowStore(WindowConfig(length=LENGTH, hop=LENGTH, channels=CHANNELS,
-                                         max_devices=POLL))
+        store = WindowStore(
+            WindowConfig(length=LENGTH, hop=LENGTH, channels=CHANNELS, max_devices=POLL)
+        )
         t0 = clock()
         for p in range(polls):
             ts = np.full(POLL, p * 10, dtype=np.int64)
@@ -117,8 +119,9 @@ def bench_runs(polls: int, run_length: int, repeats: int) -> float:
     per_poll = RUN_RECORDS // devices * run_length  # samples per device per poll
 
     def run() -> float:
-        store = WindowStore(WindowConfig(length=LENGTH, hop=LENGTH, channels=CHANNELS,
-                                         max_devices=100_000))
+        store = WindowStore(
+            WindowConfig(length=LENGTH, hop=LENGTH, channels=CHANNELS, max_devices=100_000)
+        )
         elapsed = 0.0
         for p in range(polls):
             ts = (np.repeat(p * per_poll + rank * run_length, run_length) + within) * 10
@@ -137,9 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--calls", type=int, default=4000, help="append_chunk calls per run")
     parser.add_argument("--polls", type=int, default=400, help="500-record polls per run")
-    parser.add_argument("--run-polls", type=int, default=40,
-                        help="2,000-record polls per run of the 100-sample runs workload "
-                             "(10x as many for 1-sample runs)")
+    parser.add_argument(
+        "--run-polls",
+        type=int,
+        default=40,
+        help="2,000-record polls per run of the 100-sample runs workload "
+        "(10x as many for 1-sample runs)",
+    )
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
     args = parser.parse_args(argv)
     global clock
@@ -166,8 +173,14 @@ def main(argv: list[str] | None = None) -> int:
         samples = polls * RUN_RECORDS * run_length
         ceiling = copy_seconds(samples * CHANNELS * 4, args.repeats)
         per_record_us = seconds / (polls * RUN_RECORDS) * 1e6
-        rows.append((f"runs {RUN_RECORDS} x {run_length} (us/record {per_record_us:.2f})",
-                     samples / seconds, "samples/s", ceiling / seconds))
+        rows.append(
+            (
+                f"runs {RUN_RECORDS} x {run_length} (us/record {per_record_us:.2f})",
+                samples / seconds,
+                "samples/s",
+                ceiling / seconds,
+            )
+        )
 
     print(f"{'workload':<36} {'measured':>14} {'unit':<10} {'vs numpy copy':>14}")
     for name, rate, unit, ratio in rows:

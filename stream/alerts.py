@@ -192,8 +192,14 @@ class AlertEvaluator:
     ) -> list[Alert]:
         """Feed one batch of windows [W] (per device in time order); return the alerts fired."""
         count = len(device_ids)
-        if not (len(labels) == len(scores) == len(window_start_ts_ms) == len(window_end_ts_ms)
-                == len(event_ids) == count):
+        if not (
+            len(labels)
+            == len(scores)
+            == len(window_start_ts_ms)
+            == len(window_end_ts_ms)
+            == len(event_ids)
+            == count
+        ):
             raise ValueError("evaluate: every argument needs one entry per window")
         if not self.rules or count == 0:
             return []
@@ -240,7 +246,8 @@ class AlertEvaluator:
         unique, inverse = np.unique(devices.astype(str), return_inverse=True)
         matched_devices = set(devices[matched].tolist())
         relevant = np.fromiter(
-            (d in states or d in matched_devices for d in unique.tolist()), dtype=bool,
+            (d in states or d in matched_devices for d in unique.tolist()),
+            dtype=bool,
             count=len(unique),
         )
         return relevant[inverse]
@@ -271,13 +278,21 @@ class AlertEvaluator:
         state.run.clear()
         if rule.cooldown_s == 0:
             del states[device_id]  # nothing left to remember
-        log.info("alert fired rule=%s device=%s label=%s windows=%d",
-                 rule.name, device_id, rule.label, len(alert.scores))
+        log.info(
+            "alert fired rule=%s device=%s label=%s windows=%d",
+            rule.name,
+            device_id,
+            rule.label,
+            len(alert.scores),
+        )
         return alert
 
     @staticmethod
     def _drop_if_idle(
-        states: dict[str, _RunState], device_id: str, state: _RunState, rule: AlertRule,
+        states: dict[str, _RunState],
+        device_id: str,
+        state: _RunState,
+        rule: AlertRule,
         now_s: float,
     ) -> None:
         cooling = state.last_fired_s is not None and now_s - state.last_fired_s < rule.cooldown_s

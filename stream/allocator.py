@@ -40,6 +40,10 @@ def tune_allocator() -> bool:
     done = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
         mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
     )
-    log.debug("malloc thresholds mmap=%d trim=%d applied=%s", MMAP_THRESHOLD_BYTES,
-              TRIM_THRESHOLD_BYTES, done)
+    log.debug(
+        "malloc thresholds mmap=%d trim=%d applied=%s",
+        MMAP_THRESHOLD_BYTES,
+        TRIM_THRESHOLD_BYTES,
+        done,
+    )
     return done

@@ -101,9 +101,20 @@ def ensure_jars(cache_dir: Path | None = None) -> Path:
     logger.info("copying Kafka jars pom=%s into=%s", pom, lib)
     started_s = time.monotonic()
     result = subprocess.run(
-        [mvn, "-B", "-q", "-f", str(pom), MAVEN_PLUGIN, "-DincludeScope=runtime",
-         f"-DoutputDirectory={staging}"],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
+        [
+            mvn,
+            "-B",
+            "-q",
+            "-f",
+            str(pom),
+            MAVEN_PLUGIN,
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={staging}",
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
@@ -342,8 +353,11 @@ class LocalKafka:
         logger.info("stopping Kafka pid=%d bootstrap=%s", pid, self.bootstrap)
         os.kill(pid, signal.SIGTERM)
         if not self._wait_exit(pid, self.stop_timeout_s):
-            logger.warning("Kafka did not stop in time pid=%d timeout_s=%.0f: killing it",
-                           pid, self.stop_timeout_s)
+            logger.warning(
+                "Kafka did not stop in time pid=%d timeout_s=%.0f: killing it",
+                pid,
+                self.stop_timeout_s,
+            )
             os.kill(pid, signal.SIGKILL)
             self._wait_exit(pid, 10.0)
         self.pid_file.unlink(missing_ok=True)
@@ -483,11 +497,25 @@ class LocalKafka:
         if (self.data_dir / "logs" / "meta.properties").is_file():
             return
         result = subprocess.run(
-            [java, "-Xmx256m", *self._log4j_args(), "-cp", f"{lib}/*",
-             "kafka.tools.StorageTool", "format", "-t", self._cluster_id(),
-             "-c", str(properties), "--ignore-formatted",
-             *(self.sasl_ssl.format_args() if self.sasl_ssl else [])],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
+            [
+                java,
+                "-Xmx256m",
+                *self._log4j_args(),
+                "-cp",
+                f"{lib}/*",
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                self._cluster_id(),
+                "-c",
+                str(properties),
+                "--ignore-formatted",
+                *(self.sasl_ssl.format_args() if self.sasl_ssl else []),
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=False,
             timeout=120,
         )
         if result.returncode != 0:
@@ -503,17 +531,33 @@ class LocalKafka:
 
     def _launch(self, java: str, lib: Path, properties: Path) -> None:
         """Start the JVM in its own session (it outlives the CLI) and write the pid file."""
-        command = [java, f"-Xmx{self.heap_max_mb}m", "-Xms256m", *self._log4j_args(),
-                   "-cp", f"{lib}/*", "kafka.Kafka", str(properties)]
+        command = [
+            java,
+            f"-Xmx{self.heap_max_mb}m",
+            "-Xms256m",
+            *self._log4j_args(),
+            "-cp",
+            f"{lib}/*",
+            "kafka.Kafka",
+            str(properties),
+        ]
         with open(self.log_file, "ab") as log:
             self._process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.data_dir, start_new_session=True,
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                start_new_session=True,
             )
         self.pid_file.write_text(f"{self._process.pid}\n")
         self._register()
-        logger.info("started Kafka pid=%d bootstrap=%s data_dir=%s",
-                    self._process.pid, self.bootstrap, self.data_dir)
+        logger.info(
+            "started Kafka pid=%d bootstrap=%s data_dir=%s",
+            self._process.pid,
+            self.bootstrap,
+            self.data_dir,
+        )
 
     def _wait_ready(self) -> None:
         """Block until the broker lists topics; raise with the log tail if it dies or stalls."""
@@ -547,8 +591,9 @@ class LocalKafka:
         from kafka.errors import KafkaError
 
         try:
-            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000,
-                                     bootstrap_timeout_ms=5000)
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.bootstrap, request_timeout_ms=5000, bootstrap_timeout_ms=5000
+            )
         except KafkaError:
             return False
         try:

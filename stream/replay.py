@@ -47,8 +47,7 @@ log = logging.getLogger(__name__)
 BACKFILL_SUFFIX = ".backfill"
 STATE_VERSION = 1
 TIME_FORMS = (
-    "epoch milliseconds (e.g. 1732280000123) or ISO-8601 with an offset "
-    "(e.g. 2024-11-22T12:00:00Z)"
+    "epoch milliseconds (e.g. 1732280000123) or ISO-8601 with an offset (e.g. 2024-11-22T12:00:00Z)"
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last one datetime can print
@@ -162,8 +161,11 @@ def _retention_notes(
 ) -> tuple[str, ...]:
     if from_ms is None:
         return ()
-    early = [f.oldest_ts_ms for f in filled.values()
-             if f.oldest_ts_ms is not None and f.oldest_ts_ms > from_ms]
+    early = [
+        f.oldest_ts_ms
+        for f in filled.values()
+        if f.oldest_ts_ms is not None and f.oldest_ts_ms > from_ms
+    ]
     if not early:
         return ()
     return (
@@ -269,7 +271,9 @@ class ReplayJob:
 
 
 def make_job_id(
-    bounds: Mapping[TopicPartition, tuple[int, int]], model_name: str, model_version: str,
+    bounds: Mapping[TopicPartition, tuple[int, int]],
+    model_name: str,
+    model_version: str,
     windows: Mapping[str, object],
 ) -> str:
     """12 hex digits of sha256 over the resolved ranges, the model and the window config."""
@@ -309,8 +313,7 @@ def load_job(job_id: str, directory: Path) -> ReplayJob:
         ) from None
     except (orjson.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
         raise ReplayError(
-            f"--resume {job_id}: {path} is unreadable ({exc}); "
-            "start the replay again with --from"
+            f"--resume {job_id}: {path} is unreadable ({exc}); start the replay again with --from"
         ) from None
     if job.status == "completed":
         raise ReplayError(f"--resume {job_id}: the job already completed; nothing to resume")
@@ -337,8 +340,14 @@ def stop_point(job: ReplayJob, worker: Worker, finished: bool) -> ReplayJob:
         elif p.tp in positions:
             meta = positions[p.tp]
             emitted = max(p.emitted_through, CommitMetadata.decode(meta.metadata).emitted_through)
-            updated.append(replace(p, resume_offset=max(meta.offset, p.resume_offset),
-                                   emitted_through=emitted, anchors=merged))
+            updated.append(
+                replace(
+                    p,
+                    resume_offset=max(meta.offset, p.resume_offset),
+                    emitted_through=emitted,
+                    anchors=merged,
+                )
+            )
         else:
             updated.append(replace(p, anchors=merged))  # nothing of it was read
     status: Status = "completed" if all(p.done for p in updated) else "stopped"
@@ -386,12 +395,14 @@ class ReplayResult:
 def replay_config(config: Config, job: ReplayJob) -> Config:
     """The live config pointed at the job's topics; dead letters and alerts to `.backfill`."""
     kafka = config.kafka
-    updated = kafka.model_copy(update={
-        "input_topics": list(job.topics),
-        "output_topic": job.output_topic,
-        "dead_letter_topic": job.dead_letter_topic,
-        "alerts_topic": kafka.alerts_topic + BACKFILL_SUFFIX,  # history must not page anyone
-    })
+    updated = kafka.model_copy(
+        update={
+            "input_topics": list(job.topics),
+            "output_topic": job.output_topic,
+            "dead_letter_topic": job.dead_letter_topic,
+            "alerts_topic": kafka.alerts_topic + BACKFILL_SUFFIX,  # history must not page anyone
+        }
+    )
     return config.model_copy(update={"kafka": updated})
 
 
@@ -449,7 +460,10 @@ def _timestamps_at(
 
 
 def run_job(
-    job: ReplayJob, config: Config, predictor: object, directory: Path,
+    job: ReplayJob,
+    config: Config,
+    predictor: object,
+    directory: Path,
     watch: Callable[[Worker, ReplayJob], AbstractContextManager[object]] | None = None,
 ) -> ReplayResult:
     """Run (or resume) a job until its range is done or SIGINT/SIGTERM; save where it stopped.
@@ -473,8 +487,13 @@ def run_job(
     after = stop_point(job, worker, finished=not worker.stopping)
     save_job(after, directory)
     span_ms = covered_span_ms(run_config.kafka, _read_ranges(job, after, worker))
-    log.info("replay job=%s status=%s windows=%d wall_s=%.1f",
-             job.job_id, after.status, worker.stats.windows, wall_s)
+    log.info(
+        "replay job=%s status=%s windows=%d wall_s=%.1f",
+        job.job_id,
+        after.status,
+        worker.stats.windows,
+        wall_s,
+    )
     return _result(after, worker, wall_s, span_ms)
 
 
@@ -500,6 +519,13 @@ def _result(job: ReplayJob, worker: Worker, wall_s: float, span_ms: int | None) 
         for label in worker.manifest.labels
     }
     stats = worker.stats
-    return ReplayResult(job, stats.records, stats.samples, stats.windows,
-                        {k: v for k, v in by_label.items() if v}, dict(stats.dead_letters),
-                        wall_s, span_ms)
+    return ReplayResult(
+        job,
+        stats.records,
+        stats.samples,
+        stats.windows,
+        {k: v for k, v in by_label.items() if v},
+        dict(stats.dead_letters),
+        wall_s,
+        span_ms,
+    )

@@ -46,15 +46,23 @@ class ClassificationResult:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict with every field."""
-        return {"index": self.index, "source": self.source, "case": self.case,
-                "label": self.label, "class_id": self.class_id, "score": self.score,
-                "probabilities": dict(self.probabilities)}
+        return {
+            "index": self.index,
+            "source": self.source,
+            "case": self.case,
+            "label": self.label,
+            "class_id": self.class_id,
+            "score": self.score,
+            "probabilities": dict(self.probabilities),
+        }
 
     def summary(self) -> str:
         """A readable multi-line description of this result."""
         ranked = sorted(self.probabilities.items(), key=lambda item: -item[1])
-        lines = [f"{self.source} case {self.case}: label {self.label} "
-                 f"(class_id {self.class_id}), score {self.score:.4f}"]
+        lines = [
+            f"{self.source} case {self.case}: label {self.label} "
+            f"(class_id {self.class_id}), score {self.score:.4f}"
+        ]
         lines += [f"  {label:>12}  {probability:.4f}" for label, probability in ranked]
         return "\n".join(lines)
 
@@ -79,8 +87,15 @@ class ClassificationResult:
 
     def csv_row(self) -> list[object]:
         """The values under `csv_header`, for writing many results into one file."""
-        return [self.index, self.source, self.case, self.label, self.class_id,
-                repr(self.score), *(repr(p) for p in self.probabilities.values())]
+        return [
+            self.index,
+            self.source,
+            self.case,
+            self.label,
+            self.class_id,
+            repr(self.score),
+            *(repr(p) for p in self.probabilities.values()),
+        ]
 
     def _target(self, path: str | Path, suffix: str) -> Path:
         """`path` itself, or `<dir>/<source stem>_<case>_res<suffix>` when it is a directory."""
@@ -93,8 +108,15 @@ class ClassificationResult:
 
 def csv_header(labels: Sequence[str]) -> list[str]:
     """Column names of `ClassificationResult.csv_row` for a model with `labels`."""
-    return ["index", "source", "case", "label", "class_id", "score",
-            *(f"probability_{label}" for label in labels)]
+    return [
+        "index",
+        "source",
+        "case",
+        "label",
+        "class_id",
+        "score",
+        *(f"probability_{label}" for label in labels),
+    ]
 
 
 def save_results_csv(results: Sequence[ClassificationResult], path: str | Path) -> Path:
@@ -136,11 +158,17 @@ class Model:
         results: list[ClassificationResult] = []
         for index, (row, (source, case)) in enumerate(zip(probabilities, origins, strict=True)):
             class_id = int(row.argmax())
-            results.append(ClassificationResult(
-                index=index, source=source, case=case, label=labels[class_id],
-                class_id=class_id, score=float(row[class_id]),
-                probabilities={label: float(p) for label, p in zip(labels, row, strict=True)},
-            ))
+            results.append(
+                ClassificationResult(
+                    index=index,
+                    source=source,
+                    case=case,
+                    label=labels[class_id],
+                    class_id=class_id,
+                    score=float(row[class_id]),
+                    probabilities={label: float(p) for label, p in zip(labels, row, strict=True)},
+                )
+            )
         return results
 
     def predict_proba(
@@ -153,12 +181,10 @@ class Model:
         x = np.asarray(windows, dtype=np.float32)
         if x.ndim == 3 and x.shape[0] == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        parts = [self.predictor.predict_batch(x[i:i + size]) for i in range(0, len(x), size)]
+        parts = [self.predictor.predict_batch(x[i : i + size]) for i in range(0, len(x), size)]
         return np.concatenate(parts, axis=0)
 
-    def _gather(
-        self, x: ModelInput
-    ) -> tuple[npt.NDArray[np.float32], list[tuple[str, int]]]:
+    def _gather(self, x: ModelInput) -> tuple[npt.NDArray[np.float32], list[tuple[str, int]]]:
         """Every window of `x` stacked [N, L, C], with (source, case) for each."""
         # a list/tuple holds items; anything else (str, Path, array) is one item
         items = list(x) if isinstance(x, (list, tuple)) else [cast(InputItem, x)]
@@ -178,17 +204,21 @@ class Model:
             return read_dataset(item, self.manifest.window_length).x, str(item)
         if isinstance(item, np.ndarray):
             return self._check_array(item), ARRAY_SOURCE
-        raise ModelError(f"cannot predict a {type(item).__name__}; pass a numpy array "
-                         "[L, C] or [B, L, C], a .ts/.csv path, or a list of these")
+        raise ModelError(
+            f"cannot predict a {type(item).__name__}; pass a numpy array "
+            "[L, C] or [B, L, C], a .ts/.csv path, or a list of these"
+        )
 
     def _check_array(self, array: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
         """[L, C] or [B, L, C] with the model's L and C, as float32 [B, L, C]."""
         length, channels = self.manifest.window_length, self.manifest.channels
         windows = array[None] if array.ndim == 2 else array
         if windows.ndim != 3 or windows.shape[1:] != (length, channels):
-            raise ModelError(f"model {self.manifest.name} expects an array [{length}, {channels}] "
-                             f"or [batch, {length}, {channels}], got {list(array.shape)}; files "
-                             "are padded/cropped to the window length, arrays are not")
+            raise ModelError(
+                f"model {self.manifest.name} expects an array [{length}, {channels}] "
+                f"or [batch, {length}, {channels}], got {list(array.shape)}; files "
+                "are padded/cropped to the window length, arrays are not"
+            )
         return windows.astype(np.float32, copy=False)
 
 

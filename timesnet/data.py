@@ -45,8 +45,15 @@ from timesnet.errors import DataFormatError, ModelError
 logger = logging.getLogger(__name__)
 
 _TS_KEYS = (
-    "problemname", "timestamps", "missing", "univariate", "dimensions",
-    "equallength", "serieslength", "classlabel", "data",
+    "problemname",
+    "timestamps",
+    "missing",
+    "univariate",
+    "dimensions",
+    "equallength",
+    "serieslength",
+    "classlabel",
+    "data",
 )
 
 
@@ -131,10 +138,10 @@ def fit_length(series: Sequence[np.ndarray], length: int) -> np.ndarray:
     for i, case in enumerate(series):
         t = case.shape[0]
         if t >= length:
-            out[i] = case[t - length:]
+            out[i] = case[t - length :]
         else:
             out[i, : length - t] = case[0]
-            out[i, length - t:] = case
+            out[i, length - t :] = case
     return out
 
 
@@ -236,8 +243,12 @@ def _decode(raw: bytes, name: str) -> str:
 
 
 def _finish(
-    name: str, series: list[np.ndarray], length: int | None, y: np.ndarray | None,
-    vocab: tuple[str, ...], digest: str,
+    name: str,
+    series: list[np.ndarray],
+    length: int | None,
+    y: np.ndarray | None,
+    vocab: tuple[str, ...],
+    digest: str,
 ) -> Dataset:
     """Pad/crop the cases and build the Dataset."""
     lengths = np.array([case.shape[0] for case in series], dtype=np.int64)
@@ -245,7 +256,11 @@ def _finish(
     x = fit_length(series, target)
     logger.info(
         "read dataset source=%s cases=%d length=%d channels=%d classes=%d",
-        name, x.shape[0], target, x.shape[2], len(vocab),
+        name,
+        x.shape[0],
+        target,
+        x.shape[2],
+        len(vocab),
     )
     return Dataset(x=x, y=y, labels=vocab, source_sha256=digest, lengths=lengths)
 
@@ -476,15 +491,18 @@ def read_paddlex_csv(
     try:  # csv.Error: a field over csv's size limit, a NUL byte, a stray quote
         header = [column.strip() for column in next(reader, [])]
         if not any(header):
-            raise DataFormatError(f"{name}: empty file; expected a header row with "
-                                  f"{group_column}, {time_column} and feature columns")
-        cols = _csv_columns(header, name, group_column, time_column, label_column,
-                            feature_columns)
+            raise DataFormatError(
+                f"{name}: empty file; expected a header row with "
+                f"{group_column}, {time_column} and feature columns"
+            )
+        cols = _csv_columns(header, name, group_column, time_column, label_column, feature_columns)
         rows = _collect_csv_rows(reader, len(header), cols, name)
     except csv.Error as exc:
-        raise DataFormatError(f"{name}: line {reader.line_num}: not readable as CSV ({exc}); "
-                              "fields must be under 131,072 characters, without NUL "
-                              "bytes") from None
+        raise DataFormatError(
+            f"{name}: line {reader.line_num}: not readable as CSV ({exc}); "
+            "fields must be under 131,072 characters, without NUL "
+            "bytes"
+        ) from None
     values = _csv_features(rows.features, rows.lines, header, cols.features, name)  # [rows, C]
     stamps = _csv_times(rows.times, rows.lines, time_column, name)  # [rows]
     series: list[np.ndarray] = []
@@ -496,8 +514,10 @@ def read_paddlex_csv(
         repeated = np.flatnonzero(np.diff(stamps[order]) == 0)
         if repeated.size:
             second = order[repeated[0] + 1]
-            raise DataFormatError(f"{name}: line {rows.lines[second]}: group {group!r} has two "
-                                  f"rows at time {rows.times[second]!r}")
+            raise DataFormatError(
+                f"{name}: line {rows.lines[second]}: group {group!r} has two "
+                f"rows at time {rows.times[second]!r}"
+            )
         series.append(values[order])  # [T, C]
         group_lines.append(rows.lines[members[0]])
         if cols.label is not None:
@@ -543,29 +563,40 @@ def _csv_source(path_or_text: str | Path | bytes) -> tuple[str, bytes]:
 
 
 def _csv_columns(
-    header: list[str], name: str, group_column: str, time_column: str, label_column: str,
+    header: list[str],
+    name: str,
+    group_column: str,
+    time_column: str,
+    label_column: str,
     feature_columns: Sequence[str] | None,
 ) -> _CsvColumns:
     """Column positions: group, time, optional label, and the features (default: the rest)."""
     found = ", ".join(header)
     duplicates = sorted({column for column in header if header.count(column) > 1})
     if duplicates:  # header.index would read the first copy into every one of them
-        raise DataFormatError(f"{name}: line 1: column names {duplicates} appear more than "
-                              "once; give every column its own name")
+        raise DataFormatError(
+            f"{name}: line 1: column names {duplicates} appear more than "
+            "once; give every column its own name"
+        )
     for role, column in (("group", group_column), ("time", time_column)):
         if column not in header:
-            raise DataFormatError(f"{name}: line 1: no {role} column {column!r} "
-                                  f"(columns: {found}); rename it or pass {role}_column")
+            raise DataFormatError(
+                f"{name}: line 1: no {role} column {column!r} "
+                f"(columns: {found}); rename it or pass {role}_column"
+            )
     if feature_columns is None:
         taken = {group_column, time_column, label_column}
         feature_columns = [column for column in header if column not in taken]
     missing = [column for column in feature_columns if column not in header]
     if missing:
-        raise DataFormatError(f"{name}: line 1: feature columns {missing} not in the header "
-                              f"(columns: {found})")
+        raise DataFormatError(
+            f"{name}: line 1: feature columns {missing} not in the header (columns: {found})"
+        )
     if not feature_columns:
-        raise DataFormatError(f"{name}: line 1: no feature columns besides {group_column}, "
-                              f"{time_column} and {label_column}")
+        raise DataFormatError(
+            f"{name}: line 1: no feature columns besides {group_column}, "
+            f"{time_column} and {label_column}"
+        )
     return _CsvColumns(
         group=header.index(group_column),
         time=header.index(time_column),
@@ -582,8 +613,10 @@ def _collect_csv_rows(reader: Any, width: int, cols: _CsvColumns, name: str) -> 
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         if len(row) != width:
-            raise DataFormatError(f"{name}: line {reader.line_num}: expected {width} fields "
-                                  f"like the header, found {len(row)}")
+            raise DataFormatError(
+                f"{name}: line {reader.line_num}: expected {width} fields "
+                f"like the header, found {len(row)}"
+            )
         data.append(row)
         lines.append(reader.line_num)
     if not data:
@@ -602,8 +635,11 @@ def _collect_csv_rows(reader: Any, width: int, cols: _CsvColumns, name: str) -> 
 
 
 def _csv_features(
-    features: list[list[str]], line_numbers: list[int], header: list[str],
-    positions: list[int], name: str,
+    features: list[list[str]],
+    line_numbers: list[int],
+    header: list[str],
+    positions: list[int],
+    name: str,
 ) -> np.ndarray:
     """Feature strings -> float64 [rows, C]; the first bad value is named by line and column."""
     try:
@@ -621,9 +657,11 @@ def _csv_features(
                 ok = False
             if not ok:
                 shown = text if len(text) <= 40 else text[:40] + "..."
-                raise DataFormatError(f"{name}: line {line}: column {header[position]!r}: "
-                                      f"expected a finite number within float32 range "
-                                      f"(|x| <= 3.4e38), found {shown!r}")
+                raise DataFormatError(
+                    f"{name}: line {line}: column {header[position]!r}: "
+                    f"expected a finite number within float32 range "
+                    f"(|x| <= 3.4e38), found {shown!r}"
+                )
     raise DataFormatError(f"{name}: feature values could not be read as numbers")
 
 
@@ -635,15 +673,19 @@ def _csv_times(times: list[str], line_numbers: list[int], column: str, name: str
         pass
     if _is_number(times[0]):  # a numeric column with a stray value: name that value
         bad = next(i for i, text in enumerate(times) if not _is_number(text))
-        raise DataFormatError(f"{name}: line {line_numbers[bad]}: column {column!r}: expected a "
-                              f"number like the rows before, found {times[bad]!r}")
+        raise DataFormatError(
+            f"{name}: line {line_numbers[bad]}: column {column!r}: expected a "
+            f"number like the rows before, found {times[bad]!r}"
+        )
     stamps = np.empty(len(times), dtype=np.float64)
     for i, text in enumerate(times):
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
-            raise DataFormatError(f"{name}: line {line_numbers[i]}: column {column!r}: expected a "
-                                  f"number or an ISO-8601 date, found {text!r}") from None
+            raise DataFormatError(
+                f"{name}: line {line_numbers[i]}: column {column!r}: expected a "
+                f"number or an ISO-8601 date, found {text!r}"
+            ) from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         stamps[i] = moment.timestamp()
@@ -664,7 +706,9 @@ def _group_label(group: str, members: list[int], rows: _CsvRows, name: str) -> s
     first = rows.labels[members[0]]
     for member in members:
         if rows.labels[member] != first or not first:
-            raise DataFormatError(f"{name}: line {rows.lines[member]}: group {group!r} has label "
-                                  f"{rows.labels[member]!r} but its first row has {first!r}; "
-                                  "a label must be constant and non-empty within a group")
+            raise DataFormatError(
+                f"{name}: line {rows.lines[member]}: group {group!r} has label "
+                f"{rows.labels[member]!r} but its first row has {first!r}; "
+                "a label must be constant and non-empty within a group"
+            )
     return first

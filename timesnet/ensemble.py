@@ -83,8 +83,10 @@ def stratified_folds(y: npt.NDArray[np.int64], folds: int, seed: int) -> list[np
     on from class to class so that fold sizes differ by at most one.
     """
     if folds < 2 or folds > len(y):
-        raise ModelError(f"cross-fitting needs 2..{len(y)} folds, got {folds}; "
-                         "choose --val-fraction between 1/N and 0.5")
+        raise ModelError(
+            f"cross-fitting needs 2..{len(y)} folds, got {folds}; "
+            "choose --val-fraction between 1/N and 0.5"
+        )
     rng = np.random.default_rng(seed)
     assigned: list[list[int]] = [[] for _ in range(folds)]
     dealer = 0
@@ -98,8 +100,10 @@ def stratified_folds(y: npt.NDArray[np.int64], folds: int, seed: int) -> list[np
 def folds_for(val_fraction: float) -> int:
     """Number of members so that each holds out `val_fraction` of the cases (0.25 -> 4)."""
     if not 0.0 < val_fraction <= 0.5:
-        raise ModelError(f"--val-fraction {val_fraction}: cross-fitting needs a fraction in "
-                         "(0, 0.5] (each member holds out that share); or pass --no-cross-fit")
+        raise ModelError(
+            f"--val-fraction {val_fraction}: cross-fitting needs a fraction in "
+            "(0, 0.5] (each member holds out that share); or pass --no-cross-fit"
+        )
     return max(2, round(1.0 / val_fraction))
 
 
@@ -126,8 +130,11 @@ def fit_ensemble_model_dir(
     normalization = Normalization.fit(dataset.x)
     x = normalization.apply(dataset.x)  # [N, L, C]
     config = TimesNetConfig(
-        dataset.window_length, dataset.n_channels, len(dataset.labels),
-        dominant_frequencies(x, top_k), **network_options,
+        dataset.window_length,
+        dataset.n_channels,
+        len(dataset.labels),
+        dominant_frequencies(x, top_k),
+        **network_options,
     )
     folds = stratified_folds(dataset.y, folds_for(val_fraction), training.seed)
     ensemble = EnsembleNet(config, len(folds))
@@ -136,34 +143,66 @@ def fit_ensemble_model_dir(
         seed = training.seed + i
         trained = np.setdiff1d(np.arange(len(dataset)), held_out)
         result = train_network(
-            config, replace(training, seed=seed), x[trained], dataset.y[trained], None,
+            config,
+            replace(training, seed=seed),
+            x[trained],
+            dataset.y[trained],
+            None,
             lambda record, i=i: report(record, training.epochs, f"member {i + 1}/{len(folds)}"),
         )
         accuracy, loss = evaluate_network(result.network, x[held_out], dataset.y[held_out])
-        logger.info("member=%d seed=%d held_out=%d accuracy=%.4f loss=%.4f",
-                    i, seed, held_out.size, accuracy, loss)
+        logger.info(
+            "member=%d seed=%d held_out=%d accuracy=%.4f loss=%.4f",
+            i,
+            seed,
+            held_out.size,
+            accuracy,
+            loss,
+        )
         ensemble.members[i].set_state_dict(result.network.state_dict())
-        members.append({"seed": seed, "held_out": int(held_out.size), "accuracy": accuracy,
-                        "loss": loss, "losses": [r.loss for r in result.history]})
+        members.append(
+            {
+                "seed": seed,
+                "held_out": int(held_out.size),
+                "accuracy": accuracy,
+                "loss": loss,
+                "losses": [r.loss for r in result.history],
+            }
+        )
     info = _training_info(dataset, members, training, val_fraction, command)
     info["seconds"] = round(time.perf_counter() - started, 1)
-    ensemble_info = {"members": len(folds), "seeds": [m["seed"] for m in members],
-                     "combine": "mean of member softmax probabilities",
-                     "scheme": "cross-fit: member i trains on every fold but fold i"}
+    ensemble_info = {
+        "members": len(folds),
+        "seeds": [m["seed"] for m in members],
+        "combine": "mean of member softmax probabilities",
+        "scheme": "cross-fit: member i trains on every fold but fold i",
+    }
     return export_ensemble(
-        ensemble, out_dir, name=name, labels=dataset.labels,
+        ensemble,
+        out_dir,
+        name=name,
+        labels=dataset.labels,
         normalization=normalization.to_dict(),
         hyperparameters={
-            "network": config.to_dict(), "ensemble": ensemble_info,
-            "training": {**training.to_dict(), "top_k": top_k, "val_fraction": val_fraction,
-                         "refit": False, "cross_fit": True},
+            "network": config.to_dict(),
+            "ensemble": ensemble_info,
+            "training": {
+                **training.to_dict(),
+                "top_k": top_k,
+                "val_fraction": val_fraction,
+                "refit": False,
+                "cross_fit": True,
+            },
         },
         training=info,
     )
 
 
 def _training_info(
-    dataset: Dataset, members: list[dict], training: TrainingConfig, val_fraction: float,
+    dataset: Dataset,
+    members: list[dict],
+    training: TrainingConfig,
+    val_fraction: float,
     command: str,
 ) -> dict:
     """The manifest's `training` section; validation = pooled out-of-fold figures."""
@@ -183,8 +222,9 @@ def _training_info(
             "scheme": "out-of-fold: each case scored by the member that did not train on it",
             "accuracy": sum(m["accuracy"] * m["held_out"] for m in members) / cases,
             "loss": sum(m["loss"] * m["held_out"] for m in members) / cases,
-            "members": [{k: m[k] for k in ("seed", "held_out", "accuracy", "loss")}
-                        for m in members],
+            "members": [
+                {k: m[k] for k in ("seed", "held_out", "accuracy", "loss")} for m in members
+            ],
             "history": [  # mean training loss of the members per epoch
                 {"epoch": e + 1, "loss": _mean_loss(members, e)} for e in range(epochs)
             ],
@@ -213,18 +253,34 @@ def export_ensemble(
     # K members' weights twice (graph + dynamic copy) would break the 5 MB budget of a
     # shipped model, so the dynamic copy is a name table into the graph's parameters.
     table = _graph_name_table(ensemble, str(directory / MODEL_PREFIX))
-    save_weights({"structured_names": np.asarray(list(table)),
-                  "graph_names": np.asarray(list(table.values()))}, directory / NETWORK_FILE)
+    save_weights(
+        {
+            "structured_names": np.asarray(list(table)),
+            "graph_names": np.asarray(list(table.values())),
+        },
+        directory / NETWORK_FILE,
+    )
     manifest = ModelManifest(
-        name=name, version=model_version(directory), architecture=ARCHITECTURE,
-        labels=tuple(labels), channels=config.channels, window_length=config.window_length,
-        normalization=dict(normalization), periods=config.periods,
-        hyperparameters=hyperparameters, training=dict(training), test_metrics=None,
+        name=name,
+        version=model_version(directory),
+        architecture=ARCHITECTURE,
+        labels=tuple(labels),
+        channels=config.channels,
+        window_length=config.window_length,
+        normalization=dict(normalization),
+        periods=config.periods,
+        hyperparameters=hyperparameters,
+        training=dict(training),
+        test_metrics=None,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     write_manifest(directory, manifest)
-    logger.info("exported ensemble dir=%s members=%d version=%s",
-                directory, len(ensemble.members), manifest.version)
+    logger.info(
+        "exported ensemble dir=%s members=%d version=%s",
+        directory,
+        len(ensemble.members),
+        manifest.version,
+    )
     return manifest
 
 
@@ -232,27 +288,36 @@ def load_ensemble_network(model_dir: str | Path, manifest: ModelManifest) -> Ens
     """The dynamic-graph ensemble of a model directory whose manifest has an `ensemble` entry."""
     members = manifest.hyperparameters["ensemble"].get("members")
     if not isinstance(members, int) or not 1 <= members <= MAX_MEMBERS:
-        raise ModelError(f"{Path(model_dir) / MANIFEST_FILE}: hyperparameters.ensemble.members "
-                         f"must be an integer in 1..{MAX_MEMBERS}; re-export the model")
+        raise ModelError(
+            f"{Path(model_dir) / MANIFEST_FILE}: hyperparameters.ensemble.members "
+            f"must be an integer in 1..{MAX_MEMBERS}; re-export the model"
+        )
     try:
         config = TimesNetConfig.from_dict(manifest.hyperparameters["network"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"{model_dir}: hyperparameters.network does not build a TimesNet "
-                         f"({type(exc).__name__}: {exc}); re-export the model") from exc
+        raise ModelError(
+            f"{model_dir}: hyperparameters.network does not build a TimesNet "
+            f"({type(exc).__name__}: {exc}); re-export the model"
+        ) from exc
     ensemble = EnsembleNet(config, members)
     path = Path(model_dir) / NETWORK_FILE
     names = load_weights(path)
-    if set(names) != {"structured_names", "graph_names"} or any(
-        names[key].dtype.kind != "U" or names[key].ndim != 1 for key in names
-    ) or len(names["structured_names"]) != len(names["graph_names"]):
-        raise ModelError(f"{path}: expected the ensemble's name table (structured_names, "
-                         "graph_names); re-export the model")
+    if (
+        set(names) != {"structured_names", "graph_names"}
+        or any(names[key].dtype.kind != "U" or names[key].ndim != 1 for key in names)
+        or len(names["structured_names"]) != len(names["graph_names"])
+    ):
+        raise ModelError(
+            f"{path}: expected the ensemble's name table (structured_names, "
+            "graph_names); re-export the model"
+        )
     # a PIR graph (model.json) loads without pickle: no model.pdiparams.info is read
     graph = paddle.jit.load(str(Path(model_dir) / MODEL_PREFIX)).state_dict()
     missing = sorted(set(names["graph_names"].tolist()) - set(graph))
     if missing:
-        raise ModelError(f"{path}: names parameter {missing[0]}, which the graph lacks; "
-                         "re-export the model")
+        raise ModelError(
+            f"{path}: names parameter {missing[0]}, which the graph lacks; re-export the model"
+        )
     pairs = zip(names["structured_names"].tolist(), names["graph_names"].tolist(), strict=True)
     set_weights(ensemble, {name: graph[graph_name].numpy() for name, graph_name in pairs}, path)
     ensemble.eval()
@@ -269,10 +334,17 @@ def _graph_name_table(ensemble: EnsembleNet, prefix: str) -> dict[str, str]:
     table = {}
     for name, value in ensemble.state_dict().items():
         array = value.numpy()
-        table[name] = next((graph_name for graph_name, candidate in graph.items()
-                            if candidate.shape == array.shape
-                            and np.array_equal(candidate, array)), "")
+        table[name] = next(
+            (
+                graph_name
+                for graph_name, candidate in graph.items()
+                if candidate.shape == array.shape and np.array_equal(candidate, array)
+            ),
+            "",
+        )
         if not table[name]:
-            raise ModelError(f"parameter {name} is missing from the saved graph {prefix}; "
-                             "the export is inconsistent, re-run training")
+            raise ModelError(
+                f"parameter {name} is missing from the saved graph {prefix}; "
+                "the export is inconsistent, re-run training"
+            )
     return table

@@ -82,8 +82,10 @@ def export_model(
     """
     config = network.config
     directory = save_graph(network, labels, out_dir)
-    save_weights({name: value.numpy() for name, value in network.state_dict().items()},
-                 directory / NETWORK_FILE)
+    save_weights(
+        {name: value.numpy() for name, value in network.state_dict().items()},
+        directory / NETWORK_FILE,
+    )
     manifest = ModelManifest(
         name=name,
         version=model_version(directory),
@@ -118,8 +120,9 @@ def load_weights(path: str | Path) -> dict[str, npt.NDArray]:
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ModelError(f"{path}: not a numpy weight archive without pickles ({exc}); "
-                         "re-export the model") from exc
+        raise ModelError(
+            f"{path}: not a numpy weight archive without pickles ({exc}); re-export the model"
+        ) from exc
 
 
 def load_network(model_dir: str | Path) -> TimesNet | TCN:
@@ -133,9 +136,11 @@ def load_network(model_dir: str | Path) -> TimesNet | TCN:
     try:
         network = build_network(config_class.from_dict(manifest.hyperparameters["network"]))
     except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"{model_dir}: hyperparameters.network does not build a "
-                         f"{manifest.architecture} ({type(exc).__name__}: {exc}); "
-                         "re-export the model") from exc
+        raise ModelError(
+            f"{model_dir}: hyperparameters.network does not build a "
+            f"{manifest.architecture} ({type(exc).__name__}: {exc}); "
+            "re-export the model"
+        ) from exc
     set_weights(network, load_weights(Path(model_dir) / NETWORK_FILE), Path(model_dir))
     network.eval()
     return network
@@ -146,8 +151,12 @@ def set_weights(network: paddle.nn.Layer, arrays: dict[str, npt.NDArray], source
     expected = {name: tuple(value.shape) for name, value in network.state_dict().items()}
     got = {name: tuple(array.shape) for name, array in arrays.items()}
     if got != expected:
-        differing = sorted(set(expected).symmetric_difference(got)
-                           or {n for n in expected if expected[n] != got[n]})
-        raise ModelError(f"{source}: the weights do not fit the network (first differing: "
-                         f"{differing[0]}); re-export the model")
+        differing = sorted(
+            set(expected).symmetric_difference(got)
+            or {n for n in expected if expected[n] != got[n]}
+        )
+        raise ModelError(
+            f"{source}: the weights do not fit the network (first differing: "
+            f"{differing[0]}); re-export the model"
+        )
     network.set_state_dict({name: paddle.to_tensor(array) for name, array in arrays.items()})

@@ -87,7 +87,8 @@ class ModelManifest:
             periods=None if periods is None else _periods(periods, window_length),
             hyperparameters=_hyperparameters(data, len(labels), channels, window_length),
             training=_object(data, "training"),
-            test_metrics=None if data.get("test_metrics") is None
+            test_metrics=None
+            if data.get("test_metrics") is None
             else _object(data, "test_metrics"),
             created_at=_text(data, "created_at"),
             files=_files(_get(data, "files")),
@@ -133,29 +134,36 @@ def load_manifest(model_dir: str | Path) -> ModelManifest:
     """Read and check manifest.json and the model files of `model_dir`; ModelError if unfit."""
     directory = Path(model_dir)
     if not directory.is_dir():
-        raise ModelError(f"model directory {directory} does not exist; pass a directory "
-                         "written by `sensorstream train` (e.g. models/uwave)")
+        raise ModelError(
+            f"model directory {directory} does not exist; pass a directory "
+            "written by `sensorstream train` (e.g. models/uwave)"
+        )
     path = directory / MANIFEST_FILE
     if not path.is_file():
         raise ModelError(f"{path} is missing; the directory must come from `sensorstream train`")
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path} is not valid JSON ({exc}); re-export the model with "
-                         "`sensorstream train`") from exc
+        raise ModelError(
+            f"{path} is not valid JSON ({exc}); re-export the model with `sensorstream train`"
+        ) from exc
     legacy = directory / LEGACY_NETWORK_FILE
     if isinstance(data, dict) and "files" not in data and legacy.is_file():
-        raise ModelError(f"{path} lists no file checksums and {directory} holds the pickled "
-                         f"{LEGACY_NETWORK_FILE}; if you trust its origin, convert it with "
-                         f"`python -m timesnet.migrate {directory} --trust-pickle`")
+        raise ModelError(
+            f"{path} lists no file checksums and {directory} holds the pickled "
+            f"{LEGACY_NETWORK_FILE}; if you trust its origin, convert it with "
+            f"`python -m timesnet.migrate {directory} --trust-pickle`"
+        )
     try:
         manifest = ModelManifest.from_dict(data)
     except ManifestFieldError as exc:
         raise ModelError(f"{path}: {exc}; re-export the model with `sensorstream train`") from exc
     missing = [name for name in MODEL_FILES if not (directory / name).is_file()]
     if missing:
-        raise ModelError(f"{directory} lacks {', '.join(missing)}; copy the whole model "
-                         "directory or re-export it with `sensorstream train`")
+        raise ModelError(
+            f"{directory} lacks {', '.join(missing)}; copy the whole model "
+            "directory or re-export it with `sensorstream train`"
+        )
     _check_files(manifest, directory)
     return manifest
 
@@ -165,13 +173,17 @@ def _check_files(manifest: ModelManifest, directory: Path) -> None:
     for name, expected in manifest.files.items():
         actual = _sha256(directory / name)
         if actual != expected:
-            raise ModelError(f"{directory / name}: sha256 {actual[:16]}... differs from the "
-                             f"manifest's {expected[:16]}...; the file was changed or damaged: "
-                             "restore the model directory or re-export the model")
+            raise ModelError(
+                f"{directory / name}: sha256 {actual[:16]}... differs from the "
+                f"manifest's {expected[:16]}...; the file was changed or damaged: "
+                "restore the model directory or re-export the model"
+            )
     actual = model_version(directory)
     if actual != manifest.version:
-        raise ModelError(f"{directory / MANIFEST_FILE}: the model files hash to {actual} but "
-                         f"the manifest's version is {manifest.version}; re-export the model")
+        raise ModelError(
+            f"{directory / MANIFEST_FILE}: the model files hash to {actual} but "
+            f"the manifest's version is {manifest.version}; re-export the model"
+        )
 
 
 class ManifestFieldError(ValueError):
@@ -224,9 +236,12 @@ def _object(data: dict, key: str) -> dict:
 
 
 def _labels(value: Any) -> tuple[str, ...]:
-    if (not isinstance(value, list) or not 1 <= len(value) <= MAX_LABELS
-            or not all(isinstance(label, str) and label for label in value)
-            or len(set(value)) != len(value)):
+    if (
+        not isinstance(value, list)
+        or not 1 <= len(value) <= MAX_LABELS
+        or not all(isinstance(label, str) and label for label in value)
+        or len(set(value)) != len(value)
+    ):
         raise ManifestFieldError(f"labels must list 1..{MAX_LABELS} distinct non-empty strings")
     return tuple(value)
 
@@ -236,10 +251,14 @@ def _normalization(value: Any, channels: int) -> dict:
         raise ManifestFieldError("normalization must be a JSON object with mean and std")
     for key in ("mean", "std"):
         numbers = value.get(key)
-        if (not isinstance(numbers, list) or len(numbers) != channels
-                or not all(_is_finite(x) for x in numbers)):
-            raise ManifestFieldError(f"normalization.{key} must list {channels} finite numbers "
-                                     "(one per channel)")
+        if (
+            not isinstance(numbers, list)
+            or len(numbers) != channels
+            or not all(_is_finite(x) for x in numbers)
+        ):
+            raise ManifestFieldError(
+                f"normalization.{key} must list {channels} finite numbers (one per channel)"
+            )
     if not all(x > 0 for x in value["std"]):
         raise ManifestFieldError("normalization.std must be positive (it divides every sample)")
     return dict(value)
@@ -250,8 +269,11 @@ def _is_finite(value: Any) -> bool:
 
 
 def _periods(value: Any, window_length: int) -> tuple[int, ...]:
-    if (not isinstance(value, list) or not value
-            or not all(_is_int(p) and 1 <= p <= window_length for p in value)):
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(_is_int(p) and 1 <= p <= window_length for p in value)
+    ):
         raise ManifestFieldError(f"periods must be null or list integers in 1..{window_length}")
     return tuple(value)
 
@@ -262,20 +284,29 @@ def _hyperparameters(data: dict, classes: int, channels: int, window_length: int
     network = value.get("network")
     if not isinstance(network, dict):
         raise ManifestFieldError("hyperparameters.network must be a JSON object")
-    for key, expected in (("num_classes", classes), ("channels", channels),
-                          ("window_length", window_length)):
+    for key, expected in (
+        ("num_classes", classes),
+        ("channels", channels),
+        ("window_length", window_length),
+    ):
         if network.get(key) != expected:
-            raise ManifestFieldError(f"hyperparameters.network.{key} is "
-                                     f"{_short(network.get(key))} but the manifest's labels and "
-                                     f"window give {expected}")
+            raise ManifestFieldError(
+                f"hyperparameters.network.{key} is "
+                f"{_short(network.get(key))} but the manifest's labels and "
+                f"window give {expected}"
+            )
     return value
 
 
 def _files(value: Any) -> dict[str, str]:
-    if (not isinstance(value, dict) or set(value) != set(MODEL_FILES)
-            or not all(isinstance(v, str) and _SHA256.fullmatch(v) for v in value.values())):
-        raise ManifestFieldError(f"files must map each of {', '.join(MODEL_FILES)} to its "
-                                 "sha256 (64 hex digits)")
+    if (
+        not isinstance(value, dict)
+        or set(value) != set(MODEL_FILES)
+        or not all(isinstance(v, str) and _SHA256.fullmatch(v) for v in value.values())
+    ):
+        raise ManifestFieldError(
+            f"files must map each of {', '.join(MODEL_FILES)} to its sha256 (64 hex digits)"
+        )
     return dict(value)
 
 

@@ -79,8 +79,10 @@ class Normalization:
     def from_dict(cls, d: Mapping[str, Any]) -> Normalization:
         """Inverse of ``to_dict``; a clear error when the manifest entry is malformed."""
         try:
-            return cls(mean=np.asarray(d["mean"], dtype=np.float32),
-                       std=np.asarray(d["std"], dtype=np.float32))
+            return cls(
+                mean=np.asarray(d["mean"], dtype=np.float32),
+                std=np.asarray(d["std"], dtype=np.float32),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(
                 f"manifest normalization must be {{'mean': [...], 'std': [...]}}: {exc}"

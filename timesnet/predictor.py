@@ -108,15 +108,22 @@ def load_predictor(model_dir: str | Path, device: str = "cpu", threads: int = 2)
         try:
             paddle_predictor = inference.create_predictor(config)
         except Exception as exc:  # Paddle raises bare RuntimeError/ValueError variants here
-            raise ModelError(f"Paddle Inference could not load {directory} on {device}: "
-                             f"{str(exc).strip().splitlines()[-1]}") from exc
+            raise ModelError(
+                f"Paddle Inference could not load {directory} on {device}: "
+                f"{str(exc).strip().splitlines()[-1]}"
+            ) from exc
         predictor = Predictor(manifest, paddle_predictor)
         # The first runs pick oneDNN kernels and allocate; pay for that at load, not on live data.
         warmup = np.zeros((1, manifest.window_length, manifest.channels), dtype=np.float32)
         predictor.predict_batch(warmup)
         predictor.predict_batch(np.repeat(warmup, 8, axis=0))
-    logger.info("predictor loaded model=%s version=%s device=%s threads=%d",
-                manifest.name, manifest.version, device, threads)
+    logger.info(
+        "predictor loaded model=%s version=%s device=%s threads=%d",
+        manifest.name,
+        manifest.version,
+        device,
+        threads,
+    )
     return predictor
 
 
@@ -155,8 +162,10 @@ def _configure_device(config: object, device: str, threads: int) -> None:
         import paddle
 
         if not paddle.is_compiled_with_cuda():
-            raise ModelError(f"device {device!r} requested but this Paddle build has no CUDA; "
-                             "install paddlepaddle-gpu or use device 'cpu'")
+            raise ModelError(
+                f"device {device!r} requested but this Paddle build has no CUDA; "
+                "install paddlepaddle-gpu or use device 'cpu'"
+            )
         config.enable_use_gpu(GPU_MEMORY_POOL_MB, int(index_text))
         return
     raise ModelError(f"unknown device {device!r}; use 'cpu', 'gpu' or 'gpu:N'")

@@ -81,8 +81,10 @@ def evaluate_predictions(
         raise ModelError("no predictions to evaluate; the test set is empty")
     for name, ids in (("true", true), ("predicted", pred)):
         if ids.min() < 0 or ids.max() >= k:
-            raise ModelError(f"{name} class ids must be in [0, {k}) for {k} labels, "
-                             f"found {ids.min()}..{ids.max()}")
+            raise ModelError(
+                f"{name} class ids must be in [0, {k}) for {k} labels, "
+                f"found {ids.min()}..{ids.max()}"
+            )
     cm = np.bincount(true * k + pred, minlength=k * k).reshape(k, k)  # [K true, K predicted]
     hits = np.diag(cm).astype(np.float64)
     support = cm.sum(axis=1)

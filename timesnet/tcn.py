@@ -50,13 +50,17 @@ class TCNConfig:
                 f"num_classes={self.num_classes}: need length >= 2, channels >= 1, classes >= 2"
             )
         if self.hidden_channels < 1 or self.kernel_size < 2 or self.downsample < 1:
-            raise ModelError(f"hidden_channels={self.hidden_channels} kernel_size="
-                             f"{self.kernel_size} downsample={self.downsample}: need channels "
-                             ">= 1, kernel size >= 2 and downsample >= 1")
+            raise ModelError(
+                f"hidden_channels={self.hidden_channels} kernel_size="
+                f"{self.kernel_size} downsample={self.downsample}: need channels "
+                ">= 1, kernel size >= 2 and downsample >= 1"
+            )
         if self.downsample > self.window_length // 2:
-            raise ModelError(f"downsample={self.downsample} leaves fewer than 2 steps of a "
-                             f"{self.window_length}-sample window; use at most "
-                             f"{self.window_length // 2}")
+            raise ModelError(
+                f"downsample={self.downsample} leaves fewer than 2 steps of a "
+                f"{self.window_length}-sample window; use at most "
+                f"{self.window_length // 2}"
+            )
         if self.head not in HEADS:
             raise ModelError(f"head {self.head!r} unknown; use one of {', '.join(HEADS)}")
         if not 0.0 <= self.dropout < 1.0:
@@ -109,14 +113,20 @@ class TCNConfig:
 class DilatedConv(nn.Layer):
     """Conv1D with dilation and explicit causal (left) or 'same' (split) padding."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int,
-                 causal: bool) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, dilation: int, causal: bool
+    ) -> None:
         super().__init__()
         total = (kernel_size - 1) * dilation
         left = total if causal else total // 2
-        self.conv = nn.Conv1D(in_channels, out_channels, kernel_size, dilation=dilation,
-                              padding=[left, total - left],
-                              weight_attr=nn.initializer.KaimingNormal())
+        self.conv = nn.Conv1D(
+            in_channels,
+            out_channels,
+            kernel_size,
+            dilation=dilation,
+            padding=[left, total - left],
+            weight_attr=nn.initializer.KaimingNormal(),
+        )
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         """x [B, Cin, L] -> [B, Cout, L]."""
@@ -126,8 +136,9 @@ class DilatedConv(nn.Layer):
 class TemporalBlock(nn.Layer):
     """Two dilated convolutions with batch norm, ReLU and dropout, plus a residual path."""
 
-    def __init__(self, in_channels: int, out_channels: int, config: TCNConfig,
-                 dilation: int) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, config: TCNConfig, dilation: int
+    ) -> None:
         super().__init__()
         k, causal = config.kernel_size, config.causal
         self.body = nn.Sequential(
@@ -141,8 +152,11 @@ class TemporalBlock(nn.Layer):
             nn.Dropout(config.dropout),
         )
         # A 1x1 convolution matches the channel count when the block widens its input.
-        self.residual = (nn.Conv1D(in_channels, out_channels, 1)
-                         if in_channels != out_channels else nn.Identity())
+        self.residual = (
+            nn.Conv1D(in_channels, out_channels, 1)
+            if in_channels != out_channels
+            else nn.Identity()
+        )
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         """x [B, Cin, L] -> [B, Cout, L]."""
@@ -160,15 +174,22 @@ class TCN(nn.Layer):
         if config.downsample > 1:
             # Left zero padding makes the last patch end on the window's newest sample.
             extra = config.steps * config.downsample - config.window_length
-            self.stem = nn.Conv1D(config.channels, config.hidden_channels, config.downsample,
-                                  stride=config.downsample, padding=[extra, 0],
-                                  weight_attr=nn.initializer.KaimingNormal())
+            self.stem = nn.Conv1D(
+                config.channels,
+                config.hidden_channels,
+                config.downsample,
+                stride=config.downsample,
+                padding=[extra, 0],
+                weight_attr=nn.initializer.KaimingNormal(),
+            )
             first = config.hidden_channels
         widths = [first] + [config.hidden_channels] * len(config.dilations)
-        self.blocks = nn.Sequential(*[
-            TemporalBlock(widths[i], widths[i + 1], config, dilation)
-            for i, dilation in enumerate(config.dilations)
-        ])
+        self.blocks = nn.Sequential(
+            *[
+                TemporalBlock(widths[i], widths[i + 1], config, dilation)
+                for i, dilation in enumerate(config.dilations)
+            ]
+        )
         self.classifier = nn.Linear(config.hidden_channels, config.num_classes)
 
     def features(self, x: paddle.Tensor) -> paddle.Tensor:

@@ -47,11 +47,15 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
-            raise ModelError(f"epochs={self.epochs} batch_size={self.batch_size} "
-                             f"patience={self.patience}: each must be >= 1")
+            raise ModelError(
+                f"epochs={self.epochs} batch_size={self.batch_size} "
+                f"patience={self.patience}: each must be >= 1"
+            )
         if not 0.0 <= self.label_smoothing < 1.0 or self.learning_rate <= 0:
-            raise ModelError(f"label_smoothing={self.label_smoothing} must be in [0, 1) and "
-                             f"learning_rate={self.learning_rate} positive")
+            raise ModelError(
+                f"label_smoothing={self.label_smoothing} must be in [0, 1) and "
+                f"learning_rate={self.learning_rate} positive"
+            )
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict (augmentation nested)."""
@@ -100,7 +104,8 @@ def train_network(
     schedule = training.learning_rate
     if training.cosine_schedule:
         schedule = paddle.optimizer.lr.CosineAnnealingDecay(
-            training.learning_rate, T_max=training.epochs,
+            training.learning_rate,
+            T_max=training.epochs,
             eta_min=training.learning_rate * training.min_lr_ratio,
         )
     optimizer = paddle.optimizer.AdamW(
@@ -246,15 +251,25 @@ def fit_model_dir(
     if val_fraction > 0:
         train_part, val_part = split_train_validation(dataset, val_fraction, training.seed)
         selection, normalization = _fit_part(
-            train_part, val_part, network_options, top_k, training,
-            lambda record: report(record, training.epochs, "select"), architecture=architecture,
+            train_part,
+            val_part,
+            network_options,
+            top_k,
+            training,
+            lambda record: report(record, training.epochs, "select"),
+            architecture=architecture,
         )
         final = selection
     if refit or selection is None:
         epochs = selection.best_epoch if selection is not None else training.epochs
         final, normalization = _fit_part(
-            dataset, None, network_options, top_k, training,
-            lambda record: report(record, epochs, "refit"), stop_epoch=epochs,
+            dataset,
+            None,
+            network_options,
+            top_k,
+            training,
+            lambda record: report(record, epochs, "refit"),
+            stop_epoch=epochs,
             architecture=architecture,
         )
     info = _training_info(dataset, selection, final, training, val_fraction, refit, command)
@@ -265,8 +280,12 @@ def fit_model_dir(
         name=name,
         labels=dataset.labels,
         normalization=normalization.to_dict(),
-        training_config={**training.to_dict(), "top_k": top_k, "val_fraction": val_fraction,
-                         "refit": refit},
+        training_config={
+            **training.to_dict(),
+            "top_k": top_k,
+            "val_fraction": val_fraction,
+            "refit": refit,
+        },
         training=info,
     )
 
@@ -323,8 +342,12 @@ def _training_info(
             "accuracy": selection.best_val_accuracy,
             "loss": selection.best_val_loss,
             "history": [
-                {"epoch": r.epoch, "loss": round(r.loss, 5),
-                 "val_accuracy": round(r.val_accuracy, 5), "val_loss": round(r.val_loss, 5)}
+                {
+                    "epoch": r.epoch,
+                    "loss": round(r.loss, 5),
+                    "val_accuracy": round(r.val_accuracy, 5),
+                    "val_loss": round(r.val_loss, 5),
+                }
                 for r in selection.history
             ],
         }

@@ -70,8 +70,17 @@ class DeviceSlots:
         return len(self.slot_of)
 
     def _arrays(self) -> tuple[np.ndarray, ...]:
-        return (self.count, self.next_start, self.newest_ts, self.emitted, self.need_offset,
-                self.last_seen_ms, self.touch, self.source, self.active)
+        return (
+            self.count,
+            self.next_start,
+            self.newest_ts,
+            self.emitted,
+            self.need_offset,
+            self.last_seen_ms,
+            self.touch,
+            self.source,
+            self.active,
+        )
 
     def memory_bytes(self) -> int:
         """Bytes reserved by every array of the arena (the configured bound)."""
@@ -135,8 +144,14 @@ class DeviceArena(DeviceSlots):
         self.last_end_ts = np.zeros(d, dtype=np.int64)  # end of the last emitted window
 
     def _arrays(self) -> tuple[np.ndarray, ...]:
-        return (*super()._arrays(), self.values, self.ts, self.offsets, self.seg_floor_ts,
-                self.last_end_ts)
+        return (
+            *super()._arrays(),
+            self.values,
+            self.ts,
+            self.offsets,
+            self.seg_floor_ts,
+            self.last_end_ts,
+        )
 
     def allocate(self, device_id: str) -> int:
         """A fresh slot; no window emitted yet."""
@@ -179,5 +194,13 @@ class CompactArena(DeviceSlots):
         self.recent_ts = np.zeros((d, config.recent_samples), dtype=np.int64)  # [D, 0 or 17]
 
     def _arrays(self) -> tuple[np.ndarray, ...]:
-        return (*super()._arrays(), self.values, self.last_offset, self.win_start_ts,
-                self.win_start_off, self.win_anchor_ts, self.win_min_off, self.recent_ts)
+        return (
+            *super()._arrays(),
+            self.values,
+            self.last_offset,
+            self.win_start_ts,
+            self.win_start_off,
+            self.win_anchor_ts,
+            self.win_min_off,
+            self.recent_ts,
+        )

@@ -33,8 +33,18 @@ class WindowBatch:
         """A batch of zero windows with the right shapes."""
         i64 = np.zeros(0, dtype=np.int64)
         i32 = np.zeros(0, dtype=np.int32)
-        return cls([], np.zeros((0, length, channels), dtype=np.float32), i64, i64.copy(),
-                   i32, i64.copy(), i32.copy(), i64.copy(), i64.copy(), i64.copy())
+        return cls(
+            [],
+            np.zeros((0, length, channels), dtype=np.float32),
+            i64,
+            i64.copy(),
+            i32,
+            i64.copy(),
+            i32.copy(),
+            i64.copy(),
+            i64.copy(),
+            i64.copy(),
+        )
 
     @classmethod
     def from_rows(cls, rows: list[tuple]) -> WindowBatch:
@@ -42,10 +52,18 @@ class WindowBatch:
         last_offset, ready_offset, anchor_ts): the cheap form single windows are queued in."""
         ids, data, start, end, source, first, last, ready, anchor = zip(*rows, strict=True)
         sources = np.array(source, dtype=np.int32)
-        return cls(list(ids), np.stack(data), np.array(start, dtype=np.int64),
-                   np.array(end, dtype=np.int64), sources, np.array(first, dtype=np.int64),
-                   sources.copy(), np.array(last, dtype=np.int64),
-                   np.array(ready, dtype=np.int64), np.array(anchor, dtype=np.int64))
+        return cls(
+            list(ids),
+            np.stack(data),
+            np.array(start, dtype=np.int64),
+            np.array(end, dtype=np.int64),
+            sources,
+            np.array(first, dtype=np.int64),
+            sources.copy(),
+            np.array(last, dtype=np.int64),
+            np.array(ready, dtype=np.int64),
+            np.array(anchor, dtype=np.int64),
+        )
 
     @classmethod
     def concat(cls, parts: list[WindowBatch]) -> WindowBatch:
@@ -59,6 +77,15 @@ class WindowBatch:
         def cat(name: str) -> np.ndarray:
             return np.concatenate([getattr(p, name) for p in parts])
 
-        return cls(ids, cat("data"), cat("start_ts_ms"), cat("end_ts_ms"), cat("first_sources"),
-                   cat("first_offsets"), cat("last_sources"), cat("last_offsets"),
-                   cat("ready_offsets"), cat("anchor_ts_ms"))
+        return cls(
+            ids,
+            cat("data"),
+            cat("start_ts_ms"),
+            cat("end_ts_ms"),
+            cat("first_sources"),
+            cat("first_offsets"),
+            cat("last_sources"),
+            cat("last_offsets"),
+            cat("ready_offsets"),
+            cat("anchor_ts_ms"),
+        )

@@ -40,8 +40,13 @@ class Runs:
 
     def select(self, keep: np.ndarray) -> Runs:
         """The runs where keep (bool [R]) is set, still grouped."""
-        return Runs(self.slots[keep], self.lengths[keep], self.first[keep], self.sources[keep],
-                    self.offsets[keep])
+        return Runs(
+            self.slots[keep],
+            self.lengths[keep],
+            self.first[keep],
+            self.sources[keep],
+            self.offsets[keep],
+        )
 
     @cached_property
     def device_starts(self) -> np.ndarray:
@@ -129,8 +134,9 @@ class _Devices:
         run_end = np.cumsum(runs.lengths)
         run_start = run_end - runs.lengths
         count0 = arena.count[slots]
-        return cls(slots, first_run, last_run, count0, count0 - run_start[first_run],
-                   run_start, run_end)
+        return cls(
+            slots, first_run, last_run, count0, count0 - run_start[first_run], run_start, run_end
+        )
 
     def locate(self, runs: Runs, dev: np.ndarray, index: np.ndarray):
         """Arrival position and run of the samples at segment index of devices dev."""
@@ -139,8 +145,9 @@ class _Devices:
         return runs.first[run] + (g - self.run_start[run]), run
 
 
-def append_clean(arena: CompactArena, runs: Runs, ts: np.ndarray,
-                 values: np.ndarray) -> WindowColumns | None:
+def append_clean(
+    arena: CompactArena, runs: Runs, ts: np.ndarray, values: np.ndarray
+) -> WindowColumns | None:
     """Append clean, grouped runs (ts [N], values void [N]); return the windows they readied."""
     cfg = arena.config
     length, hop = cfg.length, cfg.hop
@@ -302,10 +309,10 @@ def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return item, np.arange(len(item)) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
-def _expand_ranges(starts: np.ndarray, lengths: np.ndarray,
-                   ar: np.ndarray | None = None) -> np.ndarray:
+def _expand_ranges(
+    starts: np.ndarray, lengths: np.ndarray, ar: np.ndarray | None = None
+) -> np.ndarray:
     """Concatenated ranges [start, start + length) (ar: arange(lengths.sum()) to reuse)."""
     if ar is None:
         ar = np.arange(int(lengths.sum()))
     return np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + ar
-

@@ -13,8 +13,9 @@ from windows.arena import NO_OFFSET, CompactArena
 from windows.fastpath import WindowColumns
 
 
-def append_single_run(arena: CompactArena, slot: int, ts: np.ndarray, rows: np.ndarray,
-                      source: int, offset: int) -> WindowColumns | tuple | None | bool:
+def append_single_run(
+    arena: CompactArena, slot: int, ts: np.ndarray, rows: np.ndarray, source: int, offset: int
+) -> WindowColumns | tuple | None | bool:
     """One clean run of a known device with scalar bookkeeping (ts [n], rows void [n]).
 
     Returns False when the run is not clean (the general path takes it), else the
@@ -23,8 +24,12 @@ def append_single_run(arena: CompactArena, slot: int, ts: np.ndarray, rows: np.n
     """
     cfg = arena.config
     c0 = int(arena.count[slot])
-    if (c0 == 0 or int(arena.source[slot]) != source or offset < int(arena.last_offset[slot])
-            or not 0 < int(ts[0]) - int(arena.newest_ts[slot]) <= cfg.gap_ms):
+    if (
+        c0 == 0
+        or int(arena.source[slot]) != source
+        or offset < int(arena.last_offset[slot])
+        or not 0 < int(ts[0]) - int(arena.newest_ts[slot]) <= cfg.gap_ms
+    ):
         return False
     n = len(ts)
     if n > 1:
@@ -44,8 +49,8 @@ def append_single_run(arena: CompactArena, slot: int, ts: np.ndarray, rows: np.n
     col = keep % ring
     head = min(c1 - keep, ring - col)
     ring_rows = arena.rows[slot]
-    ring_rows[col:col + head] = rows[keep - c0:keep - c0 + head]
-    ring_rows[:c1 - keep - head] = rows[keep - c0 + head:]
+    ring_rows[col : col + head] = rows[keep - c0 : keep - c0 + head]
+    ring_rows[: c1 - keep - head] = rows[keep - c0 + head :]
     _single_run_window_slots(arena, slot, ts, offset, c0, c1, ns1)
     arena.count[slot] = c1
     arena.next_start[slot] = ns1
@@ -68,7 +73,7 @@ def _single_run_windows(arena, slot, ts, rows, offset, c0, ns0) -> WindowColumns
         ring_rows = arena.rows[slot]
         col = ns0 % ring
         head = min(c0 - ns0, ring - col)
-        joined = np.concatenate((ring_rows[col:col + head], ring_rows[:c0 - ns0 - head], rows))
+        joined = np.concatenate((ring_rows[col : col + head], ring_rows[: c0 - ns0 - head], rows))
         base = ns0
     else:
         joined, base = rows, c0
@@ -85,13 +90,15 @@ def _single_run_windows(arena, slot, ts, rows, offset, c0, ns0) -> WindowColumns
         slots=np.full(w, slot, dtype=np.int64),
         sources=np.full(w, arena.source[slot], dtype=np.int32),
         data=data.view(np.float32).reshape(w, length, cfg.channels),
-        start_ts_ms=np.where(in_call, ts[np.maximum(start - c0, 0)],
-                             arena.win_start_ts[slot, col]),
+        start_ts_ms=np.where(in_call, ts[np.maximum(start - c0, 0)], arena.win_start_ts[slot, col]),
         end_ts_ms=ts[end - c0],
-        anchor_ts_ms=np.where(anchor >= c0, ts[np.maximum(anchor - c0, 0)],
-                              arena.win_anchor_ts[slot, col]),
+        anchor_ts_ms=np.where(
+            anchor >= c0, ts[np.maximum(anchor - c0, 0)], arena.win_anchor_ts[slot, col]
+        ),
         first_offsets=np.where(in_call, offset, arena.win_start_off[slot, col]),
-        last_offsets=ready, ready_offsets=ready, positions=end - c0,
+        last_offsets=ready,
+        ready_offsets=ready,
+        positions=end - c0,
         emit_index=np.arange(emitted, emitted + w),
     )
 
@@ -104,10 +111,11 @@ def _single_window(arena, slot, ts, rows, offset, c0, ns0) -> tuple:
         ring_rows = arena.rows[slot]
         col = ns0 % ring
         head = min(c0 - ns0, ring - col)
-        data = np.concatenate((ring_rows[col:col + head], ring_rows[:c0 - ns0 - head],
-                               rows[:ns0 + length - c0]))
+        data = np.concatenate(
+            (ring_rows[col : col + head], ring_rows[: c0 - ns0 - head], rows[: ns0 + length - c0])
+        )
     else:
-        data = rows[ns0 - c0:ns0 - c0 + length].copy()
+        data = rows[ns0 - c0 : ns0 - c0 + length].copy()
     w = (ns0 // cfg.hop) % cfg.window_slots
     anchor = ns0 + min(cfg.hop, length) - 1
     if ns0 >= c0:
@@ -116,9 +124,16 @@ def _single_window(arena, slot, ts, rows, offset, c0, ns0) -> tuple:
         start_ts, first_offset = int(arena.win_start_ts[slot, w]), int(arena.win_start_off[slot, w])
     anchor_ts = int(ts[anchor - c0]) if anchor >= c0 else int(arena.win_anchor_ts[slot, w])
     arena.emitted[slot] += 1
-    return (data.view(np.float32).reshape(length, cfg.channels), start_ts,
-            int(ts[ns0 + length - 1 - c0]), int(arena.source[slot]), first_offset, offset,
-            offset, anchor_ts)
+    return (
+        data.view(np.float32).reshape(length, cfg.channels),
+        start_ts,
+        int(ts[ns0 + length - 1 - c0]),
+        int(arena.source[slot]),
+        first_offset,
+        offset,
+        offset,
+        anchor_ts,
+    )
 
 
 def _single_run_window_slots(arena, slot, ts, offset, c0, c1, ns1) -> None:

@@ -26,8 +26,14 @@ from windows.policies import EmittedWindow
 class CompactTimeline:
     """One device of a compact arena, applying the rules in place one sample at a time."""
 
-    def __init__(self, config: WindowConfig, arena: CompactArena, slot: int,
-                 counters: Counter[str], sink: list[EmittedWindow]) -> None:
+    def __init__(
+        self,
+        config: WindowConfig,
+        arena: CompactArena,
+        slot: int,
+        counters: Counter[str],
+        sink: list[EmittedWindow],
+    ) -> None:
         self.config = config
         self._arena = arena
         self._slot = slot
@@ -140,10 +146,21 @@ class CompactTimeline:
         start = self.next_start
         w = (start // cfg.hop) % cfg.window_slots
         cols = (start + np.arange(cfg.length)) % arena.ring
-        self._sink.append(EmittedWindow(
-            slot, self.source, arena.values[slot, cols], int(arena.win_start_ts[slot, w]),
-            end_ts, int(arena.win_anchor_ts[slot, w]), int(arena.win_start_off[slot, w]), off,
-            off, self._pos, self.emitted))
+        self._sink.append(
+            EmittedWindow(
+                slot,
+                self.source,
+                arena.values[slot, cols],
+                int(arena.win_start_ts[slot, w]),
+                end_ts,
+                int(arena.win_anchor_ts[slot, w]),
+                int(arena.win_start_off[slot, w]),
+                off,
+                off,
+                self._pos,
+                self.emitted,
+            )
+        )
         self.emitted += 1
         self.next_start += cfg.hop
         self._counters["windows"] += 1

@@ -67,7 +67,8 @@ class WindowConfig:
             raise WindowError(f"gap_policy={self.gap_policy!r} must be 'reset' or 'fill'")
         if not 0 <= self.max_fill <= self.gap_ms:
             raise WindowError(
-                f"max_fill={self.max_fill} must be between 0 and gap_ms={self.gap_ms}")
+                f"max_fill={self.max_fill} must be between 0 and gap_ms={self.gap_ms}"
+            )
         if self.interval_ms is not None and not 0 < self.interval_ms <= MAX_DURATION_MS:
             raise WindowError(
                 f"interval_ms={self.interval_ms} must be in (0, {MAX_DURATION_MS}] "
@@ -120,8 +121,12 @@ class WindowConfig:
         and offsets of ``length + slack`` samples, scalars.
         """
         if self.compact:
-            return (self.length * 4 * self.channels + self.window_slots * 4 * 8
-                    + self.recent_samples * 8 + COMPACT_STATE_BYTES)
+            return (
+                self.length * 4 * self.channels
+                + self.window_slots * 4 * 8
+                + self.recent_samples * 8
+                + COMPACT_STATE_BYTES
+            )
         return self.capacity * (4 * self.channels + 8 + 8) + DEVICE_STATE_BYTES
 
 

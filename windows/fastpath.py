@@ -73,8 +73,9 @@ def append_round(arena: DeviceArena, rs: RoundSamples) -> WindowColumns | None:
     if cfg.reorder_ms == 0:
         ready_at = run_first[w_run] + (end - count0[w_run])
     else:
-        w_run, k, end, ready_at = _ready_after_reorder(arena, rs, w_run, k, end, run_first,
-                                                       run_last)
+        w_run, k, end, ready_at = _ready_after_reorder(
+            arena, rs, w_run, k, end, run_first, run_last
+        )
     n_ready = np.bincount(w_run, minlength=len(rs.run_slots))
     columns = _cut(arena, rs.run_slots[w_run], end - (length - 1), end, rs, ready_at, k)
     ns1 = ns0 + n_ready * hop
@@ -109,10 +110,14 @@ def _ready_after_reorder(arena, rs, w_run, k, end, run_first, run_last):
         wanted = w_run * span + np.clip(threshold - t_min, 0, span - 1)
         ready_at = np.searchsorted(keys, wanted, side="left")
     else:
-        ready_at = np.array([
-            run_first[r] + np.searchsorted(rs.ts[run_first[r]:run_last[r] + 1], t, side="left")
-            for r, t in zip(w_run.tolist(), threshold.tolist(), strict=True)
-        ], dtype=np.int64)
+        ready_at = np.array(
+            [
+                run_first[r]
+                + np.searchsorted(rs.ts[run_first[r] : run_last[r] + 1], t, side="left")
+                for r, t in zip(w_run.tolist(), threshold.tolist(), strict=True)
+            ],
+            dtype=np.int64,
+        )
     return w_run, k, end, ready_at
 
 
@@ -138,8 +143,9 @@ def _cut(arena, w_slots, start, end, rs, ready_at, k) -> WindowColumns:
     )
 
 
-def _refresh_need(arena: DeviceArena, slots: np.ndarray, count: np.ndarray,
-                  next_start: np.ndarray) -> None:
+def _refresh_need(
+    arena: DeviceArena, slots: np.ndarray, count: np.ndarray, next_start: np.ndarray
+) -> None:
     """Recompute the smallest held offset of devices whose next window moved."""
     if not len(slots):
         return
@@ -150,8 +156,13 @@ def _refresh_need(arena: DeviceArena, slots: np.ndarray, count: np.ndarray,
     arena.need_offset[slots] = np.where(held, arena.offsets[slots], NO_OFFSET).min(axis=1)
 
 
-def _extend_need(arena: DeviceArena, rs: RoundSamples, index: np.ndarray,
-                 next_start: np.ndarray, only: np.ndarray | None = None) -> None:
+def _extend_need(
+    arena: DeviceArena,
+    rs: RoundSamples,
+    index: np.ndarray,
+    next_start: np.ndarray,
+    only: np.ndarray | None = None,
+) -> None:
     """Lower the held-offset minimum by the new samples that belong to an unfinished window."""
     keep = index >= np.repeat(next_start, rs.run_lengths)
     if only is not None:
@@ -162,8 +173,9 @@ def _extend_need(arena: DeviceArena, rs: RoundSamples, index: np.ndarray,
         np.minimum.at(arena.need_offset, rs.slots[keep], rs.offsets[keep])
 
 
-def append_device_run(arena: DeviceArena, slot: int, ts: np.ndarray, values: np.ndarray,
-                      source: int, offset: int) -> WindowColumns | tuple | None | bool:
+def append_device_run(
+    arena: DeviceArena, slot: int, ts: np.ndarray, values: np.ndarray, source: int, offset: int
+) -> WindowColumns | tuple | None | bool:
     """One device's chunk with scalar bookkeeping; False when it needs the general path.
 
     Takes in-order samples that share one offset, for a device that already has
@@ -179,9 +191,9 @@ def append_device_run(arena: DeviceArena, slot: int, ts: np.ndarray, values: np.
     head = min(n, arena.cap - col0)
     for dst, src in ((col0, slice(0, head)), (0, slice(head, n))):
         if src.start < src.stop:
-            arena.values[slot, dst:dst + src.stop - src.start] = values[src]
-            arena.ts[slot, dst:dst + src.stop - src.start] = ts[src]
-            arena.offsets[slot, dst:dst + src.stop - src.start] = offset
+            arena.values[slot, dst : dst + src.stop - src.start] = values[src]
+            arena.ts[slot, dst : dst + src.stop - src.start] = ts[src]
+            arena.offsets[slot, dst : dst + src.stop - src.start] = offset
     count1 = count0 + n
     arena.count[slot] = count1
     arena.newest_ts[slot] = ts[-1]
@@ -198,8 +210,12 @@ def _chunk_fits(arena: DeviceArena, slot: int, ts: np.ndarray, source: int) -> b
     cfg = arena.config
     count0 = int(arena.count[slot])
     step0 = int(ts[0]) - int(arena.newest_ts[slot])
-    if (count0 == 0 or int(arena.source[slot]) != source or not 0 < step0 <= cfg.gap_ms
-            or count0 + len(ts) - arena.cap > int(arena.next_start[slot])):
+    if (
+        count0 == 0
+        or int(arena.source[slot]) != source
+        or not 0 < step0 <= cfg.gap_ms
+        or count0 + len(ts) - arena.cap > int(arena.next_start[slot])
+    ):
         return False
     if len(ts) > 1:
         steps = np.subtract(ts[1:], ts[:-1])
@@ -209,8 +225,9 @@ def _chunk_fits(arena: DeviceArena, slot: int, ts: np.ndarray, source: int) -> b
     return True
 
 
-def _chunk_windows(arena: DeviceArena, slot: int, ns0: int, count1: int, newest: int,
-                   source: int, offset: int) -> WindowColumns | tuple | None:
+def _chunk_windows(
+    arena: DeviceArena, slot: int, ns0: int, count1: int, newest: int, source: int, offset: int
+) -> WindowColumns | tuple | None:
     """Cut the device's ready windows after a chunk; every one was readied by the chunk's offset."""
     cfg = arena.config
     cap, length, hop = arena.cap, cfg.length, cfg.hop
@@ -233,10 +250,14 @@ def _chunk_windows(arena: DeviceArena, slot: int, ns0: int, count1: int, newest:
         slots=np.array([slot] * w, dtype=np.int64),
         sources=np.array([source] * w, dtype=np.int32),
         data=_ring_windows(arena.values, slot, start_col, hop, length),
-        start_ts_ms=ts_row[start_col], end_ts_ms=ts_row[end_col],
+        start_ts_ms=ts_row[start_col],
+        end_ts_ms=ts_row[end_col],
         anchor_ts_ms=ts_row[(start_col + _anchor_index(arena.config)) % cap],
-        first_offsets=off_row[start_col], last_offsets=off_row[end_col],
-        ready_offsets=ready, positions=ready, emit_index=np.arange(emitted, emitted + w),
+        first_offsets=off_row[start_col],
+        last_offsets=off_row[end_col],
+        ready_offsets=ready,
+        positions=ready,
+        emit_index=np.arange(emitted, emitted + w),
     )
     ns1 = starts[-1] + hop
     arena.next_start[slot] = ns1
@@ -246,17 +267,18 @@ def _chunk_windows(arena: DeviceArena, slot: int, ns0: int, count1: int, newest:
     return columns
 
 
-def _one_window(arena: DeviceArena, slot: int, start: int, count: int, source: int,
-                offset: int) -> tuple:
+def _one_window(
+    arena: DeviceArena, slot: int, start: int, count: int, source: int, offset: int
+) -> tuple:
     """Cut the single window at segment index start as a row; advance the device past it."""
     cap, length = arena.cap, arena.config.length
     ts_row, off_row = arena.ts[slot], arena.offsets[slot]
     col = start % cap
     end_col = (col + length - 1) % cap
     if col + length <= cap:
-        data = arena.values[slot, col:col + length].copy()  # [L, C]
+        data = arena.values[slot, col : col + length].copy()  # [L, C]
     else:
-        data = np.concatenate((arena.values[slot, col:], arena.values[slot, :end_col + 1]))
+        data = np.concatenate((arena.values[slot, col:], arena.values[slot, : end_col + 1]))
     end_ts = int(ts_row[end_col])
     ns1 = start + arena.config.hop
     arena.next_start[slot] = ns1
@@ -264,8 +286,16 @@ def _one_window(arena: DeviceArena, slot: int, start: int, count: int, source: i
     arena.last_end_ts[slot] = end_ts
     arena.need_offset[slot] = _ring_min(off_row, ns1, count)
     anchor_ts = int(ts_row[(col + _anchor_index(arena.config)) % cap])
-    return (data, int(ts_row[col]), end_ts, source, int(off_row[col]), int(off_row[end_col]),
-            offset, anchor_ts)
+    return (
+        data,
+        int(ts_row[col]),
+        end_ts,
+        source,
+        int(off_row[col]),
+        int(off_row[end_col]),
+        offset,
+        anchor_ts,
+    )
 
 
 def _anchor_index(config) -> int:
@@ -273,17 +303,22 @@ def _anchor_index(config) -> int:
     return min(config.hop, config.length) - 1
 
 
-def _ring_windows(values: np.ndarray, slot: int, start_col: np.ndarray, hop: int,
-                  length: int) -> np.ndarray:
+def _ring_windows(
+    values: np.ndarray, slot: int, start_col: np.ndarray, hop: int, length: int
+) -> np.ndarray:
     """Copy one device's windows at ring columns start_col (hop apart) out of values [D, cap, C]."""
     cap, channels = values.shape[1], values.shape[2]
     w = len(start_col)
     first = int(start_col[0])
     if first + (w - 1) * hop + length <= cap:  # no window wraps: one strided copy
         item = values.itemsize
-        view = np.ndarray((w, length, channels), dtype=values.dtype, buffer=values,
-                          offset=(slot * cap + first) * channels * item,
-                          strides=(hop * channels * item, channels * item, item))
+        view = np.ndarray(
+            (w, length, channels),
+            dtype=values.dtype,
+            buffer=values,
+            offset=(slot * cap + first) * channels * item,
+            strides=(hop * channels * item, channels * item, item),
+        )
         return view.copy()  # [W, L, C]
     rows = (start_col[:, None] + np.arange(length)) % cap  # [W, L]
     return np.take(values[slot], rows, axis=0)
@@ -296,5 +331,5 @@ def _ring_min(ring: np.ndarray, lo: int, hi: int) -> int:
     cap = ring.shape[0]
     col = lo % cap
     if col + (hi - lo) <= cap:
-        return int(ring[col:col + hi - lo].min())
-    return int(min(ring[col:].min(), ring[:col + hi - lo - cap].min()))
+        return int(ring[col : col + hi - lo].min())
+    return int(min(ring[col:].min(), ring[: col + hi - lo - cap].min()))

@@ -49,8 +49,14 @@ class EmittedWindow:
 class Timeline:
     """One device's held samples as lists; applies the event-time rules one sample at a time."""
 
-    def __init__(self, config: WindowConfig, arena: DeviceArena, slot: int,
-                 counters: Counter[str], sink: list[EmittedWindow]) -> None:
+    def __init__(
+        self,
+        config: WindowConfig,
+        arena: DeviceArena,
+        slot: int,
+        counters: Counter[str],
+        sink: list[EmittedWindow],
+    ) -> None:
         self.config = config
         self._counters = counters
         self._sink = sink
@@ -85,7 +91,7 @@ class Timeline:
         arena.seg_floor_ts[slot] = self.seg_floor
         arena.last_end_ts[slot] = self.last_end
         arena.emitted[slot] = self.emitted
-        held = self.offs[self.next_start - self.base:] if self.next_start < count else []
+        held = self.offs[self.next_start - self.base :] if self.next_start < count else []
         arena.need_offset[slot] = min(held) if held else NO_OFFSET
         arena.set_source(slot, self.source)
 
@@ -141,7 +147,7 @@ class Timeline:
         if self.config.interval_ms is not None:
             interval = float(self.config.interval_ms)
         elif len(self.ts) >= 2:
-            recent = np.asarray(self.ts[-(RECENT_INTERVALS + 1):], dtype=np.int64)
+            recent = np.asarray(self.ts[-(RECENT_INTERVALS + 1) :], dtype=np.int64)
             interval = float(np.median(np.diff(recent)))
         else:
             return None
@@ -185,18 +191,30 @@ class Timeline:
 
     def _ready(self, newest: int, off: int) -> None:
         length, count = self.config.length, self.base + len(self.ts)
-        while (self.next_start + length <= count and
-               newest >= self.ts[self.next_start + length - 1 - self.base]
-               + self.config.reorder_ms):
+        while (
+            self.next_start + length <= count
+            and newest >= self.ts[self.next_start + length - 1 - self.base] + self.config.reorder_ms
+        ):
             self._emit(off, forced=False)
 
     def _emit(self, off: int, forced: bool) -> None:
         s = self.next_start - self.base
         e = s + self.config.length
-        self._sink.append(EmittedWindow(
-            self._slot, self.source, np.asarray(self.vals[s:e], dtype=np.float32), self.ts[s],
-            self.ts[e - 1], self.ts[s + min(self.config.hop, self.config.length) - 1],
-            self.offs[s], self.offs[e - 1], off, self._pos, self.emitted))
+        self._sink.append(
+            EmittedWindow(
+                self._slot,
+                self.source,
+                np.asarray(self.vals[s:e], dtype=np.float32),
+                self.ts[s],
+                self.ts[e - 1],
+                self.ts[s + min(self.config.hop, self.config.length) - 1],
+                self.offs[s],
+                self.offs[e - 1],
+                off,
+                self._pos,
+                self.emitted,
+            )
+        )
         self.emitted += 1
         self.last_end = self.ts[e - 1]
         self.next_start += self.config.hop

@@ -40,14 +40,15 @@ class SamplePath:
         run_lengths = np.diff(starts, append=n)
         parts: list[WindowColumns] = []
         rejected: list[tuple[int, str]] = []
-        slow_from = self._fast_rounds(slots, ts, vals, src, off, order, starts, run_slots,
-                                      run_lengths, parts)
-        self._slow_runs(slots, ts, vals, src, off, order, starts, run_lengths, slow_from, parts,
-                        rejected)
+        slow_from = self._fast_rounds(
+            slots, ts, vals, src, off, order, starts, run_slots, run_lengths, parts
+        )
+        self._slow_runs(
+            slots, ts, vals, src, off, order, starts, run_lengths, slow_from, parts, rejected
+        )
         return parts, rejected, run_slots, order[starts + run_lengths - 1]
 
-    def _fast_rounds(self, slots, ts, vals, src, off, order, starts, run_slots, run_lengths,
-                     parts):
+    def _fast_rounds(self, slots, ts, vals, src, off, order, starts, run_slots, run_lengths, parts):
         """Run clean runs through vectorized rounds; return per run the rank the slow path takes."""
         arena, cfg = self.arena, self.config
         fresh = arena.count[run_slots] == 0
@@ -70,8 +71,9 @@ class SamplePath:
             live = np.flatnonzero(take > 0)
             if cfg.reorder_ms and len(live):
                 rs_slots = run_slots[live]
-                unsafe = (arena.count[rs_slots] + take[live] - cfg.capacity
-                          > arena.next_start[rs_slots])
+                unsafe = (
+                    arena.count[rs_slots] + take[live] - cfg.capacity > arena.next_start[rs_slots]
+                )
                 slow_from[live[unsafe]] = k * slack
                 live = live[~unsafe]
             if not len(live):
@@ -82,22 +84,39 @@ class SamplePath:
                 first = starts[live] + k * slack
                 rr, rank = _ranks(take[live])
                 sel = first[rr] + rank
-            columns = append_round(arena, RoundSamples(
-                run_slots[live], take[live], slots[sel], ts[sel], vals[sel], off[sel], order[sel]))
+            columns = append_round(
+                arena,
+                RoundSamples(
+                    run_slots[live],
+                    take[live],
+                    slots[sel],
+                    ts[sel],
+                    vals[sel],
+                    off[sel],
+                    order[sel],
+                ),
+            )
             if columns is not None:
                 parts.append(columns)
                 self.counters["windows"] += len(columns.slots)
         return slow_from
 
-    def _slow_runs(self, slots, ts, vals, src, off, order, starts, run_lengths, slow_from,
-                   parts, rejected):
+    def _slow_runs(
+        self, slots, ts, vals, src, off, order, starts, run_lengths, slow_from, parts, rejected
+    ):
         """Apply the rules one sample at a time to the runs (or run tails) the fast path left."""
         sink: list[EmittedWindow] = []
         for r in np.flatnonzero(slow_from < run_lengths).tolist():
             lo, hi = int(starts[r] + slow_from[r]), int(starts[r] + run_lengths[r])
             timeline = Timeline(self.config, self.arena, int(slots[lo]), self.counters, sink)
-            for i, t, s, o, p in zip(range(lo, hi), ts[lo:hi].tolist(), src[lo:hi].tolist(),
-                                     off[lo:hi].tolist(), order[lo:hi].tolist(), strict=True):
+            for i, t, s, o, p in zip(
+                range(lo, hi),
+                ts[lo:hi].tolist(),
+                src[lo:hi].tolist(),
+                off[lo:hi].tolist(),
+                order[lo:hi].tolist(),
+                strict=True,
+            ):
                 timeline.process(t, vals[i], s, o, p)
             timeline.write_back(self.arena)
             rejected.extend(timeline.rejected)
@@ -112,13 +131,20 @@ def _ranks(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def columns_of(sink: list[EmittedWindow], config: WindowConfig) -> WindowColumns:
     """The slow path's windows as columns."""
+
     def col(name: str, dtype) -> np.ndarray:
         return np.array([getattr(w, name) for w in sink], dtype=dtype)
+
     return WindowColumns(
-        slots=col("slot", np.int64), sources=col("source", np.int32),
+        slots=col("slot", np.int64),
+        sources=col("source", np.int32),
         data=np.stack([w.data for w in sink]).reshape(len(sink), config.length, config.channels),
-        start_ts_ms=col("start_ts_ms", np.int64), end_ts_ms=col("end_ts_ms", np.int64),
+        start_ts_ms=col("start_ts_ms", np.int64),
+        end_ts_ms=col("end_ts_ms", np.int64),
         anchor_ts_ms=col("anchor_ts_ms", np.int64),
-        first_offsets=col("first_offset", np.int64), last_offsets=col("last_offset", np.int64),
-        ready_offsets=col("ready_offset", np.int64), positions=col("position", np.int64),
-        emit_index=col("emit_index", np.int64))
+        first_offsets=col("first_offset", np.int64),
+        last_offsets=col("last_offset", np.int64),
+        ready_offsets=col("ready_offset", np.int64),
+        positions=col("position", np.int64),
+        emit_index=col("emit_index", np.int64),
+    )

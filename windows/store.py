@@ -24,8 +24,17 @@ log = logging.getLogger(__name__)
 
 #: Every counter the store keeps, reported even when zero.
 COUNTER_NAMES = (
-    "duplicates", "late", "reordered", "gaps_reset", "gaps_filled", "samples_filled",
-    "source_moves", "evicted_idle", "evicted_lru", "dropped_rebalance", "windows",
+    "duplicates",
+    "late",
+    "reordered",
+    "gaps_reset",
+    "gaps_filled",
+    "samples_filled",
+    "source_moves",
+    "evicted_idle",
+    "evicted_lru",
+    "dropped_rebalance",
+    "windows",
     "windows_forced",
 )
 
@@ -59,18 +68,24 @@ class WindowStore:
     def __init__(self, config: WindowConfig) -> None:
         self.config = config
         self._arena: CompactArena | DeviceArena = (
-            CompactArena(config) if config.compact else DeviceArena(config))
+            CompactArena(config) if config.compact else DeviceArena(config)
+        )
         self._counters: Counter[str] = Counter()
-        self._samples = (None if config.compact
-                         else SamplePath(config, self._arena, self._counters))
+        self._samples = None if config.compact else SamplePath(config, self._arena, self._counters)
         self._out: list[WindowBatch | list[tuple]] = []  # batches, or rows of single windows
         self._seq = 0
         self._rejected: list[tuple[int, str]] = []
 
     # -- appends ----------------------------------------------------------------
-    def append_bulk(self, device_ids: Sequence[str], timestamps_ms: np.ndarray,
-                    values: np.ndarray, sources: np.ndarray, offsets: np.ndarray,
-                    now_ms: int | None = None) -> Rejected:
+    def append_bulk(
+        self,
+        device_ids: Sequence[str],
+        timestamps_ms: np.ndarray,
+        values: np.ndarray,
+        sources: np.ndarray,
+        offsets: np.ndarray,
+        now_ms: int | None = None,
+    ) -> Rejected:
         """Append N samples of many devices in arrival order (ts [N] int64, values [N, C]).
 
         Returns the samples dropped as duplicates or late, so a caller can say which
@@ -87,9 +102,16 @@ class WindowStore:
                 self._apply(slots, ts, vals, src, off, now_ms)
         return self._take_rejected()
 
-    def append_runs(self, device_ids: Sequence[str], run_lengths: np.ndarray,
-                    timestamps_ms: np.ndarray, values: np.ndarray, sources: np.ndarray,
-                    offsets: np.ndarray, now_ms: int | None = None) -> Rejected:
+    def append_runs(
+        self,
+        device_ids: Sequence[str],
+        run_lengths: np.ndarray,
+        timestamps_ms: np.ndarray,
+        values: np.ndarray,
+        sources: np.ndarray,
+        offsets: np.ndarray,
+        now_ms: int | None = None,
+    ) -> Rejected:
         """Append R runs back to back in arrival order; a run is samples of one device, source
         and offset (one record). run_lengths, sources (int32) and offsets (int64) are [R];
         timestamps [N] and values [N, C] with N = run_lengths.sum(). Same result as
@@ -100,26 +122,46 @@ class WindowStore:
         ts, vals, _, _ = self._check(n, timestamps_ms, values, np.zeros(n), np.zeros(n))
         if not self.config.compact:
             ids = np.repeat(np.asarray(device_ids, dtype=object), lengths).tolist()
-            return self.append_bulk(ids, ts, vals, np.repeat(src, lengths),
-                                    np.repeat(off, lengths), now_ms)
+            return self.append_bulk(
+                ids, ts, vals, np.repeat(src, lengths), np.repeat(off, lengths), now_ms
+            )
         self._rejected = []
         if n:
             self._seq += 1
             slots = self._resolve(device_ids)
-            self._append_compact(slots, lengths, np.cumsum(lengths) - lengths, src, off, ts,
-                                 vals, now_ms)
+            self._append_compact(
+                slots, lengths, np.cumsum(lengths) - lengths, src, off, ts, vals, now_ms
+            )
         return self._take_rejected()
 
-    def append_one(self, device_id: str, timestamp_ms: int, values: np.ndarray, source: int,
-                   offset: int, now_ms: int | None = None) -> None:
+    def append_one(
+        self,
+        device_id: str,
+        timestamp_ms: int,
+        values: np.ndarray,
+        source: int,
+        offset: int,
+        now_ms: int | None = None,
+    ) -> None:
         """Append one sample (values float32 [C])."""
-        self.append_bulk([device_id], np.array([timestamp_ms], dtype=np.int64),
-                         np.asarray(values, dtype=np.float32).reshape(1, -1),
-                         np.array([source], dtype=np.int32), np.array([offset], dtype=np.int64),
-                         now_ms)
+        self.append_bulk(
+            [device_id],
+            np.array([timestamp_ms], dtype=np.int64),
+            np.asarray(values, dtype=np.float32).reshape(1, -1),
+            np.array([source], dtype=np.int32),
+            np.array([offset], dtype=np.int64),
+            now_ms,
+        )
 
-    def append_chunk(self, device_id: str, timestamps_ms: np.ndarray, values: np.ndarray,
-                     source: int, offset: int, now_ms: int | None = None) -> None:
+    def append_chunk(
+        self,
+        device_id: str,
+        timestamps_ms: np.ndarray,
+        values: np.ndarray,
+        source: int,
+        offset: int,
+        now_ms: int | None = None,
+    ) -> None:
         """Append n samples of one device that came in one record (ts [n], values [n, C])."""
         n = len(timestamps_ms)
         ts = np.asarray(timestamps_ms, dtype=np.int64)
@@ -136,9 +178,15 @@ class WindowStore:
                 if self._single_run(slot, ts, rows, source, offset, now_ms):
                     return
                 self._seq -= 1  # the general path below counts this call
-            self.append_runs((device_id,), np.array([n], dtype=np.int64), ts, vals,
-                             np.array([source], dtype=np.int32),
-                             np.array([offset], dtype=np.int64), now_ms)
+            self.append_runs(
+                (device_id,),
+                np.array([n], dtype=np.int64),
+                ts,
+                vals,
+                np.array([source], dtype=np.int32),
+                np.array([offset], dtype=np.int64),
+                now_ms,
+            )
             return
         self._seq += 1
         arena = self._arena
@@ -158,16 +206,23 @@ class WindowStore:
                 arena.last_seen_ms[slot] = ts[-1] if now_ms is None else now_ms
                 return
         slots = self._resolve((device_id,))
-        self._apply(np.repeat(slots, n), ts, vals, np.full(n, source, dtype=np.int32),
-                    np.full(n, offset, dtype=np.int64), now_ms)
+        self._apply(
+            np.repeat(slots, n),
+            ts,
+            vals,
+            np.full(n, source, dtype=np.int32),
+            np.full(n, offset, dtype=np.int64),
+            now_ms,
+        )
 
     # -- output and commit support -----------------------------------------------
     def ready_windows(self) -> WindowBatch:
         """Drain the windows that became ready, in the order they became ready."""
         if not self._out:
             return WindowBatch.empty(self.config.length, self.config.channels)
-        batch = WindowBatch.concat([
-            WindowBatch.from_rows(part) if isinstance(part, list) else part for part in self._out])
+        batch = WindowBatch.concat(
+            [WindowBatch.from_rows(part) if isinstance(part, list) else part for part in self._out]
+        )
         self._out = []
         return batch
 
@@ -227,8 +282,10 @@ class WindowStore:
         if not self._rejected:
             return NOTHING_REJECTED
         self._rejected.sort()
-        return Rejected(np.array([p for p, _ in self._rejected], dtype=np.int64),
-                        [reason for _, reason in self._rejected])
+        return Rejected(
+            np.array([p for p, _ in self._rejected], dtype=np.int64),
+            [reason for _, reason in self._rejected],
+        )
 
     def _check_runs(self, r, run_lengths, sources, offsets):
         lengths = np.asarray(run_lengths, dtype=np.int64)
@@ -237,7 +294,8 @@ class WindowStore:
         if not lengths.shape == src.shape == off.shape == (r,):
             raise WindowError(
                 f"device_ids, run_lengths, sources and offsets must be [R] with one R; got "
-                f"{r}, {list(lengths.shape)}, {list(src.shape)}, {list(off.shape)}")
+                f"{r}, {list(lengths.shape)}, {list(src.shape)}, {list(off.shape)}"
+            )
         if r and lengths.min() < 1:
             raise WindowError("run_lengths must be >= 1; leave empty records out of the call")
         return lengths, src, off
@@ -246,8 +304,9 @@ class WindowStore:
         """Clean devices through the vectorized runs, the rest through CompactTimeline."""
         arena = self._arena
         rows = np.ascontiguousarray(vals).view(np.dtype((np.void, 4 * vals.shape[1]))).ravel()
-        if len(slots) == 1 and self._single_run(int(slots[0]), ts, rows, int(src[0]),
-                                                int(off[0]), now_ms):
+        if len(slots) == 1 and self._single_run(
+            int(slots[0]), ts, rows, int(src[0]), int(off[0]), now_ms
+        ):
             return
         runs = Runs.grouped(slots, lengths, first, src, off)
         dirty = dirty_runs(arena, runs, ts)
@@ -290,8 +349,9 @@ class WindowStore:
         sink: list[EmittedWindow] = []
         starts = runs.device_starts
         for a, b in zip(starts.tolist(), (runs.device_ends + 1).tolist(), strict=True):
-            timeline = CompactTimeline(self.config, self._arena, int(runs.slots[a]),
-                                       self._counters, sink)
+            timeline = CompactTimeline(
+                self.config, self._arena, int(runs.slots[a]), self._counters, sink
+            )
             for r in range(a, b):
                 lo = int(runs.first[r])
                 hi = lo + int(runs.lengths[r])
@@ -313,7 +373,8 @@ class WindowStore:
         if not len(ts) == len(vals) == len(src) == len(off) == n:
             raise WindowError(
                 f"device_ids, timestamps, values, sources and offsets must have one length; "
-                f"got {n}, {len(ts)}, {len(vals)}, {len(src)}, {len(off)}")
+                f"got {n}, {len(ts)}, {len(vals)}, {len(src)}, {len(off)}"
+            )
         return ts, vals, src, off
 
     def _resolve(self, device_ids: Sequence[str]) -> np.ndarray:
@@ -324,7 +385,8 @@ class WindowStore:
         if len(distinct) > self.config.max_devices:
             raise WindowError(
                 f"one call names {len(distinct)} devices but max_devices="
-                f"{self.config.max_devices}; raise max_devices or append fewer records per call")
+                f"{self.config.max_devices}; raise max_devices or append fewer records per call"
+            )
         new = [d for d in distinct if d not in slot_of]
         if new:
             excess = arena.active_devices + len(new) - self.config.max_devices
@@ -334,8 +396,9 @@ class WindowStore:
                 self._counters["evicted_lru"] += freed
             for d in new:
                 arena.allocate(d)
-        return np.fromiter(map(slot_of.__getitem__, device_ids), dtype=np.int64,
-                           count=len(device_ids))
+        return np.fromiter(
+            map(slot_of.__getitem__, device_ids), dtype=np.int64, count=len(device_ids)
+        )
 
     def _apply(self, slots, ts, vals, src, off, now_ms) -> None:
         """The per-sample layout: see windows.sample_path."""
@@ -353,10 +416,20 @@ class WindowStore:
         if len(parts) == 1 and (ordered or _increasing(parts[0].positions)):
             p = parts[0]
             names = self._arena.names
-            self._out.append(WindowBatch(
-                [names[s] for s in p.slots.tolist()], p.data, p.start_ts_ms, p.end_ts_ms,
-                p.sources, p.first_offsets, p.sources.copy(), p.last_offsets, p.ready_offsets,
-                p.anchor_ts_ms))
+            self._out.append(
+                WindowBatch(
+                    [names[s] for s in p.slots.tolist()],
+                    p.data,
+                    p.start_ts_ms,
+                    p.end_ts_ms,
+                    p.sources,
+                    p.first_offsets,
+                    p.sources.copy(),
+                    p.last_offsets,
+                    p.ready_offsets,
+                    p.anchor_ts_ms,
+                )
+            )
             return
 
         def cat(name: str) -> np.ndarray:
@@ -366,11 +439,20 @@ class WindowStore:
         slots = cat("slots")[order]
         sources = cat("sources")[order]
         names = self._arena.names
-        self._out.append(WindowBatch(
-            [names[s] for s in slots.tolist()], cat("data")[order], cat("start_ts_ms")[order],
-            cat("end_ts_ms")[order], sources, cat("first_offsets")[order], sources.copy(),
-            cat("last_offsets")[order], cat("ready_offsets")[order],
-            cat("anchor_ts_ms")[order]))
+        self._out.append(
+            WindowBatch(
+                [names[s] for s in slots.tolist()],
+                cat("data")[order],
+                cat("start_ts_ms")[order],
+                cat("end_ts_ms")[order],
+                sources,
+                cat("first_offsets")[order],
+                sources.copy(),
+                cat("last_offsets")[order],
+                cat("ready_offsets")[order],
+                cat("anchor_ts_ms")[order],
+            )
+        )
 
 
 def _increasing(positions: np.ndarray) -> bool:
@@ -385,5 +467,3 @@ def _runs_of_samples(slots, src, off):
     first = np.flatnonzero(np.concatenate(([True], change)))
     lengths = np.diff(first, append=n)
     return slots[first], lengths, first, src[first], off[first]
-
-

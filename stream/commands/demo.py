@@ -33,8 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=5.0,
         help="x real time (0 = as fast as possible; default 5)",
     )
-    parser.add_argument("--devices", type=integer(1, 10_000), default=16,
-                        help="simulated gloves (default 16)")
+    parser.add_argument(
+        "--devices", type=integer(1, 10_000), default=16, help="simulated gloves (default 16)"
+    )
     parser.add_argument("--model", help="model folder (default: [model] path of the config)")
     parser.add_argument("--bootstrap", help="use this Kafka instead of the local broker")
     parser.add_argument("--port", type=port, default=9092, help="local broker port (default 9092)")

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `kafka` command group and its start/stop/status subcommands."""
     parser = subparsers.add_parser(
-        "kafka", help="run a local Apache Kafka broker (KRaft, one node) on 127.0.0.1",
+        "kafka",
+        help="run a local Apache Kafka broker (KRaft, one node) on 127.0.0.1",
         description="A real Apache Kafka 4.x broker for development and tests; "
         "jars come from Maven Central once, state lives in the data dir.",
     )
@@ -27,11 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ("status", _status, "print bootstrap, pid and data dir; exit 1 if not running"),
     ):
         action = actions.add_parser(name, help=text, description=text)
-        action.add_argument("--port", type=port, default=9092,
-                            help="client port on 127.0.0.1 (default 9092)")
-        action.add_argument("--data-dir", type=Path, default=None,
-                            help="broker state dir (default ~/.cache/sensorstream/kafka-data/PORT; "
-                            "stop and status find the broker on --port without it)")
+        action.add_argument(
+            "--port", type=port, default=9092, help="client port on 127.0.0.1 (default 9092)"
+        )
+        action.add_argument(
+            "--data-dir",
+            type=Path,
+            default=None,
+            help="broker state dir (default ~/.cache/sensorstream/kafka-data/PORT; "
+            "stop and status find the broker on --port without it)",
+        )
         action.set_defaults(func=handler)
 
 
@@ -62,8 +68,10 @@ def _not_running(broker: LocalKafka) -> str:
     line = f"not running: bootstrap={broker.bootstrap} data_dir={broker.data_dir}"
     other = find_broker(broker.port)
     if other is not None and other.data_dir != broker.data_dir:
-        line += (f"; the broker on port {broker.port} runs from {other.data_dir}: "
-                 f"pass --data-dir {other.data_dir} (or leave --data-dir out)")
+        line += (
+            f"; the broker on port {broker.port} runs from {other.data_dir}: "
+            f"pass --data-dir {other.data_dir} (or leave --data-dir out)"
+        )
     return line
 
 

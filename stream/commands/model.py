@@ -36,48 +36,93 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="training file (.ts or PaddleX .csv)")
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--name", default=None, help="model name (default: the --out directory name)")
-    p.add_argument("--epochs", type=integer(1, 100_000), default=30,
-                   help="maximum epochs (default 30)")
-    p.add_argument("--seed", type=integer(0, 2**32 - 1), default=0,
-                   help="seed for weights, split, shuffles")
-    p.add_argument("--val-fraction", type=number(0, 1, above_low=True, below_high=True),
-                   default=0.25,
-                   help="stratified share of the training file each run holds out (default 0.25)")
-    p.add_argument("--cross-fit", action=argparse.BooleanOptionalAction, default=True,
-                   help="TimesNet: train 1/val-fraction members, each holding out another fold, "
-                        "for --epochs; ship their mean probabilities (default on)")
-    p.add_argument("--patience", type=integer(1, 100_000), default=25,
-                   help="epochs without improvement to stop")
-    p.add_argument("--refit", action=argparse.BooleanOptionalAction, default=True,
-                   help="retrain on all training data for the best epoch count (default on)")
+    p.add_argument(
+        "--epochs", type=integer(1, 100_000), default=30, help="maximum epochs (default 30)"
+    )
+    p.add_argument(
+        "--seed", type=integer(0, 2**32 - 1), default=0, help="seed for weights, split, shuffles"
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=number(0, 1, above_low=True, below_high=True),
+        default=0.25,
+        help="stratified share of the training file each run holds out (default 0.25)",
+    )
+    p.add_argument(
+        "--cross-fit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="TimesNet: train 1/val-fraction members, each holding out another fold, "
+        "for --epochs; ship their mean probabilities (default on)",
+    )
+    p.add_argument(
+        "--patience",
+        type=integer(1, 100_000),
+        default=25,
+        help="epochs without improvement to stop",
+    )
+    p.add_argument(
+        "--refit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="retrain on all training data for the best epoch count (default on)",
+    )
     p.add_argument("--batch-size", type=integer(1, 65_536), default=16)
     p.add_argument("--learning-rate", type=number(0, 10, above_low=True), default=1e-3)
     p.add_argument("--weight-decay", type=number(0, 10), default=0.05)
     p.add_argument("--label-smoothing", type=number(0, 1, below_high=True), default=0.1)
-    p.add_argument("--cosine", action=argparse.BooleanOptionalAction, default=True,
-                   help="cosine learning-rate decay over --epochs (default on)")
+    p.add_argument(
+        "--cosine",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="cosine learning-rate decay over --epochs (default on)",
+    )
     p.add_argument("--d-model", type=integer(1, 4096), default=32)
     p.add_argument("--d-ff", type=integer(1, 4096), default=32)
     p.add_argument("--e-layers", type=integer(1, 64), default=2)
     p.add_argument("--top-k", type=integer(1, 64), default=3, help="number of fixed FFT periods")
-    p.add_argument("--num-kernels", type=integer(1, 64), default=3,
-                   help="Inception kernels 1,3,..,2k-1")
+    p.add_argument(
+        "--num-kernels", type=integer(1, 64), default=3, help="Inception kernels 1,3,..,2k-1"
+    )
     p.add_argument("--dropout", type=number(0, 1, below_high=True), default=0.3)
-    p.add_argument("--arch", choices=("timesnet", "tcn"), default="timesnet",
-                   help="network: timesnet (default) or tcn (fast dilated Conv1D network)")
+    p.add_argument(
+        "--arch",
+        choices=("timesnet", "tcn"),
+        default="timesnet",
+        help="network: timesnet (default) or tcn (fast dilated Conv1D network)",
+    )
     p.add_argument("--tcn-channels", type=integer(1, 4096), default=32, help="TCN hidden channels")
     p.add_argument("--tcn-kernel-size", type=integer(1, 1001), default=3)
-    p.add_argument("--tcn-downsample", type=integer(1, 10_000), default=1,
-                   help="samples per step of the TCN's patch stem (default 1: no stem)")
-    p.add_argument("--tcn-dilations", default=None,
-                   help="comma-separated, e.g. 1,2,4 (default: 1,2,4,... until every step "
-                        "sees the whole window)")
-    p.add_argument("--tcn-causal", action=argparse.BooleanOptionalAction, default=False,
-                   help="causal (left) padding instead of 'same' (default off)")
-    p.add_argument("--tcn-head", choices=("last", "gap"), default="gap",
-                   help="classify from the last step or the global average (default gap)")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
-                   help="scaling, jitter, time shift, magnitude warp (default on)")
+    p.add_argument(
+        "--tcn-downsample",
+        type=integer(1, 10_000),
+        default=1,
+        help="samples per step of the TCN's patch stem (default 1: no stem)",
+    )
+    p.add_argument(
+        "--tcn-dilations",
+        default=None,
+        help="comma-separated, e.g. 1,2,4 (default: 1,2,4,... until every step "
+        "sees the whole window)",
+    )
+    p.add_argument(
+        "--tcn-causal",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="causal (left) padding instead of 'same' (default off)",
+    )
+    p.add_argument(
+        "--tcn-head",
+        choices=("last", "gap"),
+        default="gap",
+        help="classify from the last step or the global average (default gap)",
+    )
+    p.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="scaling, jitter, time shift, magnitude warp (default on)",
+    )
     p.add_argument("--mixup-alpha", type=number(0, 100), default=0.2, help="0 turns mixup off")
     p.set_defaults(func=_train, _parser=p)
 
@@ -89,10 +134,16 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="labelled test file (.ts or PaddleX .csv)")
     p.add_argument("--json", action="store_true", help="end stdout with one JSON object")
     p.add_argument("--batch-size", type=integer(1, 65_536), default=64)
-    p.add_argument("--report-dir", default=None,
-                   help="where the text/JSON report and confusion PNG go (default MODEL/reports)")
-    p.add_argument("--record", action="store_true",
-                   help="store the metrics as test_metrics in the model manifest")
+    p.add_argument(
+        "--report-dir",
+        default=None,
+        help="where the text/JSON report and confusion PNG go (default MODEL/reports)",
+    )
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="store the metrics as test_metrics in the model manifest",
+    )
     _add_device_flags(p)
     p.set_defaults(func=_evaluate, _parser=p)
 
@@ -111,8 +162,9 @@ def _register_predict(subparsers: argparse._SubParsersAction) -> None:
 def _add_device_flags(p: argparse.ArgumentParser) -> None:
     """--device and --threads, shared by the inference commands."""
     p.add_argument("--device", default="cpu", help="cpu | gpu | gpu:N (default cpu)")
-    p.add_argument("--threads", type=integer(1, 1024), default=2,
-                   help="CPU math threads (default 2)")
+    p.add_argument(
+        "--threads", type=integer(1, 1024), default=2, help="CPU math threads (default 2)"
+    )
 
 
 @contextmanager
@@ -157,18 +209,30 @@ def _train(args: argparse.Namespace) -> int:
         augment = AugmentConfig(0.0, 0.0, 0, 0.0, 0, args.mixup_alpha)
     with _model_errors():
         training = TrainingConfig(
-            epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-            weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-            patience=args.patience, seed=args.seed, augment=augment, cosine_schedule=args.cosine,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            weight_decay=args.weight_decay,
+            label_smoothing=args.label_smoothing,
+            patience=args.patience,
+            seed=args.seed,
+            augment=augment,
+            cosine_schedule=args.cosine,
         )
         network_options = _network_options(args)
         fit = fit_ensemble_model_dir
         if not (args.cross_fit and args.arch == "timesnet"):
             fit = partial(fit_model_dir, refit=args.refit, architecture=args.arch)
         manifest = fit(
-            read_dataset(args.data), args.out, name=args.name or Path(args.out).name,
-            network_options=network_options, top_k=args.top_k, training=training,
-            val_fraction=args.val_fraction, command=command_line(args), on_epoch=_print_epoch,
+            read_dataset(args.data),
+            args.out,
+            name=args.name or Path(args.out).name,
+            network_options=network_options,
+            top_k=args.top_k,
+            training=training,
+            val_fraction=args.val_fraction,
+            command=command_line(args),
+            on_epoch=_print_epoch,
         )
     print(f"wrote {args.out}: model {manifest.name} version {manifest.version}")
     return 0
@@ -177,19 +241,33 @@ def _train(args: argparse.Namespace) -> int:
 def _network_options(args: argparse.Namespace) -> dict:
     """The config fields of the chosen architecture that come from flags."""
     if args.arch == "timesnet":
-        return {"d_model": args.d_model, "d_ff": args.d_ff, "e_layers": args.e_layers,
-                "num_kernels": args.num_kernels, "dropout": args.dropout}
+        return {
+            "d_model": args.d_model,
+            "d_ff": args.d_ff,
+            "e_layers": args.e_layers,
+            "num_kernels": args.num_kernels,
+            "dropout": args.dropout,
+        }
     try:
         dilations = tuple(int(d) for d in (args.tcn_dilations or "").split(",") if d.strip())
     except ValueError as exc:
-        raise SensorstreamError(f"--tcn-dilations {args.tcn_dilations!r}: give comma-separated "
-                                "integers such as 1,2,4,8") from exc
+        raise SensorstreamError(
+            f"--tcn-dilations {args.tcn_dilations!r}: give comma-separated integers such as 1,2,4,8"
+        ) from exc
     if not all(1 <= d <= MAX_DILATION for d in dilations):
-        raise SensorstreamError(f"--tcn-dilations {args.tcn_dilations!r}: each dilation from 1 "
-                                f"to {MAX_DILATION:,}, such as 1,2,4,8")
-    return {"hidden_channels": args.tcn_channels, "kernel_size": args.tcn_kernel_size,
-            "dilations": dilations, "dropout": args.dropout, "causal": args.tcn_causal,
-            "head": args.tcn_head, "downsample": args.tcn_downsample}
+        raise SensorstreamError(
+            f"--tcn-dilations {args.tcn_dilations!r}: each dilation from 1 "
+            f"to {MAX_DILATION:,}, such as 1,2,4,8"
+        )
+    return {
+        "hidden_channels": args.tcn_channels,
+        "kernel_size": args.tcn_kernel_size,
+        "dilations": dilations,
+        "dropout": args.dropout,
+        "causal": args.tcn_causal,
+        "head": args.tcn_head,
+        "downsample": args.tcn_downsample,
+    }
 
 
 def _print_epoch(record: object, total: int, phase: str) -> None:
@@ -197,8 +275,11 @@ def _print_epoch(record: object, total: int, phase: str) -> None:
     val = ""
     if record.val_accuracy is not None:
         val = f"  val_acc {record.val_accuracy:.4f}  val_loss {record.val_loss:.4f}"
-    print(f"[{phase}] epoch {record.epoch:3d}/{total}  loss {record.loss:.4f}{val}"
-          f"  {record.seconds:.1f}s", flush=True)
+    print(
+        f"[{phase}] epoch {record.epoch:3d}/{total}  loss {record.loss:.4f}{val}"
+        f"  {record.seconds:.1f}s",
+        flush=True,
+    )
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -213,13 +294,20 @@ def _evaluate(args: argparse.Namespace) -> int:
         manifest = predictor.manifest
         data = read_dataset(args.data, manifest.window_length, manifest.labels)
         if data.y is None:
-            raise SensorstreamError(f"{args.data} has no class labels; evaluate needs a "
-                                    "labelled file (use `sensorstream predict` for unlabelled)")
+            raise SensorstreamError(
+                f"{args.data} has no class labels; evaluate needs a "
+                "labelled file (use `sensorstream predict` for unlabelled)"
+            )
         probabilities, seconds = _predict_all(predictor, data.x, args.batch_size)
         report = evaluate_predictions(data.y, probabilities.argmax(axis=1), manifest.labels)
-    metrics = {**report.to_dict(), "windows_per_s": round(len(data) / seconds, 1),
-               "batch_size": args.batch_size, "data": Path(args.data).name,
-               "data_sha256": data.source_sha256, "command": command_line(args)}
+    metrics = {
+        **report.to_dict(),
+        "windows_per_s": round(len(data) / seconds, 1),
+        "batch_size": args.batch_size,
+        "data": Path(args.data).name,
+        "data_sha256": data.source_sha256,
+        "command": command_line(args),
+    }
     report_dir = Path(args.report_dir or Path(args.model) / "reports")
     report_dir.mkdir(parents=True, exist_ok=True)
     stem = report_dir / Path(args.data).stem
@@ -262,8 +350,13 @@ def _predict(args: argparse.Namespace) -> int:
     try:
         for index, row in enumerate(probabilities):
             class_id = int(row.argmax())
-            line = {"index": index, "label": manifest.labels[class_id], "class_id": class_id,
-                    "score": float(row[class_id]), "probabilities": [float(p) for p in row]}
+            line = {
+                "index": index,
+                "label": manifest.labels[class_id],
+                "class_id": class_id,
+                "score": float(row[class_id]),
+                "probabilities": [float(p) for p in row],
+            }
             out.write(json.dumps(line) + "\n")
     finally:
         if args.out:

@@ -32,14 +32,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Ctrl-C stops cleanly and prints how to --resume.",
     )
     add_config_arguments(parser)
-    parser.add_argument("--from", dest="from_time", metavar="TIME|earliest",
-                        help="start: epoch ms, ISO-8601 with an offset, or earliest")
-    parser.add_argument("--to", dest="to_time", metavar="TIME|now",
-                        help="end, exclusive (default now: the end offsets when the job starts)")
-    parser.add_argument("--topics", nargs="+", metavar="TOPIC",
-                        help="input topics (default: kafka.input_topics of the config)")
-    parser.add_argument("--output-topic",
-                        help="events topic (default: kafka.output_topic + '.backfill')")
+    parser.add_argument(
+        "--from",
+        dest="from_time",
+        metavar="TIME|earliest",
+        help="start: epoch ms, ISO-8601 with an offset, or earliest",
+    )
+    parser.add_argument(
+        "--to",
+        dest="to_time",
+        metavar="TIME|now",
+        help="end, exclusive (default now: the end offsets when the job starts)",
+    )
+    parser.add_argument(
+        "--topics",
+        nargs="+",
+        metavar="TOPIC",
+        help="input topics (default: kafka.input_topics of the config)",
+    )
+    parser.add_argument(
+        "--output-topic", help="events topic (default: kafka.output_topic + '.backfill')"
+    )
     parser.add_argument("--model", help="model folder (default: [model] path of the config)")
     parser.add_argument("--resume", metavar="JOB", help="continue a stopped job where it stopped")
     parser.set_defaults(func=replay)
@@ -66,8 +79,11 @@ def replay(args: argparse.Namespace) -> int:
         for note in request.resolved.notes:
             print(note, file=sys.stderr)
         if (directory / f"{job.job_id}.json").is_file():
-            print(f"note: job {job.job_id} ran before; this run starts it over "
-                  f"(--resume {job.job_id} would continue a stopped run)", file=sys.stderr)
+            print(
+                f"note: job {job.job_id} ran before; this run starts it over "
+                f"(--resume {job.job_id} would continue a stopped run)",
+                file=sys.stderr,
+            )
     print(_start_line(job), file=sys.stderr, flush=True)
     result = run_job(job, config, predictor, directory, watch=_progress_on_stderr)
     for line in summary_lines(result):
@@ -95,8 +111,10 @@ class _Request:
         from stream.replay import BACKFILL_SUFFIX, check_order, parse_time
 
         if args.from_time is None:
-            raise SensorstreamError("--from is required: a TIME (epoch ms or ISO-8601 with an "
-                                    "offset) or earliest; or pass --resume JOB")
+            raise SensorstreamError(
+                "--from is required: a TIME (epoch ms or ISO-8601 with an "
+                "offset) or earliest; or pass --resume JOB"
+            )
         from_ms = parse_time(args.from_time, "--from", "earliest")
         to_ms = parse_time(args.to_time or "now", "--to", "now")
         check_order(from_ms, to_ms)
@@ -116,10 +134,13 @@ class _Request:
         windows = config.windows.model_dump(mode="json")
         return ReplayJob(
             job_id=make_job_id(bounds, manifest.name, manifest.version, windows),
-            topics=self.topics, from_ms=self.from_ms, to_ms=self.to_ms,
+            topics=self.topics,
+            from_ms=self.from_ms,
+            to_ms=self.to_ms,
             output_topic=self.output_topic,
             dead_letter_topic=config.kafka.dead_letter_topic + BACKFILL_SUFFIX,
-            model_name=manifest.name, model_version=manifest.version,
+            model_name=manifest.name,
+            model_version=manifest.version,
             partitions=tuple(
                 PartitionProgress(tp.topic, tp.partition, start, end, resume_offset=start)
                 for tp, (start, end) in bounds.items()
@@ -153,8 +174,9 @@ def _load_model(config: Config) -> object:
     return predictor
 
 
-def _resolve(config: Config, topics: tuple[str, ...], from_ms: int | None,
-             to_ms: int | None) -> ResolvedRange:
+def _resolve(
+    config: Config, topics: tuple[str, ...], from_ms: int | None, to_ms: int | None
+) -> ResolvedRange:
     from kafka.errors import KafkaError
 
     from stream.errors import SensorstreamError
@@ -178,8 +200,12 @@ def _stored_job(args: argparse.Namespace, directory: Path) -> ReplayJob:
     from stream.errors import SensorstreamError
     from stream.replay import load_job
 
-    flags = (("--from", args.from_time), ("--to", args.to_time), ("--topics", args.topics),
-             ("--output-topic", args.output_topic))
+    flags = (
+        ("--from", args.from_time),
+        ("--to", args.to_time),
+        ("--topics", args.topics),
+        ("--output-topic", args.output_topic),
+    )
     given = [flag for flag, value in flags if value]
     if given:
         raise SensorstreamError(
@@ -201,12 +227,16 @@ def _check_same_model(job: ReplayJob, manifest: object) -> None:
 def _start_line(job: ReplayJob) -> str:
     from stream.replay import format_ms
 
-    span = " -> ".join(format_ms(ms) if ms is not None else word
-                       for ms, word in ((job.from_ms, "earliest"), (job.to_ms, "end at start")))
+    span = " -> ".join(
+        format_ms(ms) if ms is not None else word
+        for ms, word in ((job.from_ms, "earliest"), (job.to_ms, "end at start"))
+    )
     partitions = sum(not p.done for p in job.partitions)
-    return (f"replay {job.job_id}: {span} of {','.join(job.topics)}, {job.records_left():,} "
-            f"records in {partitions} partitions -> {job.output_topic} "
-            f"(model {job.model_name}:{job.model_version})")
+    return (
+        f"replay {job.job_id}: {span} of {','.join(job.topics)}, {job.records_left():,} "
+        f"records in {partitions} partitions -> {job.output_topic} "
+        f"(model {job.model_name}:{job.model_version})"
+    )
 
 
 def summary_lines(result: ReplayResult) -> list[str]:
@@ -215,8 +245,11 @@ def summary_lines(result: ReplayResult) -> list[str]:
     labels = ", ".join(f"{k} {v:,}" for k, v in sorted(result.events_by_label.items()))
     dead = ", ".join(f"{k} {v:,}" for k, v in sorted(result.dead_letters.items()))
     multiple = result.real_time_multiple
-    real_time = (f", {multiple:,.1f}x real time ({result.span_ms / 1000:,.1f} s of record time)"
-                 if multiple is not None else "")
+    real_time = (
+        f", {multiple:,.1f}x real time ({result.span_ms / 1000:,.1f} s of record time)"
+        if multiple is not None
+        else ""
+    )
     windows_per_s = result.windows / max(result.wall_s, 1e-9)
     return [
         f"replay {job.job_id}: {job.status}",
@@ -267,8 +300,14 @@ class ProgressLine:
     On a terminal one line rewritten with \\r twice a second; otherwise a line every 5 s.
     """
 
-    def __init__(self, worker: Worker, total_records: int, job_id: str, out: TextIO,
-                 interval_s: float | None = None) -> None:
+    def __init__(
+        self,
+        worker: Worker,
+        total_records: int,
+        job_id: str,
+        out: TextIO,
+        interval_s: float | None = None,
+    ) -> None:
         self.worker = worker
         self.total_records = total_records
         self.job_id = job_id
@@ -306,8 +345,10 @@ class ProgressLine:
         # Records run ahead of the predictor up to the backpressure bound: the ETA is
         # whichever of reading and classifying what is already read takes longer.
         pending = self.worker.metrics.registry.get_sample_value("sensorstream_pending_windows") or 0
-        left_s = [(self.total_records - records) / record_rate if record_rate else None,
-                  pending / window_rate if window_rate else None]
+        left_s = [
+            (self.total_records - records) / record_rate if record_rate else None,
+            pending / window_rate if window_rate else None,
+        ]
         eta = "--" if left_s[0] is None else _duration(max(s or 0.0 for s in left_s))
         share = records / self.total_records if self.total_records else 1.0
         return (

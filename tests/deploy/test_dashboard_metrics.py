@@ -23,8 +23,19 @@ ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 # Series Prometheus writes itself, not the worker.
 PROMETHEUS_SERIES = {"up"}
 PROMQL_WORDS = {
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-    "offset", "bool", "inf", "nan",
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "offset",
+    "bool",
+    "inf",
+    "nan",
 }
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "1m", "$instance": ".*"}
 
@@ -36,8 +47,9 @@ def exported_series() -> set[str]:
         if isinstance(metric, MetricWrapperBase) and metric._labelnames:
             metric.labels(**{name: "x" for name in metric._labelnames})
     text = generate_latest(metrics.registry).decode()
-    return {sample.name for family in text_string_to_metric_families(text)
-            for sample in family.samples}
+    return {
+        sample.name for family in text_string_to_metric_families(text) for sample in family.samples
+    }
 
 
 def dashboard_expressions() -> list[str]:
@@ -60,7 +72,7 @@ def dashboard_expressions() -> list[str]:
         query = variable.get("query")
         text = query.get("query") if isinstance(query, dict) else None
         if text and text.startswith("label_values("):
-            found.append(text[len("label_values("):].split(",")[0])
+            found.append(text[len("label_values(") :].split(",")[0])
     return found
 
 
@@ -105,8 +117,9 @@ def test_every_queried_metric_is_exported_by_the_worker(source: str) -> None:
 def test_the_dashboard_covers_every_worker_metric_family() -> None:
     queried = set().union(*(metric_names(e) for e in dashboard_expressions()))
     families = {re.sub(r"_(total|bucket|sum|count|created)$", "", name) for name in queried}
-    exported = {re.sub(r"_(total|bucket|sum|count|created)$", "", name)
-                for name in exported_series()}
+    exported = {
+        re.sub(r"_(total|bucket|sum|count|created)$", "", name) for name in exported_series()
+    }
     # commits are an internal pacing detail; everything else is on a panel
     assert exported - families == {"sensorstream_commits"}
 
@@ -121,8 +134,13 @@ def test_dashboard_expressions_parse_as_promql(tmp_path: Path) -> None:
         rules.append({"record": f"dashboard:expr_{index}", "expr": expression})
     path = tmp_path / "dashboard_rules.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
-    result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -51,8 +51,13 @@ def configmap_toml(manifests: dict[str, dict[str, Any]]) -> str:
 
 def test_every_manifest_parses_and_names_its_object(manifests: dict[str, dict[str, Any]]) -> None:
     assert set(manifests) == {
-        "ConfigMap", "Deployment", "Service", "PodMonitor", "PodDisruptionBudget",
-        "ScaledObject", "Kustomization",
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "PodMonitor",
+        "PodDisruptionBudget",
+        "ScaledObject",
+        "Kustomization",
     }
     for kind, document in manifests.items():
         assert document["apiVersion"], kind

@@ -21,7 +21,11 @@ def promtool() -> str:
 
 def run_promtool(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [promtool, *args], cwd=PROMETHEUS_DIR, capture_output=True, text=True, timeout=120,
+        [promtool, *args],
+        cwd=PROMETHEUS_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
         check=False,
     )
 

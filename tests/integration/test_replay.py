@@ -30,8 +30,9 @@ BLOCK_B_MS = BLOCK_A_MS + 3_600_000  # an hour later: the range replayed
 SUMMARY = re.compile(r"^replay ([0-9a-f]{12}): (completed|stopped)$", re.MULTILINE)
 
 
-def _produce_stream(bootstrap: str, topic: str, streams: DeviceStreams,
-                    extra: list[tuple[bytes, bytes, int]] = ()) -> None:
+def _produce_stream(
+    bootstrap: str, topic: str, streams: DeviceStreams, extra: list[tuple[bytes, bytes, int]] = ()
+) -> None:
     """Every chunk of `streams` with its Kafka timestamp = its first sample's ts, then `extra`."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     try:
@@ -59,8 +60,14 @@ def _env(cache: Path) -> dict[str, str]:
 
 def _replay(overrides: list[str], cache: Path, *args: str) -> tuple[str, str]:
     """Run the CLI to its end; returns (job id, stdout) after checking it completed."""
-    done = subprocess.run(_cli(overrides, *args), cwd=REPO, env=_env(cache), capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        _cli(overrides, *args),
+        cwd=REPO,
+        env=_env(cache),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     job_id, status = SUMMARY.search(done.stdout).groups()
     assert status == "completed", done.stdout
@@ -95,8 +102,9 @@ def test_replay_of_a_time_range_emits_exactly_its_windows_and_the_same_events_tw
     _produce_stream(kafka_bootstrap, topics.input, block_a, [bad_a])
     _produce_stream(kafka_bootstrap, topics.input, block_b, [bad])
     tps = [TopicPartition(topics.input, p) for p in (0, 1)]
-    live = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=topics.group,
-                         enable_auto_commit=False)
+    live = KafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=topics.group, enable_auto_commit=False
+    )
     live.commit({tp: OffsetAndMetadata(7, "live-worker", -1) for tp in tps})
     live.close()
     before = _committed(kafka_bootstrap, topics.group, tps)
@@ -141,31 +149,50 @@ def test_bad_arguments_stop_with_one_line_and_exit_2(kafka_bootstrap, new_topic,
     _produce_stream(kafka_bootstrap, topics.input, streams)
     overrides = worker_overrides(kafka_bootstrap, topics)
     cases = [
-        (("--from", "2024-11-14T23:00:00Z", "--to", "2024-11-14T22:00:00+00:00"),
-         r"--to 2024-11-14T22:00:00.000Z is not after --from 2024-11-14T23:00:00.000Z; "
-         r"pass a --to later"),
-        (("--from", "yesterday"),
-         r"--from 'yesterday': expected earliest, epoch milliseconds .* ISO-8601 with an offset"),
+        (
+            ("--from", "2024-11-14T23:00:00Z", "--to", "2024-11-14T22:00:00+00:00"),
+            r"--to 2024-11-14T22:00:00.000Z is not after --from 2024-11-14T23:00:00.000Z; "
+            r"pass a --to later",
+        ),
+        (
+            ("--from", "yesterday"),
+            r"--from 'yesterday': expected earliest, epoch milliseconds .* ISO-8601 with an offset",
+        ),
         (("--from", "2023-11-14T22:00:00"), r"--from '2023-11-14T22:00:00': expected earliest"),
-        (("--from", "earliest", "--topics", f"{topics.input}-missing"),
-         rf"--topics: unknown topic '{re.escape(topics.input)}-missing'; existing topics: "),
-        (("--from", str(BLOCK_A_MS + 86_400_000)),
-         r"--from .* is after the newest retained record; pass an earlier time"),
+        (
+            ("--from", "earliest", "--topics", f"{topics.input}-missing"),
+            rf"--topics: unknown topic '{re.escape(topics.input)}-missing'; existing topics: ",
+        ),
+        (
+            ("--from", str(BLOCK_A_MS + 86_400_000)),
+            r"--from .* is after the newest retained record; pass an earlier time",
+        ),
         (("--to", "now"), r"--from is required"),
-        (("--resume", "0123456789ab"),
-         r"--resume 0123456789ab: no resume file .*; start the replay again with --from"),
-        (("--resume", "0123456789ab", "--from", "earliest"),
-         r"--resume continues the stored range and topics; drop --from"),
+        (
+            ("--resume", "0123456789ab"),
+            r"--resume 0123456789ab: no resume file .*; start the replay again with --from",
+        ),
+        (
+            ("--resume", "0123456789ab", "--from", "earliest"),
+            r"--resume continues the stored range and topics; drop --from",
+        ),
     ]
     running = [  # all at once: each is a short CLI start-up
-        subprocess.Popen(_cli(overrides, *args), cwd=REPO, env=_env(tmp_path), text=True,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            _cli(overrides, *args),
+            cwd=REPO,
+            env=_env(tmp_path),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for args, _ in cases
     ]
     for process, (args, message) in zip(running, cases, strict=True):
         stdout, stderr = process.communicate(timeout=60)
-        errors = [line for line in stderr.splitlines()
-                  if line.startswith("sensorstream replay: error: ")]
+        errors = [
+            line for line in stderr.splitlines() if line.startswith("sensorstream replay: error: ")
+        ]
         assert process.returncode == 2, (args, stderr[-2000:])
         assert len(errors) == 1 and re.search(message, errors[0]), (args, stderr[-2000:])
         assert stdout == ""
@@ -177,12 +204,19 @@ def test_sigint_stops_cleanly_and_resume_finishes_the_range(
     topics = Topics.fresh(new_topic, partitions=2)
     streams = DeviceStreams(uwave_test.x[:160], devices=8, start_ms=BLOCK_A_MS)
     _produce_stream(kafka_bootstrap, topics.input, streams)
-    overrides = worker_overrides(kafka_bootstrap, topics, "batching.max_batch=2",
-                                 "batching.max_pending_windows=8")
+    overrides = worker_overrides(
+        kafka_bootstrap, topics, "batching.max_batch=2", "batching.max_pending_windows=8"
+    )
     output = topics.output + ".backfill"
     reader = EventReader(kafka_bootstrap, output)
-    process = subprocess.Popen(_cli(overrides, "--from", "1000"), cwd=REPO, env=_env(tmp_path),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        _cli(overrides, "--from", "1000"),
+        cwd=REPO,
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while len(reader.records) < 20 and time.monotonic() < deadline and process.poll() is None:
@@ -195,8 +229,9 @@ def test_sigint_stops_cleanly_and_resume_finishes_the_range(
     assert "is before the oldest retained record of 2 of 2 partitions" in stderr
     job_id, status = SUMMARY.search(stdout).groups()
     assert status == "stopped", stdout
-    resume_line = next(line for line in stdout.splitlines()
-                       if line.strip().startswith("resume with"))
+    resume_line = next(
+        line for line in stdout.splitlines() if line.strip().startswith("resume with")
+    )
     assert resume_line.endswith(f"--resume {job_id}")
     assert re.search(rf"stopped at .*{re.escape(topics.input)}\[0\] ", stdout)
     state = orjson.loads((tmp_path / "sensorstream" / "replay" / f"{job_id}.json").read_bytes())

@@ -28,8 +28,11 @@ class W:
 
 
 def feed(
-    evaluator: AlertEvaluator, windows: Sequence[W], batches: Sequence[int] | None = None,
-    now_s: Sequence[float] | None = None, first_index: int = 0,
+    evaluator: AlertEvaluator,
+    windows: Sequence[W],
+    batches: Sequence[int] | None = None,
+    now_s: Sequence[float] | None = None,
+    first_index: int = 0,
 ) -> list[Alert]:
     """Evaluate `windows` in batches of the given sizes (one batch by default); window i
     (counting from `first_index`) gets event id e<i> and timestamps from i."""
@@ -41,9 +44,13 @@ def feed(
         part = windows[first : first + size]
         index = np.arange(first, first + len(part), dtype=np.int64) + first_index
         alerts += evaluator.evaluate(
-            [w.device for w in part], [w.label for w in part],
+            [w.device for w in part],
+            [w.label for w in part],
             np.asarray([w.score for w in part], dtype=np.float32),
-            index * 1000, index * 1000 + 999, [f"e{i}" for i in index.tolist()], now,
+            index * 1000,
+            index * 1000 + 999,
+            [f"e{i}" for i in index.tolist()],
+            now,
         )
         first += size
     assert first == len(windows), "batch sizes must cover every window"
@@ -73,48 +80,140 @@ CASES = [
     ("one window fires at once", [rule()], [A1], None, None, [("a", "r", ids(0))]),
     ("other label never fires", [rule()], [A2, A2], None, None, []),
     ("two in a row needed, one is not enough", [rule(min_consecutive=2)], [A1], None, None, []),
-    ("two in a row fire with both windows", [rule(min_consecutive=2)], [A1, A1], None, None,
-     [("a", "r", ids(0, 1))]),
-    ("a non-matching window resets the run", [rule(min_consecutive=2)], [A1, A2, A1], None, None,
-     []),
-    ("a score below the range resets the run", [rule(min_consecutive=2, min_score=0.5)],
-     [A1, A1_LOW, A1, A1], None, None, [("a", "r", ids(2, 3))]),
-    ("a score above max_score does not match", [rule(max_score=0.5)], [A1, A1_LOW], None, None,
-     [("a", "r", ids(1))]),
-    ("the run restarts after firing", [rule(min_consecutive=2)], [A1] * 5, None, None,
-     [("a", "r", ids(0, 1)), ("a", "r", ids(2, 3))]),
-    ("devices keep separate runs when interleaved", [rule(min_consecutive=2)],
-     [A1, B1, A1, B1], None, None, [("a", "r", ids(0, 2)), ("b", "r", ids(1, 3))]),
-    ("another device's miss does not break a run", [rule(min_consecutive=2)],
-     [A1, W("b", "2.0", 0.9), A1], None, None, [("a", "r", ids(0, 2))]),
-    ("runs carry over from one batch to the next", [rule(min_consecutive=3)],
-     [A1, A1, A1], [1, 1, 1], None, [("a", "r", ids(0, 1, 2))]),
-    ("a reset in a later batch is seen", [rule(min_consecutive=2)],
-     [A1, A2, A1], [1, 1, 1], None, []),
-    ("cooldown holds back a second firing in the same batch", [rule(cooldown_s=60.0)],
-     [A1, A1, A1], None, None, [("a", "r", ids(0))]),
-    ("cooldown over: fires again", [rule(cooldown_s=60.0)],
-     [A1, A1, A1], [1, 1, 1], [0.0, 30.0, 60.0], [("a", "r", ids(0)), ("a", "r", ids(2))]),
-    ("after a held-back run the latest windows fire", [rule(min_consecutive=2, cooldown_s=10.0)],
-     [A1, A1, A1, A1, A1], [2, 2, 1], [0.0, 5.0, 20.0],
-     [("a", "r", ids(0, 1)), ("a", "r", ids(3, 4))]),
-    ("cooldown is per device", [rule(cooldown_s=60.0)], [A1, B1], None, None,
-     [("a", "r", ids(0)), ("b", "r", ids(1))]),
-    ("two rules on one window fire in rule order",
-     [rule(name="any"), rule(name="sure", min_score=0.8)], [A1, A1_LOW], None, None,
-     [("a", "any", ids(0)), ("a", "sure", ids(0)), ("a", "any", ids(1))]),
-    ("rules on different labels", [rule(name="one"), rule(name="two", label="2.0")],
-     [A1, A2], None, None, [("a", "one", ids(0)), ("a", "two", ids(1))]),
+    (
+        "two in a row fire with both windows",
+        [rule(min_consecutive=2)],
+        [A1, A1],
+        None,
+        None,
+        [("a", "r", ids(0, 1))],
+    ),
+    (
+        "a non-matching window resets the run",
+        [rule(min_consecutive=2)],
+        [A1, A2, A1],
+        None,
+        None,
+        [],
+    ),
+    (
+        "a score below the range resets the run",
+        [rule(min_consecutive=2, min_score=0.5)],
+        [A1, A1_LOW, A1, A1],
+        None,
+        None,
+        [("a", "r", ids(2, 3))],
+    ),
+    (
+        "a score above max_score does not match",
+        [rule(max_score=0.5)],
+        [A1, A1_LOW],
+        None,
+        None,
+        [("a", "r", ids(1))],
+    ),
+    (
+        "the run restarts after firing",
+        [rule(min_consecutive=2)],
+        [A1] * 5,
+        None,
+        None,
+        [("a", "r", ids(0, 1)), ("a", "r", ids(2, 3))],
+    ),
+    (
+        "devices keep separate runs when interleaved",
+        [rule(min_consecutive=2)],
+        [A1, B1, A1, B1],
+        None,
+        None,
+        [("a", "r", ids(0, 2)), ("b", "r", ids(1, 3))],
+    ),
+    (
+        "another device's miss does not break a run",
+        [rule(min_consecutive=2)],
+        [A1, W("b", "2.0", 0.9), A1],
+        None,
+        None,
+        [("a", "r", ids(0, 2))],
+    ),
+    (
+        "runs carry over from one batch to the next",
+        [rule(min_consecutive=3)],
+        [A1, A1, A1],
+        [1, 1, 1],
+        None,
+        [("a", "r", ids(0, 1, 2))],
+    ),
+    (
+        "a reset in a later batch is seen",
+        [rule(min_consecutive=2)],
+        [A1, A2, A1],
+        [1, 1, 1],
+        None,
+        [],
+    ),
+    (
+        "cooldown holds back a second firing in the same batch",
+        [rule(cooldown_s=60.0)],
+        [A1, A1, A1],
+        None,
+        None,
+        [("a", "r", ids(0))],
+    ),
+    (
+        "cooldown over: fires again",
+        [rule(cooldown_s=60.0)],
+        [A1, A1, A1],
+        [1, 1, 1],
+        [0.0, 30.0, 60.0],
+        [("a", "r", ids(0)), ("a", "r", ids(2))],
+    ),
+    (
+        "after a held-back run the latest windows fire",
+        [rule(min_consecutive=2, cooldown_s=10.0)],
+        [A1, A1, A1, A1, A1],
+        [2, 2, 1],
+        [0.0, 5.0, 20.0],
+        [("a", "r", ids(0, 1)), ("a", "r", ids(3, 4))],
+    ),
+    (
+        "cooldown is per device",
+        [rule(cooldown_s=60.0)],
+        [A1, B1],
+        None,
+        None,
+        [("a", "r", ids(0)), ("b", "r", ids(1))],
+    ),
+    (
+        "two rules on one window fire in rule order",
+        [rule(name="any"), rule(name="sure", min_score=0.8)],
+        [A1, A1_LOW],
+        None,
+        None,
+        [("a", "any", ids(0)), ("a", "sure", ids(0)), ("a", "any", ids(1))],
+    ),
+    (
+        "rules on different labels",
+        [rule(name="one"), rule(name="two", label="2.0")],
+        [A1, A2],
+        None,
+        None,
+        [("a", "one", ids(0)), ("a", "two", ids(1))],
+    ),
 ]
 
 
 @pytest.mark.parametrize(
     ("rules", "windows", "batches", "times", "expected"),
-    [case[1:] for case in CASES], ids=[case[0] for case in CASES],
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
 )
 def test_rules_fire_on_the_expected_runs(
-    rules: list[AlertRule], windows: list[W], batches: list[int] | None,
-    times: list[float] | None, expected: list[tuple[str, str, tuple[str, ...]]],
+    rules: list[AlertRule],
+    windows: list[W],
+    batches: list[int] | None,
+    times: list[float] | None,
+    expected: list[tuple[str, str, tuple[str, ...]]],
 ) -> None:
     assert fired(feed(AlertEvaluator(rules), windows, batches, times)) == expected
 
@@ -187,8 +286,15 @@ def test_no_rules_and_empty_batches_fire_nothing() -> None:
 def test_mismatched_argument_lengths_are_rejected() -> None:
     evaluator = AlertEvaluator([rule()])
     with pytest.raises(ValueError, match="one entry per window"):
-        evaluator.evaluate(["a"], ["1.0", "1.0"], np.ones(1), np.zeros(1, np.int64),
-                           np.zeros(1, np.int64), ["e"], 0.0)
+        evaluator.evaluate(
+            ["a"],
+            ["1.0", "1.0"],
+            np.ones(1),
+            np.zeros(1, np.int64),
+            np.zeros(1, np.int64),
+            ["e"],
+            0.0,
+        )
 
 
 @pytest.mark.parametrize(
@@ -202,8 +308,15 @@ def test_mismatched_argument_lengths_are_rejected() -> None:
         ({"name": ""}, "at least 1 character"),
         ({"severity": "high"}, "Extra inputs are not permitted"),
     ],
-    ids=["min over 1", "min below 0", "max below min", "zero windows", "negative cooldown",
-         "empty name", "unknown key"],
+    ids=[
+        "min over 1",
+        "min below 0",
+        "max below min",
+        "zero windows",
+        "negative cooldown",
+        "empty name",
+        "unknown key",
+    ],
 )
 def test_rule_validation_rejects(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
@@ -266,19 +379,28 @@ def reference(
 
 
 windows_st = st.builds(
-    W, st.sampled_from(["a", "b", "c"]), st.sampled_from(LABELS),
+    W,
+    st.sampled_from(["a", "b", "c"]),
+    st.sampled_from(LABELS),
     st.sampled_from([0.1, 0.5, 0.7, 0.9, 1.0]),
 )
 rules_st = st.lists(
     st.builds(
         lambda label, low, width, n, cool: dict(
-            label=label, min_score=low, max_score=min(1.0, low + width), min_consecutive=n,
+            label=label,
+            min_score=low,
+            max_score=min(1.0, low + width),
+            min_consecutive=n,
             cooldown_s=cool,
         ),
-        st.sampled_from(LABELS[:2]), st.sampled_from([0.0, 0.5, 0.7]),
-        st.sampled_from([0.0, 0.3, 1.0]), st.integers(1, 4), st.sampled_from([0.0, 1.0, 3.0]),
+        st.sampled_from(LABELS[:2]),
+        st.sampled_from([0.0, 0.5, 0.7]),
+        st.sampled_from([0.0, 0.3, 1.0]),
+        st.integers(1, 4),
+        st.sampled_from([0.0, 1.0, 3.0]),
     ),
-    min_size=1, max_size=3,
+    min_size=1,
+    max_size=3,
 )
 
 

@@ -24,7 +24,10 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """Run `sensorstream ...` as users do, in a fresh interpreter."""
     return subprocess.run(
         [sys.executable, "-m", "stream.cli", *args],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -92,8 +95,9 @@ def test_start_on_a_running_broker_says_so_and_keeps_it(local_kafka):
     assert again.start() is False
     assert again.status().pid == pid_before
 
-    result = run_cli("kafka", "start", "--port", str(local_kafka.port),
-                     "--data-dir", str(local_kafka.data_dir))
+    result = run_cli(
+        "kafka", "start", "--port", str(local_kafka.port), "--data-dir", str(local_kafka.data_dir)
+    )
     assert result.returncode == 0
     assert "already running" in result.stdout
     assert f"bootstrap=127.0.0.1:{local_kafka.port}" in result.stdout
@@ -101,8 +105,9 @@ def test_start_on_a_running_broker_says_so_and_keeps_it(local_kafka):
 
 @pytest.mark.integration
 def test_cli_status_of_a_running_broker_prints_bootstrap_pid_and_data_dir(local_kafka):
-    result = run_cli("kafka", "status", "--port", str(local_kafka.port),
-                     "--data-dir", str(local_kafka.data_dir))
+    result = run_cli(
+        "kafka", "status", "--port", str(local_kafka.port), "--data-dir", str(local_kafka.data_dir)
+    )
 
     assert result.returncode == 0
     assert result.stdout.splitlines() == [

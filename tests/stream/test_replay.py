@@ -62,29 +62,62 @@ def test_format_ms_round_trips_through_parse_time() -> None:
     assert parse_time(format_ms(T0 + 7), "--to", "now") == T0 + 7
 
 
-def facts(beginning: int = 0, end: int = 100, oldest: int | None = T0, at_from: int | None = None,
-          at_to: int | None = None) -> PartitionFacts:
+def facts(
+    beginning: int = 0,
+    end: int = 100,
+    oldest: int | None = T0,
+    at_from: int | None = None,
+    at_to: int | None = None,
+) -> PartitionFacts:
     return PartitionFacts(beginning, end, oldest, at_from, at_to)
 
 
 @pytest.mark.parametrize(
     ("name", "partitions", "from_ms", "to_ms", "expected"),
     [
-        ("earliest to now reads everything retained",
-         {A0: facts(10, 100)}, None, None, {A0: (10, 100)}),
-        ("from/to pick the first offsets at or after each time",
-         {A0: facts(at_from=20, at_to=60)}, T0 + 5, T0 + 9, {A0: (20, 60)}),
-        ("no record at or after --to: up to the end at start",
-         {A0: facts(at_from=20, at_to=None)}, T0 + 5, T0 + 9, {A0: (20, 100)}),
-        ("a to offset past the end at start is clamped (records written after the lookup)",
-         {A0: facts(end=50, at_from=20, at_to=70)}, T0 + 5, T0 + 9, {A0: (20, 50)}),
-        ("a partition with nothing in range is left out",
-         {A0: facts(at_from=20, at_to=60), A1: facts(at_from=None, at_to=None)}, T0 + 5, T0 + 9,
-         {A0: (20, 60)}),
-        ("empty partitions are left out",
-         {A0: facts(5, 5, oldest=None), A1: facts(0, 40)}, None, None, {A1: (0, 40)}),
-        ("earliest to a time",
-         {A0: facts(3, 100, at_to=30)}, None, T0 + 9, {A0: (3, 30)}),
+        (
+            "earliest to now reads everything retained",
+            {A0: facts(10, 100)},
+            None,
+            None,
+            {A0: (10, 100)},
+        ),
+        (
+            "from/to pick the first offsets at or after each time",
+            {A0: facts(at_from=20, at_to=60)},
+            T0 + 5,
+            T0 + 9,
+            {A0: (20, 60)},
+        ),
+        (
+            "no record at or after --to: up to the end at start",
+            {A0: facts(at_from=20, at_to=None)},
+            T0 + 5,
+            T0 + 9,
+            {A0: (20, 100)},
+        ),
+        (
+            "a to offset past the end at start is clamped (records written after the lookup)",
+            {A0: facts(end=50, at_from=20, at_to=70)},
+            T0 + 5,
+            T0 + 9,
+            {A0: (20, 50)},
+        ),
+        (
+            "a partition with nothing in range is left out",
+            {A0: facts(at_from=20, at_to=60), A1: facts(at_from=None, at_to=None)},
+            T0 + 5,
+            T0 + 9,
+            {A0: (20, 60)},
+        ),
+        (
+            "empty partitions are left out",
+            {A0: facts(5, 5, oldest=None), A1: facts(0, 40)},
+            None,
+            None,
+            {A1: (0, 40)},
+        ),
+        ("earliest to a time", {A0: facts(3, 100, at_to=30)}, None, T0 + 9, {A0: (3, 30)}),
     ],
 )
 def test_range_resolution_rules(name, partitions, from_ms, to_ms, expected) -> None:
@@ -92,8 +125,10 @@ def test_range_resolution_rules(name, partitions, from_ms, to_ms, expected) -> N
 
 
 def test_from_before_the_oldest_retained_record_starts_there_with_a_note() -> None:
-    partitions = {A0: facts(40, 100, oldest=T0, at_from=40),
-                  A1: facts(0, 100, oldest=T0 - 10, at_from=7)}
+    partitions = {
+        A0: facts(40, 100, oldest=T0, at_from=40),
+        A1: facts(0, 100, oldest=T0 - 10, at_from=7),
+    }
     resolved = resolve_range(partitions, T0 - 1000, None)
     assert resolved.bounds == {A0: (40, 100), A1: (7, 100)}
     (note,) = resolved.notes
@@ -110,11 +145,19 @@ def test_from_inside_the_retained_range_gives_no_note() -> None:
     [
         ({A0: facts()}, T0 + 10, T0 + 10, r"^--to .* is not after --from .*; pass a --to later"),
         ({A0: facts()}, T0 + 10, T0, r"^--to .* is not after --from"),
-        ({A0: facts(at_from=None), A1: facts(at_from=None)}, T0 + 10, None,
-         r"^--from .* is after the newest retained record; pass an earlier"),
+        (
+            {A0: facts(at_from=None), A1: facts(at_from=None)},
+            T0 + 10,
+            None,
+            r"^--from .* is after the newest retained record; pass an earlier",
+        ),
         ({A0: facts(7, 7, oldest=None)}, None, None, r"no retained records"),
-        ({A0: facts(at_from=20, at_to=20)}, T0, T0 + 1,
-         r"^no records between --from .* and --to .*; widen the range"),
+        (
+            {A0: facts(at_from=20, at_to=20)},
+            T0,
+            T0 + 1,
+            r"^no records between --from .* and --to .*; widen the range",
+        ),
     ],
 )
 def test_bad_ranges_stop_with_one_line_saying_what_to_fix(
@@ -142,11 +185,18 @@ def test_job_id_depends_only_on_ranges_model_and_windows() -> None:
 
 def _job(status: str = "stopped") -> ReplayJob:
     return ReplayJob(
-        job_id="0123456789ab", topics=("a",), from_ms=T0, to_ms=None, output_topic="out.backfill",
-        dead_letter_topic="dlq.backfill", model_name="uwave", model_version="v1",
+        job_id="0123456789ab",
+        topics=("a",),
+        from_ms=T0,
+        to_ms=None,
+        output_topic="out.backfill",
+        dead_letter_topic="dlq.backfill",
+        model_name="uwave",
+        model_version="v1",
         partitions=(
-            PartitionProgress("a", 0, 10, 100, resume_offset=55, emitted_through=60,
-                              anchors={"glove-1": T0 + 3}),
+            PartitionProgress(
+                "a", 0, 10, 100, resume_offset=55, emitted_through=60, anchors={"glove-1": T0 + 3}
+            ),
             PartitionProgress("a", 1, 0, 40, resume_offset=40),
         ),
         status=status,  # type: ignore[arg-type]
@@ -204,8 +254,9 @@ def test_progress_line_shows_share_rates_and_the_slower_of_reading_and_classifyi
 
     worker = _Counting()
     out = io.StringIO()
-    progress = ProgressLine(worker, total_records=1000, job_id="0123456789ab", out=out,
-                            interval_s=60)
+    progress = ProgressLine(
+        worker, total_records=1000, job_id="0123456789ab", out=out, interval_s=60
+    )
     progress._started_s = time.monotonic() - 10.0  # as if it had run for 10 s
     worker.stats.records, worker.stats.samples, worker.stats.windows = 500, 5000, 10
     line = progress.line()

@@ -18,8 +18,22 @@ SHIPPED_MODEL_DIR = REPO / "models" / "uwave"
 
 # Small enough to train in seconds on a busy 2-core machine, big enough to learn something.
 TINY_TRAIN_FLAGS = [
-    "--epochs", "3", "--d-model", "8", "--d-ff", "8", "--e-layers", "1",
-    "--num-kernels", "2", "--top-k", "2", "--val-fraction", "0.25", "--seed", "3",
+    "--epochs",
+    "3",
+    "--d-model",
+    "8",
+    "--d-ff",
+    "8",
+    "--e-layers",
+    "1",
+    "--num-kernels",
+    "2",
+    "--top-k",
+    "2",
+    "--val-fraction",
+    "0.25",
+    "--seed",
+    "3",
 ]
 
 

@@ -42,9 +42,20 @@ def cli_predictions(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     """`sensorstream predict` JSON lines for the UWave test file, from a separate process."""
     out = tmp_path_factory.mktemp("cli") / "predictions.jsonl"
     subprocess.run(
-        [str(Path(sys.executable).parent / "sensorstream"), "predict", "--model", str(MODEL_DIR),
-         "--data", str(UWAVE_TEST_FILE), "--out", str(out)],
-        check=True, cwd=REPO, capture_output=True, timeout=300,
+        [
+            str(Path(sys.executable).parent / "sensorstream"),
+            "predict",
+            "--model",
+            str(MODEL_DIR),
+            "--data",
+            str(UWAVE_TEST_FILE),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        cwd=REPO,
+        capture_output=True,
+        timeout=300,
     )
     return [json.loads(line) for line in out.read_text().splitlines()]
 
@@ -55,8 +66,9 @@ def assert_same_as_cli(results: list[ClassificationResult], expected: list[dict]
     for result, line in zip(results, expected, strict=True):
         assert (result.label, result.class_id) == (line["label"], line["class_id"])
         assert result.score == pytest.approx(line["score"], abs=TOLERANCE)
-        np.testing.assert_allclose(list(result.probabilities.values()), line["probabilities"],
-                                   atol=TOLERANCE, rtol=0)
+        np.testing.assert_allclose(
+            list(result.probabilities.values()), line["probabilities"], atol=TOLERANCE, rtol=0
+        )
 
 
 def test_predict_on_the_ts_file_equals_the_cli_predict_command(
@@ -96,8 +108,7 @@ def test_a_paddlex_csv_file_gives_the_numbers_of_the_same_cases_in_the_ts_file(
 ) -> None:
     path = write_paddlex_csv(tmp_path / "three.csv", uwave_test_set.x[3:6], ["x", "y", "z"])
     results = model.predict(str(path))
-    assert [(r.source, r.case) for r in results] == [(str(path), 0), (str(path), 1),
-                                                     (str(path), 2)]
+    assert [(r.source, r.case) for r in results] == [(str(path), 0), (str(path), 1), (str(path), 2)]
     assert_same_as_cli(results, cli_predictions[3:6])
 
 
@@ -108,7 +119,11 @@ def test_a_list_mixes_files_and_arrays_and_keeps_their_order(
     results = model.predict([uwave_test_set.x[9], path, uwave_test_set.x[20:23]])
     assert [r.index for r in results] == list(range(6))
     assert [(r.source, r.case) for r in results] == [
-        ("<array>", 0), (str(path), 0), (str(path), 1), ("<array>", 0), ("<array>", 1),
+        ("<array>", 0),
+        (str(path), 0),
+        (str(path), 1),
+        ("<array>", 0),
+        ("<array>", 1),
         ("<array>", 2),
     ]
     expected = [cli_predictions[i] for i in (9, 0, 1, 20, 21, 22)]
@@ -134,8 +149,9 @@ def test_a_missing_file_is_refused_with_its_name(model: Model, tmp_path: Path) -
         model.predict(tmp_path / "nope.ts")
 
 
-def test_save_to_json_writes_every_field(model: Model, uwave_test_set: Dataset,
-                                         tmp_path: Path) -> None:
+def test_save_to_json_writes_every_field(
+    model: Model, uwave_test_set: Dataset, tmp_path: Path
+) -> None:
     (result,) = model.predict(uwave_test_set.x[0])
     written = result.save_to_json(tmp_path / "one.json")
     assert json.loads(written.read_text()) == result.to_dict()
@@ -151,15 +167,23 @@ def test_save_to_csv_round_trips_the_float32_probabilities_exactly(
     with result.save_to_csv(tmp_path / "one.csv").open(newline="") as handle:
         header, row = list(csv.reader(handle))
     labels = list(result.probabilities)
-    assert header == ["index", "source", "case", "label", "class_id", "score",
-                      *(f"probability_{label}" for label in labels)]
+    assert header == [
+        "index",
+        "source",
+        "case",
+        "label",
+        "class_id",
+        "score",
+        *(f"probability_{label}" for label in labels),
+    ]
     assert row[3:5] == [result.label, str(result.class_id)]
     assert float(row[5]) == result.score
     assert [float(v) for v in row[6:]] == list(result.probabilities.values())
 
 
-def test_save_results_csv_writes_one_row_per_result(model: Model, uwave_test_set: Dataset,
-                                                    tmp_path: Path) -> None:
+def test_save_results_csv_writes_one_row_per_result(
+    model: Model, uwave_test_set: Dataset, tmp_path: Path
+) -> None:
     results = model.predict(uwave_test_set.x[:4])
     with save_results_csv(results, tmp_path / "all.csv").open(newline="") as handle:
         rows = list(csv.reader(handle))
@@ -173,15 +197,19 @@ def test_print_shows_the_source_label_score_and_every_probability(
     (result,) = model.predict(uwave_test_set.x[2])
     result.print()
     out = capsys.readouterr().out
-    assert out.startswith(f"<array> case 0: label {result.label} (class_id {result.class_id}), "
-                          f"score {result.score:.4f}\n")
+    assert out.startswith(
+        f"<array> case 0: label {result.label} (class_id {result.class_id}), "
+        f"score {result.score:.4f}\n"
+    )
     assert len(out.splitlines()) == 1 + len(model.labels)
     best_line = out.splitlines()[1].split()
     assert best_line == [result.label, f"{result.score:.4f}"]
 
 
 def test_importing_timesnet_loads_neither_the_api_nor_paddle() -> None:
-    code = ("import sys, timesnet; assert 'timesnet.api' not in sys.modules; "
-            "assert 'paddle' not in sys.modules; from timesnet import load_model; "
-            "assert load_model.__module__ == 'timesnet.api'")
+    code = (
+        "import sys, timesnet; assert 'timesnet.api' not in sys.modules; "
+        "assert 'paddle' not in sys.modules; from timesnet import load_model; "
+        "assert load_model.__module__ == 'timesnet.api'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=60)

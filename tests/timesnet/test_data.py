@@ -38,8 +38,14 @@ def ts_text(
     series_length: int | None = None,
 ) -> str:
     """A small .ts file: 6 header lines (comment + 5 @ lines, optional ones appended) then @data."""
-    head = ["# crafted for a test", "@problemName Crafted", "@timeStamps false",
-            f"@missing {missing}", f"@equalLength {equal_length}", f"@classLabel {class_label}"]
+    head = [
+        "# crafted for a test",
+        "@problemName Crafted",
+        "@timeStamps false",
+        f"@missing {missing}",
+        f"@equalLength {equal_length}",
+        f"@classLabel {class_label}",
+    ]
     if dimensions is not None:
         head.append(f"@dimensions {dimensions}")
     if series_length is not None:
@@ -128,14 +134,16 @@ def test_fit_length_matches_a_list_slicing_reference() -> None:
         out = fit_length(cases, length)
         for case, row in zip(cases, out, strict=True):
             rows = [list(r) for r in case]
-            expected = rows[-length:] if len(rows) >= length else (
-                [rows[0]] * (length - len(rows)) + rows)
+            expected = (
+                rows[-length:] if len(rows) >= length else ([rows[0]] * (length - len(rows)) + rows)
+            )
             np.testing.assert_allclose(row, np.array(expected, dtype=np.float32))
 
 
 def test_string_labels_take_the_header_order(tmp_path: Path) -> None:
-    text = ts_text(["1:2:Walking", "3:4:Standing", "5:6:Walking"],
-                   class_label="true Walking Standing Sitting")
+    text = ts_text(
+        ["1:2:Walking", "3:4:Standing", "5:6:Walking"], class_label="true Walking Standing Sitting"
+    )
     ds = read_ts(write(tmp_path, "s.ts", text))
     assert ds.labels == ("Walking", "Standing", "Sitting")
     assert ds.y.tolist() == [0, 1, 0]
@@ -173,36 +181,76 @@ def test_missing_values_are_interpolated_inside_and_held_at_the_edges(tmp_path: 
 
 MALFORMED = [
     pytest.param(
-        "@problemName X\n@classLabel true a\n1,2:a\n", 3, "expected a @header line or @data",
-        id="data-before-@data"),
+        "@problemName X\n@classLabel true a\n1,2:a\n",
+        3,
+        "expected a @header line or @data",
+        id="data-before-@data",
+    ),
     pytest.param("@problemName X\n@classLabel true a\n", None, "missing @data", id="no-@data"),
     pytest.param(ts_text([]), None, "no cases after @data", id="empty-data"),
     pytest.param(ts_text(["1,2:3,4:a", "1,2:a"]), 10, "expected 2 channels", id="channel-count"),
-    pytest.param(ts_text(["1,2:3,4:a", "1,x:3,4:a"]), 10, "channel 1, value 2: expected a number",
-                 id="non-numeric"),
-    pytest.param(ts_text(["1,2:3,4:a", "1,2:3,4:c"]), 10, "'c' is not declared in @classLabel",
-                 id="undeclared-label"),
-    pytest.param(ts_text(["1,2:3,4:a", "1,2:3,4:5,6:a"], dimensions=None), 9,
-                 "expected 2 channels", id="inconsistent-dimensions"),
-    pytest.param(ts_text(["1,2:3,4:a", "1,2,3:3,4,5:a"], equal_length="true"), 10,
-                 "expected 2 values per channel", id="unequal-but-equalLength-true"),
-    pytest.param(ts_text(["1,2:3,4:a"], equal_length="true", series_length=3), 10,
-                 "expected 3 values per channel", id="wrong-seriesLength"),
+    pytest.param(
+        ts_text(["1,2:3,4:a", "1,x:3,4:a"]),
+        10,
+        "channel 1, value 2: expected a number",
+        id="non-numeric",
+    ),
+    pytest.param(
+        ts_text(["1,2:3,4:a", "1,2:3,4:c"]),
+        10,
+        "'c' is not declared in @classLabel",
+        id="undeclared-label",
+    ),
+    pytest.param(
+        ts_text(["1,2:3,4:a", "1,2:3,4:5,6:a"], dimensions=None),
+        9,
+        "expected 2 channels",
+        id="inconsistent-dimensions",
+    ),
+    pytest.param(
+        ts_text(["1,2:3,4:a", "1,2,3:3,4,5:a"], equal_length="true"),
+        10,
+        "expected 2 values per channel",
+        id="unequal-but-equalLength-true",
+    ),
+    pytest.param(
+        ts_text(["1,2:3,4:a"], equal_length="true", series_length=3),
+        10,
+        "expected 3 values per channel",
+        id="wrong-seriesLength",
+    ),
     pytest.param(ts_text(["1,2:3:a"]), 9, "same length", id="ragged-channels"),
     pytest.param(ts_text(["1,?:3,4:a"]), 9, "@missing false", id="missing-not-allowed"),
-    pytest.param(ts_text(["?,?:3,4:a"], missing="true"), 9, "no observed value",
-                 id="channel-all-missing"),
+    pytest.param(
+        ts_text(["?,?:3,4:a"], missing="true"), 9, "no observed value", id="channel-all-missing"
+    ),
     pytest.param(ts_text(["1,2:3,4:"]), 9, "class label after the last ':'", id="empty-label"),
     pytest.param(ts_text(["1,2:3,inf:a"]), 9, "infinite", id="infinite-value"),
-    pytest.param(ts_text(["1:2:a"]).replace("@timeStamps false", "@timeStamps true"), 3,
-                 "@timeStamps true is not supported", id="timestamps"),
-    pytest.param(ts_text(["1:2:a"]).replace("@missing false", "@missing maybe"), 4,
-                 "must be true or false", id="bad-boolean"),
+    pytest.param(
+        ts_text(["1:2:a"]).replace("@timeStamps false", "@timeStamps true"),
+        3,
+        "@timeStamps true is not supported",
+        id="timestamps",
+    ),
+    pytest.param(
+        ts_text(["1:2:a"]).replace("@missing false", "@missing maybe"),
+        4,
+        "must be true or false",
+        id="bad-boolean",
+    ),
     pytest.param(ts_text(["1:2:a"], dimensions=0), 7, "positive integer", id="bad-dimensions"),
-    pytest.param(ts_text(["1:2:a"]).replace("@data", "@target x\n@data"), 8,
-                 "unknown header @target", id="unknown-header"),
-    pytest.param(ts_text(["1:2:a"], class_label="true"), 6, "must list the labels",
-                 id="classLabel-without-labels"),
+    pytest.param(
+        ts_text(["1:2:a"]).replace("@data", "@target x\n@data"),
+        8,
+        "unknown header @target",
+        id="unknown-header",
+    ),
+    pytest.param(
+        ts_text(["1:2:a"], class_label="true"),
+        6,
+        "must list the labels",
+        id="classLabel-without-labels",
+    ),
 ]
 
 
@@ -240,8 +288,9 @@ def to_paddlex_csv(ds: Dataset, path: Path) -> None:
         writer.writerow(["time", "group_id", *channels, "label"])
         for case in range(len(ds)):
             for step in range(ds.window_length):
-                writer.writerow([step, case, *(repr(float(v)) for v in ds.x[case, step]),
-                                 ds.labels[ds.y[case]]])
+                writer.writerow(
+                    [step, case, *(repr(float(v)) for v in ds.x[case, step]), ds.labels[ds.y[case]]]
+                )
 
 
 def test_uwave_train_round_trips_through_paddlex_csv(uwave_train: Dataset, tmp_path: Path) -> None:
@@ -255,8 +304,9 @@ def test_uwave_train_round_trips_through_paddlex_csv(uwave_train: Dataset, tmp_p
 
 
 def test_csv_text_sorts_rows_by_time_and_keeps_group_first_appearance() -> None:
-    text = ("group_id,time,a,b,label\n"
-            "g2,2,20,200,up\n" "g1,1,1,10,down\n" "g2,1,10,100,up\n" "g1,0,0,0,down\n")
+    text = (
+        "group_id,time,a,b,label\ng2,2,20,200,up\ng1,1,1,10,down\ng2,1,10,100,up\ng1,0,0,0,down\n"
+    )
     ds = read_paddlex_csv(text)
     np.testing.assert_array_equal(ds.x, [[[10, 100], [20, 200]], [[0, 0], [1, 10]]])
     assert ds.labels == ("down", "up")
@@ -264,10 +314,12 @@ def test_csv_text_sorts_rows_by_time_and_keeps_group_first_appearance() -> None:
 
 
 def test_csv_date_times_sort_by_their_parsed_value() -> None:
-    text = ("time,group_id,v\n"
-            "2024-01-02T00:00:00+01:00,g,3\n"
-            "2024-01-01 23:30:00,g,2\n"  # naive = UTC, later than 2024-01-01T23:00Z above
-            "2024-01-01T12:00:00,g,1\n")
+    text = (
+        "time,group_id,v\n"
+        "2024-01-02T00:00:00+01:00,g,3\n"
+        "2024-01-01 23:30:00,g,2\n"  # naive = UTC, later than 2024-01-01T23:00Z above
+        "2024-01-01T12:00:00,g,1\n"
+    )
     ds = read_paddlex_csv(text)
     np.testing.assert_array_equal(ds.x[0, :, 0], [1, 3, 2])
     assert ds.y is None
@@ -282,8 +334,13 @@ def test_csv_numeric_labels_sort_numerically_and_match_numerically_equal_model_l
 
 def test_csv_named_columns_and_bytes_input() -> None:
     text = b"ts,device,x,y,z,cls\n0,d1,1,2,3,k\n1,d1,4,5,6,k\n"
-    ds = read_paddlex_csv(text, group_column="device", time_column="ts", label_column="cls",
-                          feature_columns=["z", "x"])
+    ds = read_paddlex_csv(
+        text,
+        group_column="device",
+        time_column="ts",
+        label_column="cls",
+        feature_columns=["z", "x"],
+    )
     np.testing.assert_array_equal(ds.x[0], [[3, 1], [6, 4]])
     assert ds.labels == ("k",)
 
@@ -301,11 +358,19 @@ BAD_CSV = [
     pytest.param("time,v\n0,1\n", 1, "no group column 'group_id'", id="no-group"),
     pytest.param("group_id,v\na,1\n", 1, "no time column 'time'", id="no-time"),
     pytest.param("time,group_id,label\n0,a,x\n", 1, "no feature columns", id="no-features"),
-    pytest.param("time,group_id,v,w\n0,a,1,2\n1,a,oops,3\n", 3,
-                 "column 'v': expected a finite number, found 'oops'", id="non-numeric"),
+    pytest.param(
+        "time,group_id,v,w\n0,a,1,2\n1,a,oops,3\n",
+        3,
+        "column 'v': expected a finite number, found 'oops'",
+        id="non-numeric",
+    ),
     pytest.param("time,group_id,v\n0,a,1\n1,a\n", 3, "expected 3 fields", id="short-row"),
-    pytest.param("time,group_id,v,label\n0,a,1,x\n1,b,1,y\n2,a,1,z\n", 4,
-                 "group 'a' has label 'z'", id="label-changes-in-group"),
+    pytest.param(
+        "time,group_id,v,label\n0,a,1,x\n1,b,1,y\n2,a,1,z\n",
+        4,
+        "group 'a' has label 'z'",
+        id="label-changes-in-group",
+    ),
     pytest.param("time,group_id,v\n0,a,1\nlater,a,2\n", 3, "expected a number", id="bad-time"),
     pytest.param("time,group_id,v\nnoon,a,1\n", 2, "ISO-8601", id="bad-date"),
     pytest.param("time,group_id,v\n0,a,1\n0,a,2\n", 3, "two rows at time '0'", id="duplicate-time"),
@@ -354,9 +419,13 @@ def test_split_is_deterministic_for_a_seed_and_varies_across_seeds(uwave_train: 
 
 
 def test_split_keeps_one_case_per_class_in_train_and_gives_one_to_validation() -> None:
-    ds = Dataset(x=np.arange(6, dtype=np.float32).reshape(6, 1, 1),
-                 y=np.array([0, 0, 1, 1, 1, 1]), labels=("p", "q"),
-                 source_sha256="0", lengths=np.ones(6, dtype=np.int64))
+    ds = Dataset(
+        x=np.arange(6, dtype=np.float32).reshape(6, 1, 1),
+        y=np.array([0, 0, 1, 1, 1, 1]),
+        labels=("p", "q"),
+        source_sha256="0",
+        lengths=np.ones(6, dtype=np.int64),
+    )
     train, val = split_train_validation(ds, 0.01, seed=0)
     assert np.bincount(val.y, minlength=2).tolist() == [1, 1]
     train, val = split_train_validation(ds, 0.9, seed=0)
@@ -366,8 +435,9 @@ def test_split_keeps_one_case_per_class_in_train_and_gives_one_to_validation() -
 
 
 def test_split_refuses_unlabelled_data_and_bad_fractions(uwave_train: Dataset) -> None:
-    unlabelled = Dataset(x=uwave_train.x, y=None, labels=(), source_sha256="0",
-                         lengths=uwave_train.lengths)
+    unlabelled = Dataset(
+        x=uwave_train.x, y=None, labels=(), source_sha256="0", lengths=uwave_train.lengths
+    )
     with pytest.raises(ModelError, match="without class labels"):
         split_train_validation(unlabelled, 0.2, seed=0)
     with pytest.raises(ModelError, match=r"\[0, 1\)"):

@@ -19,8 +19,17 @@ from timesnet.network import (
 
 def small_config(**overrides: object) -> TimesNetConfig:
     """A fast config on 3 channels x 60 samples with periods 60, 20, 12 (bins 1, 3, 5)."""
-    values = dict(window_length=60, channels=3, num_classes=4, frequencies=(1, 3, 5),
-                  d_model=8, d_ff=8, e_layers=2, num_kernels=2, dropout=0.1)
+    values = dict(
+        window_length=60,
+        channels=3,
+        num_classes=4,
+        frequencies=(1, 3, 5),
+        d_model=8,
+        d_ff=8,
+        e_layers=2,
+        num_kernels=2,
+        dropout=0.1,
+    )
     values.update(overrides)
     return TimesNetConfig(**values)
 

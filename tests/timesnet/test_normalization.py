@@ -64,8 +64,13 @@ def test_stats_cannot_be_changed_through_the_caller_array() -> None:
 
 
 @settings(max_examples=50, deadline=None)
-@given(arrays(np.float32, st.tuples(st.integers(1, 4), st.integers(1, 6), st.integers(1, 4)),
-              elements=st.floats(-1e4, 1e4, width=32)))
+@given(
+    arrays(
+        np.float32,
+        st.tuples(st.integers(1, 4), st.integers(1, 6), st.integers(1, 4)),
+        elements=st.floats(-1e4, 1e4, width=32),
+    )
+)
 def test_manifest_round_trip_through_json_is_exact(x: np.ndarray) -> None:
     norm = Normalization.fit(x)
     back = Normalization.from_dict(json.loads(json.dumps(norm.to_dict())))
@@ -76,8 +81,13 @@ def test_manifest_round_trip_through_json_is_exact(x: np.ndarray) -> None:
 
 @pytest.mark.parametrize(
     "entry",
-    [{"mean": [0.0]}, {"mean": [0.0, 1.0], "std": [1.0]}, {"mean": [0.0], "std": [0.0]},
-     {"mean": ["a"], "std": [1.0]}, {"mean": [], "std": []}],
+    [
+        {"mean": [0.0]},
+        {"mean": [0.0, 1.0], "std": [1.0]},
+        {"mean": [0.0], "std": [0.0]},
+        {"mean": ["a"], "std": [1.0]},
+        {"mean": [], "std": []},
+    ],
     ids=["no-std", "length-mismatch", "zero-std", "not-numbers", "empty"],
 )
 def test_from_dict_rejects_malformed_manifest_entries(entry: dict) -> None:

@@ -90,14 +90,14 @@ def test_an_empty_batch_gives_an_empty_answer(predictor: Predictor) -> None:
     assert predictor.predict_batch(empty).shape == (0, len(predictor.manifest.labels))
 
 
-@pytest.mark.parametrize(
-    "shape", [(2, 315, 4), (2, 315, 2), (2, 300, 3), (315, 3), (1, 2, 315, 3)]
-)
+@pytest.mark.parametrize("shape", [(2, 315, 4), (2, 315, 2), (2, 300, 3), (315, 3), (1, 2, 315, 3)])
 def test_wrong_shape_names_the_expected_length_and_channels(
     predictor: Predictor, shape: tuple[int, ...]
 ) -> None:
-    message = (r"expects windows shaped \[batch, 315, 3\] \(length 315, 3 channels\), "
-               rf"got \[{', '.join(map(str, shape))}\]")
+    message = (
+        r"expects windows shaped \[batch, 315, 3\] \(length 315, 3 channels\), "
+        rf"got \[{', '.join(map(str, shape))}\]"
+    )
     with pytest.raises(ModelError, match=message):
         predictor.predict_batch(np.zeros(shape, dtype=np.float32))
 
@@ -138,8 +138,11 @@ def test_missing_model_file_is_named(model_dir: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("device", "fragment"),
-    [("tpu", "unknown device 'tpu'"), ("gpu:x", "expected 'gpu' or 'gpu:N'"),
-     ("gpu:0", "this Paddle build has no CUDA")],
+    [
+        ("tpu", "unknown device 'tpu'"),
+        ("gpu:x", "expected 'gpu' or 'gpu:N'"),
+        ("gpu:0", "this Paddle build has no CUDA"),
+    ],
 )
 def test_bad_device_names_say_what_is_accepted(model_dir: Path, device: str, fragment: str) -> None:
     with pytest.raises(ModelError, match=fragment):

@@ -30,8 +30,10 @@ def test_numbers_match_the_hand_computation(report) -> None:
     assert report.accuracy == pytest.approx(7 / 10)
     # walk: P 3/4 R 3/4 F1 3/4; run: P 2/3 R 2/3 F1 2/3; sit: P 2/3 R 2/3 F1 2/3; jump 0
     expected = {
-        "walk": (0.75, 0.75, 0.75, 4), "run": (2 / 3, 2 / 3, 2 / 3, 3),
-        "sit": (2 / 3, 2 / 3, 2 / 3, 3), "jump": (0.0, 0.0, 0.0, 0),
+        "walk": (0.75, 0.75, 0.75, 4),
+        "run": (2 / 3, 2 / 3, 2 / 3, 3),
+        "sit": (2 / 3, 2 / 3, 2 / 3, 3),
+        "jump": (0.0, 0.0, 0.0, 0),
     }
     for label, (precision, recall, f1, support) in expected.items():
         scores = report.per_class[label]
@@ -66,7 +68,7 @@ def test_to_text_has_every_class_row_and_the_matrix_aligned(report) -> None:
     walk_rows = [line for line in lines if line.startswith("walk")]
     assert walk_rows[0].split() == ["walk", "0.7500", "0.7500", "0.7500", "4"]
     assert walk_rows[1].split() == ["walk", "3", "1", "0", "0"]
-    matrix = lines[lines.index("confusion matrix (rows true, columns predicted)") + 1:]
+    matrix = lines[lines.index("confusion matrix (rows true, columns predicted)") + 1 :]
     assert len(matrix) == 1 + len(LABELS)
     assert len({len(line) for line in matrix}) == 1
 

@@ -69,8 +69,21 @@ def test_evaluate_json_reports_the_shipped_accuracy(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     test_file = UWAVE_DIR / "UWaveGestureLibrary_TEST.ts"
-    assert main(["evaluate", "--model", str(MODEL_DIR), "--data", str(test_file), "--json",
-                 "--report-dir", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(MODEL_DIR),
+                "--data",
+                str(test_file),
+                "--json",
+                "--report-dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert metrics["accuracy"] >= ACCURACY_FLOOR
     assert np.asarray(metrics["confusion_matrix"]).sum() == 320

@@ -28,8 +28,7 @@ ACCURACY_TARGET = 0.90  # issue 10: TCN test accuracy with validation from train
 
 def small_config(**overrides: object) -> TCNConfig:
     """A fast config: 3 channels x 60 samples, 4 classes, 8 hidden channels."""
-    values: dict = dict(window_length=60, channels=3, num_classes=4, hidden_channels=8,
-                        dropout=0.1)
+    values: dict = dict(window_length=60, channels=3, num_classes=4, hidden_channels=8, dropout=0.1)
     values.update(overrides)
     return TCNConfig(**values)
 
@@ -71,10 +70,15 @@ def test_default_receptive_field_is_the_smallest_that_covers_the_window(
 ) -> None:
     config = small_config(causal=causal, kernel_size=kernel_size, downsample=downsample)
     assert config.receptive_field >= config.required_receptive_field
-    one_block_less = small_config(causal=causal, kernel_size=kernel_size, downsample=downsample,
-                                  dilations=config.dilations[:-1] or (1,))
+    one_block_less = small_config(
+        causal=causal,
+        kernel_size=kernel_size,
+        downsample=downsample,
+        dilations=config.dilations[:-1] or (1,),
+    )
     assert len(config.dilations) == 1 or (
-        one_block_less.receptive_field < config.required_receptive_field)
+        one_block_less.receptive_field < config.required_receptive_field
+    )
 
 
 def test_config_round_trips_through_dict() -> None:
@@ -158,8 +162,12 @@ def test_non_causal_steps_do_see_the_future() -> None:
     x = random_windows(1, config)
     future = x.copy()
     future[:, 30:] += 1.0
-    assert np.abs(step_features(network, future)[:, :, :30] - step_features(network, x)[:, :, :30]
-                  ).max() > 0
+    assert (
+        np.abs(
+            step_features(network, future)[:, :, :30] - step_features(network, x)[:, :, :30]
+        ).max()
+        > 0
+    )
 
 
 @pytest.mark.parametrize("head", ["gap", "last"])
@@ -180,9 +188,28 @@ def test_eval_network_output_does_not_depend_on_batch_mates(head: str) -> None:
 def tiny_tcn_dir(subset_ts_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny TCN trained by the real `train --arch tcn` command on 40 UWave cases."""
     out_dir = tmp_path_factory.mktemp("tiny-tcn") / "model"
-    argv = ["train", "--arch", "tcn", "--data", str(subset_ts_file), "--out", str(out_dir),
-            "--epochs", "3", "--tcn-channels", "8", "--tcn-downsample", "3", "--tcn-head", "last",
-            "--tcn-causal", "--val-fraction", "0.25", "--seed", "3"]
+    argv = [
+        "train",
+        "--arch",
+        "tcn",
+        "--data",
+        str(subset_ts_file),
+        "--out",
+        str(out_dir),
+        "--epochs",
+        "3",
+        "--tcn-channels",
+        "8",
+        "--tcn-downsample",
+        "3",
+        "--tcn-head",
+        "last",
+        "--tcn-causal",
+        "--val-fraction",
+        "0.25",
+        "--seed",
+        "3",
+    ]
     assert main(argv) == 0
     return out_dir
 
@@ -219,7 +246,8 @@ def test_load_network_rebuilds_a_tcn(tiny_tcn_dir: Path) -> None:
     network = load_network(tiny_tcn_dir)
     assert isinstance(network, TCN)
     assert network.config == TCNConfig.from_dict(
-        load_manifest(tiny_tcn_dir).hyperparameters["network"])
+        load_manifest(tiny_tcn_dir).hyperparameters["network"]
+    )
 
 
 def test_exported_tcn_matches_its_dynamic_graph_within_1e_5(
@@ -236,9 +264,12 @@ def test_tcn_predictor_is_batch_invariant_for_1_7_64_320(
     tcn_predictor: Predictor, uwave_test_set: Dataset
 ) -> None:
     x = uwave_test_set.x  # [320, 315, 3]
-    by_size = {size: np.concatenate([tcn_predictor.predict_batch(x[i : i + size])
-                                     for i in range(0, len(x), size)])
-               for size in (1, 7, 64, 320)}
+    by_size = {
+        size: np.concatenate(
+            [tcn_predictor.predict_batch(x[i : i + size]) for i in range(0, len(x), size)]
+        )
+        for size in (1, 7, 64, 320)
+    }
     assert by_size[1].shape == (320, 8)
     np.testing.assert_allclose(by_size[1].sum(axis=1), 1.0, atol=TOLERANCE)
     for size in (7, 64, 320):
@@ -249,12 +280,22 @@ def test_tcn_predictor_is_batch_invariant_for_1_7_64_320(
 def test_bad_tcn_dilations_flag_is_one_line_exit_2(
     subset_ts_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["train", "--arch", "tcn", "--data", str(subset_ts_file), "--out", str(tmp_path),
-            "--tcn-dilations", "1,two"]
+    argv = [
+        "train",
+        "--arch",
+        "tcn",
+        "--data",
+        str(subset_ts_file),
+        "--out",
+        str(tmp_path),
+        "--tcn-dilations",
+        "1,two",
+    ]
     assert main(argv) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "sensorstream train: error: --tcn-dilations '1,two': give comma-separated integers "
-        "such as 1,2,4,8"]
+        "such as 1,2,4,8"
+    ]
 
 
 # ----------------------------------------------------------------------------- shipped TCN
@@ -266,11 +307,14 @@ def test_shipped_tcn_manifest_records_its_training_command_and_data() -> None:
     assert manifest.name == "uwave-tcn" and manifest.architecture == "tcn"
     assert manifest.training["command"].startswith(
         "sensorstream train --data ../shared/data/uwave/UWaveGestureLibrary_TRAIN.ts "
-        "--out models/uwave-tcn")
+        "--out models/uwave-tcn"
+    )
     assert "--arch tcn" in manifest.training["command"]
     assert manifest.training["data_sha256"] == hashlib.sha256(train_file.read_bytes()).hexdigest()
-    assert manifest.test_metrics["data_sha256"] == hashlib.sha256(
-        (UWAVE_DIR / "UWaveGestureLibrary_TEST.ts").read_bytes()).hexdigest()
+    assert (
+        manifest.test_metrics["data_sha256"]
+        == hashlib.sha256((UWAVE_DIR / "UWaveGestureLibrary_TEST.ts").read_bytes()).hexdigest()
+    )
     size = sum(path.stat().st_size for path in SHIPPED_TCN_DIR.rglob("*") if path.is_file())
     assert size < 5 * 1024 * 1024
 

@@ -58,16 +58,32 @@ def test_training_is_deterministic_for_a_seed(
     first = load_predictor(tiny_model_dir).predict_batch(x)
     second = load_predictor(tmp_path / "again").predict_batch(x)
     np.testing.assert_array_equal(first, second)
-    assert (load_manifest(tiny_model_dir).training["validation"]
-            == load_manifest(tmp_path / "again").training["validation"])
+    assert (
+        load_manifest(tiny_model_dir).training["validation"]
+        == load_manifest(tmp_path / "again").training["validation"]
+    )
 
 
 def test_predict_writes_one_json_line_per_case(
     tiny_model_dir: Path, subset_ts_file: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "preds.jsonl"
-    assert main(["predict", "--model", str(tiny_model_dir), "--data", str(subset_ts_file),
-                 "--batch-size", "7", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(tiny_model_dir),
+                "--data",
+                str(subset_ts_file),
+                "--batch-size",
+                "7",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [row["index"] for row in rows] == list(range(40))
     for row in rows:
@@ -89,8 +105,21 @@ def test_predict_to_stdout_prints_only_json_lines(
 def test_evaluate_json_is_the_last_stdout_line_and_report_files_are_written(
     tiny_model_dir: Path, subset_ts_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["evaluate", "--model", str(tiny_model_dir), "--data", str(subset_ts_file),
-                 "--json", "--report-dir", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(tiny_model_dir),
+                "--data",
+                str(subset_ts_file),
+                "--json",
+                "--report-dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads(capsys.readouterr().out.splitlines()[-1])
     for key in ("accuracy", "macro_f1", "per_class", "confusion_matrix", "windows_per_s"):
         assert key in metrics
@@ -107,8 +136,21 @@ def test_evaluate_record_keeps_the_version_and_stores_test_metrics(
     for name in (*MODEL_FILES, "manifest.json"):
         (copy / name).write_bytes((tiny_model_dir / name).read_bytes())
     before = load_manifest(copy).version
-    assert main(["evaluate", "--model", str(copy), "--data", str(subset_ts_file), "--record",
-                 "--report-dir", str(tmp_path / "reports")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(copy),
+                "--data",
+                str(subset_ts_file),
+                "--record",
+                "--report-dir",
+                str(tmp_path / "reports"),
+            ]
+        )
+        == 0
+    )
     after = load_manifest(copy)
     assert after.version == before
     assert after.test_metrics["data"] == "uwave_subset.ts"
@@ -119,8 +161,10 @@ def test_train_rejects_a_file_without_labels_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "unlabelled.ts"
-    path.write_text("@problemName x\n@univariate true\n@classLabel false\n@data\n"
-                    "1,2,3,4,5,6,7,8\n2,3,4,5,6,7,8,9\n")
+    path.write_text(
+        "@problemName x\n@univariate true\n@classLabel false\n@data\n"
+        "1,2,3,4,5,6,7,8\n2,3,4,5,6,7,8,9\n"
+    )
     assert main(["train", "--data", str(path), "--out", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["sensorstream train: error: training needs class labels; the data file has none"]

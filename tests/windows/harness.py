@@ -26,8 +26,12 @@ def as_runs(ids, srcs, offs) -> tuple[list[str], np.ndarray, np.ndarray, np.ndar
             lengths.append(1)
             run_srcs.append(s)
             run_offs.append(o)
-    return (run_ids, np.array(lengths, dtype=np.int64), np.array(run_srcs, dtype=np.int32),
-            np.array(run_offs, dtype=np.int64))
+    return (
+        run_ids,
+        np.array(lengths, dtype=np.int64),
+        np.array(run_srcs, dtype=np.int32),
+        np.array(run_offs, dtype=np.int64),
+    )
 
 
 @dataclass
@@ -47,15 +51,25 @@ class Pair:
     def _runs(self, ids, ts, vals, srcs, offs, now_ms):
         run_ids, lengths, run_srcs, run_offs = as_runs(list(ids), list(srcs), list(offs))
         got = self.runs_store.append_runs(
-            run_ids, lengths, np.asarray(ts, dtype=np.int64),
+            run_ids,
+            lengths,
+            np.asarray(ts, dtype=np.int64),
             np.asarray(vals, dtype=np.float32).reshape(len(ts), self.config.channels),
-            run_srcs, run_offs, now_ms)
+            run_srcs,
+            run_offs,
+            now_ms,
+        )
         return list(zip(got.positions.tolist(), got.reasons, strict=True))
 
     def bulk(self, ids, ts, vals, srcs, offs, now_ms=None) -> None:
-        got = self.store.append_bulk(ids, np.asarray(ts, dtype=np.int64), vals,
-                                     np.asarray(srcs, dtype=np.int32),
-                                     np.asarray(offs, dtype=np.int64), now_ms)
+        got = self.store.append_bulk(
+            ids,
+            np.asarray(ts, dtype=np.int64),
+            vals,
+            np.asarray(srcs, dtype=np.int32),
+            np.asarray(offs, dtype=np.int64),
+            now_ms,
+        )
         by_runs = self._runs(ids, ts, vals, srcs, offs, now_ms)
         want = self.ref.append_bulk(ids, ts, vals, srcs, offs, now_ms)
         assert list(zip(got.positions.tolist(), got.reasons, strict=True)) == want
@@ -65,8 +79,9 @@ class Pair:
         n = len(ts)
         self.store.append_chunk(device_id, np.asarray(ts, dtype=np.int64), vals, src, off, now_ms)
         by_runs = self._runs([device_id] * n, ts, vals, [src] * n, [off] * n, now_ms)
-        assert by_runs == self.ref.append_bulk([device_id] * n, ts, vals, [src] * n,
-                                               [off] * n, now_ms)
+        assert by_runs == self.ref.append_bulk(
+            [device_id] * n, ts, vals, [src] * n, [off] * n, now_ms
+        )
 
     def one(self, device_id, t, v, src, off, now_ms=None) -> None:
         self.store.append_one(device_id, t, v, src, off, now_ms)
@@ -93,8 +108,9 @@ class Pair:
         return got
 
 
-def _assert_store_matches(store: WindowStore, want, ref: ReferenceStore,
-                          config: WindowConfig) -> WindowBatch:
+def _assert_store_matches(
+    store: WindowStore, want, ref: ReferenceStore, config: WindowConfig
+) -> WindowBatch:
     got = store.ready_windows()
     assert got.device_ids == [w.device_id for w in want]
     assert got.data.shape == (len(want), config.length, config.channels)

@@ -79,8 +79,13 @@ class ReferenceStore:
         self.rejected = []
         for pos, d in enumerate(ids):
             self._pos = pos
-            self._one(d, int(timestamps_ms[pos]), np.asarray(values[pos], dtype=np.float32),
-                      int(sources[pos]), int(offsets[pos]))
+            self._one(
+                d,
+                int(timestamps_ms[pos]),
+                np.asarray(values[pos], dtype=np.float32),
+                int(sources[pos]),
+                int(offsets[pos]),
+            )
             last_pos[d] = pos
         for d, pos in last_pos.items():
             dev = self.devices[d]
@@ -102,14 +107,15 @@ class ReferenceStore:
         marks: dict[int, int] = {}
         for dev in self.devices.values():
             if dev.next_start < len(dev.ts):
-                low = min(dev.offs[dev.next_start:])
+                low = min(dev.offs[dev.next_start :])
                 marks[dev.source] = min(marks.get(dev.source, low), low)
         return marks
 
     def evict_idle(self, now_ms: int) -> int:
         """Forget devices unseen for more than idle_ms."""
-        gone = [d for d, dev in self.devices.items()
-                if now_ms - dev.last_seen_ms > self.config.idle_ms]
+        gone = [
+            d for d, dev in self.devices.items() if now_ms - dev.last_seen_ms > self.config.idle_ms
+        ]
         for d in gone:
             del self.devices[d]
         self.counters["evicted_idle"] += len(gone)
@@ -175,7 +181,7 @@ class ReferenceStore:
         if cfg.interval_ms is not None:
             interval = float(cfg.interval_ms)
         elif len(dev.ts) >= 2:
-            interval = float(np.median(np.diff(np.array(dev.ts[-(RECENT_INTERVALS + 1):]))))
+            interval = float(np.median(np.diff(np.array(dev.ts[-(RECENT_INTERVALS + 1) :]))))
         else:
             return None
         n = max(int(np.floor(gap / interval + 0.5)) - 1, 0)
@@ -218,15 +224,27 @@ class ReferenceStore:
 
     def _ready(self, d, dev, newest, off):
         length = self.config.length
-        while (dev.next_start + length <= len(dev.ts)
-               and newest >= dev.ts[dev.next_start + length - 1] + self.config.reorder_ms):
+        while (
+            dev.next_start + length <= len(dev.ts)
+            and newest >= dev.ts[dev.next_start + length - 1] + self.config.reorder_ms
+        ):
             self._emit(d, dev, off, forced=False)
 
     def _emit(self, d, dev, off, forced):
         s, e = dev.next_start, dev.next_start + self.config.length
-        self.out.append(RefWindow(d, np.stack(dev.vals[s:e]), dev.ts[s], dev.ts[e - 1],
-                                  dev.source, dev.offs[s], dev.offs[e - 1], off,
-                                  dev.ts[s + min(self.config.hop, self.config.length) - 1]))
+        self.out.append(
+            RefWindow(
+                d,
+                np.stack(dev.vals[s:e]),
+                dev.ts[s],
+                dev.ts[e - 1],
+                dev.source,
+                dev.offs[s],
+                dev.offs[e - 1],
+                off,
+                dev.ts[s + min(self.config.hop, self.config.length) - 1],
+            )
+        )
         dev.last_end = dev.ts[e - 1]
         dev.next_start += self.config.hop
         self.counters["windows"] += 1

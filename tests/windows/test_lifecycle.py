@@ -46,8 +46,13 @@ def test_least_recently_updated_device_makes_room():
 def test_one_call_with_more_devices_than_max_devices_is_refused():
     store = WindowStore(WindowConfig(length=3, hop=1, channels=1, max_devices=2))
     with pytest.raises(WindowError, match="max_devices"):
-        store.append_bulk(["a", "b", "c"], np.zeros(3, dtype=np.int64), np.zeros((3, 1)),
-                          np.zeros(3, dtype=np.int32), np.zeros(3, dtype=np.int64))
+        store.append_bulk(
+            ["a", "b", "c"],
+            np.zeros(3, dtype=np.int64),
+            np.zeros((3, 1)),
+            np.zeros(3, dtype=np.int32),
+            np.zeros(3, dtype=np.int64),
+        )
 
 
 def test_drop_sources_forgets_exactly_the_devices_of_those_sources():
@@ -70,49 +75,63 @@ def test_freed_slots_are_reused_for_new_devices():
     assert store.counters["evicted_idle"] == 20
 
 
-@pytest.mark.parametrize(("values", "n_ids", "message"), [
-    (np.zeros((2, 2)), 2, r"shape \[N, 1\]"),
-    (np.zeros(2), 2, r"shape \[N, 1\]"),
-    (np.zeros((2, 1)), 3, "one length"),
-])
+@pytest.mark.parametrize(
+    ("values", "n_ids", "message"),
+    [
+        (np.zeros((2, 2)), 2, r"shape \[N, 1\]"),
+        (np.zeros(2), 2, r"shape \[N, 1\]"),
+        (np.zeros((2, 1)), 3, "one length"),
+    ],
+)
 def test_malformed_calls_raise_window_error(values, n_ids, message):
     store = WindowStore(WindowConfig(length=3, hop=1, channels=1))
     with pytest.raises(WindowError, match=message):
-        store.append_bulk(["a"] * n_ids, np.zeros(2, dtype=np.int64), values,
-                          np.zeros(2, dtype=np.int32), np.zeros(2, dtype=np.int64))
+        store.append_bulk(
+            ["a"] * n_ids,
+            np.zeros(2, dtype=np.int64),
+            values,
+            np.zeros(2, dtype=np.int32),
+            np.zeros(2, dtype=np.int64),
+        )
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"length": 0}, "length"),
-    ({"hop": 0}, "hop"),
-    ({"channels": 0}, "channels"),
-    ({"reorder_ms": -1}, "reorder_ms"),
-    ({"reorder_ms": 2000}, "gap_ms"),
-    ({"gap_policy": "ignore"}, "gap_policy"),
-    ({"max_fill": 5000}, "max_fill"),
-    ({"interval_ms": 0.0}, "interval_ms"),
-    ({"slack": 4}, "slack"),
-    ({"max_devices": 0}, "max_devices"),
-    ({"max_devices": 10**12}, "max_devices=1000000000000 must be <= 100000000"),
-    ({"hop": 10**23}, "hop=100000000000000000000000 must be <= 2147483647"),
-    ({"length": 10**7}, "length=10000000 must be <= 1000000"),
-    ({"idle_ms": 10**13}, "idle_ms"),
-    ({"interval_ms": float("inf")}, "interval_ms"),
-    ({"interval_ms": float("nan")}, "interval_ms"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"length": 0}, "length"),
+        ({"hop": 0}, "hop"),
+        ({"channels": 0}, "channels"),
+        ({"reorder_ms": -1}, "reorder_ms"),
+        ({"reorder_ms": 2000}, "gap_ms"),
+        ({"gap_policy": "ignore"}, "gap_policy"),
+        ({"max_fill": 5000}, "max_fill"),
+        ({"interval_ms": 0.0}, "interval_ms"),
+        ({"slack": 4}, "slack"),
+        ({"max_devices": 0}, "max_devices"),
+        ({"max_devices": 10**12}, "max_devices=1000000000000 must be <= 100000000"),
+        ({"hop": 10**23}, "hop=100000000000000000000000 must be <= 2147483647"),
+        ({"length": 10**7}, "length=10000000 must be <= 1000000"),
+        ({"idle_ms": 10**13}, "idle_ms"),
+        ({"interval_ms": float("inf")}, "interval_ms"),
+        ({"interval_ms": float("nan")}, "interval_ms"),
+    ],
+)
 def test_invalid_configuration_names_the_field_to_fix(overrides, message):
     with pytest.raises(WindowError, match=message):
         WindowConfig(**{"length": 3, "hop": 1, "channels": 1, **overrides})
 
 
-@pytest.mark.parametrize(("overrides", "per_device"), [
-    # compact (in order): 315 x 3 float32 values, 4 window slots x 4 int64, 8 int64 + int32 + bool
-    ({}, 315 * 3 * 4 + 4 * 32 + 69),
-    # fill at the median interval also keeps the last 17 timestamps
-    ({"gap_policy": "fill"}, 315 * 3 * 4 + 4 * 32 + 17 * 8 + 69),
-    # reorder_ms > 0: every sample of the 315 + 128 ring keeps float32 values, ts and offset
-    ({"reorder_ms": 50}, (315 + 128) * (4 * 3 + 16) + 77),
-])
+@pytest.mark.parametrize(
+    ("overrides", "per_device"),
+    [
+        # compact (in order): 315 x 3 float32 values, 4 window slots x 4 int64, 8 int64 + int32 + bool
+        ({}, 315 * 3 * 4 + 4 * 32 + 69),
+        # fill at the median interval also keeps the last 17 timestamps
+        ({"gap_policy": "fill"}, 315 * 3 * 4 + 4 * 32 + 17 * 8 + 69),
+        # reorder_ms > 0: every sample of the 315 + 128 ring keeps float32 values, ts and offset
+        ({"reorder_ms": 50}, (315 + 128) * (4 * 3 + 16) + 77),
+    ],
+)
 def test_memory_is_reserved_up_front_at_the_configured_bound(overrides, per_device):
     config = WindowConfig(length=315, hop=100, channels=3, max_devices=1000, **overrides)
     store = WindowStore(config)

@@ -22,10 +22,15 @@ CALL_BYTES = 8 * 2**20
 def feed(store: WindowStore, ids: list[str], t: int) -> None:
     """One sample for every device in ids, in polls of POLL records."""
     for lo in range(0, len(ids), POLL):
-        part = ids[lo:lo + POLL]
+        part = ids[lo : lo + POLL]
         n = len(part)
-        store.append_bulk(part, np.full(n, t, dtype=np.int64), np.ones((n, 3), dtype=np.float32),
-                          (np.arange(n) % 16).astype(np.int32), np.full(n, t, dtype=np.int64))
+        store.append_bulk(
+            part,
+            np.full(n, t, dtype=np.int64),
+            np.ones((n, 3), dtype=np.float32),
+            (np.arange(n) % 16).astype(np.int32),
+            np.full(n, t, dtype=np.int64),
+        )
 
 
 def rss_bytes() -> int:

@@ -23,34 +23,86 @@ POLICY_TABLE = [
     # name, config overrides, timestamps, expected (start, end) windows, expected counters
     ("in_order_sliding", {}, [0, 10, 20, 30], [(0, 20), (10, 30)], {}),
     ("tumbling", {"hop": 3}, [0, 10, 20, 30, 40, 50], [(0, 20), (30, 50)], {}),
-    ("sampling_hop_beyond_length", {"length": 2, "hop": 3}, list(range(0, 80, 10)),
-     [(0, 10), (30, 40), (60, 70)], {}),
+    (
+        "sampling_hop_beyond_length",
+        {"length": 2, "hop": 3},
+        list(range(0, 80, 10)),
+        [(0, 10), (30, 40), (60, 70)],
+        {},
+    ),
     ("duplicate_dropped", {}, [0, 10, 10, 20], [(0, 20)], {"duplicates": 1}),
     ("late_dropped_without_reorder", {}, [0, 10, 20, 5, 30], [(0, 20), (10, 30)], {"late": 1}),
-    ("reordered_inserted_in_place", {"reorder_ms": 20}, [0, 20, 10, 30, 40, 50],
-     [(0, 20), (10, 30)], {"reordered": 1}),
-    ("older_than_reorder_window_is_late", {"reorder_ms": 20}, [0, 10, 40, 15, 50, 60, 70],
-     [(0, 40), (10, 50)], {"late": 1}),
-    ("duplicate_of_held_sample", {"reorder_ms": 20}, [0, 10, 20, 10, 30, 40],
-     [(0, 20)], {"duplicates": 1}),
-    ("gap_resets", {"gap_ms": 100}, [0, 10, 20, 30, 200, 210, 220],
-     [(0, 20), (10, 30), (200, 220)], {"gaps_reset": 1}),
-    ("gap_reset_drops_partial_window", {"gap_ms": 100, "hop": 3}, [0, 10, 20, 30, 40, 200],
-     [(0, 20)], {"gaps_reset": 1}),
-    ("gap_filled_at_median_interval", {"gap_ms": 25, "gap_policy": "fill"}, [0, 10, 20, 50],
-     [(0, 20), (10, 30), (20, 40), (30, 50)], {"gaps_filled": 1, "samples_filled": 2}),
-    ("gap_filled_at_configured_interval",
-     {"gap_ms": 25, "gap_policy": "fill", "interval_ms": 15.0, "hop": 2},
-     [0, 10, 20, 50], [(0, 20), (20, 50)], {"gaps_filled": 1, "samples_filled": 1}),
-    ("gap_too_long_to_fill_resets", {"gap_ms": 25, "gap_policy": "fill", "max_fill": 1},
-     [0, 10, 20, 50, 60, 70], [(0, 20), (50, 70)], {"gaps_reset": 1}),
-    ("gap_without_known_interval_resets", {"gap_ms": 25, "gap_policy": "fill"},
-     [0, 100, 110, 120], [(100, 120)], {"gaps_reset": 1}),
+    (
+        "reordered_inserted_in_place",
+        {"reorder_ms": 20},
+        [0, 20, 10, 30, 40, 50],
+        [(0, 20), (10, 30)],
+        {"reordered": 1},
+    ),
+    (
+        "older_than_reorder_window_is_late",
+        {"reorder_ms": 20},
+        [0, 10, 40, 15, 50, 60, 70],
+        [(0, 40), (10, 50)],
+        {"late": 1},
+    ),
+    (
+        "duplicate_of_held_sample",
+        {"reorder_ms": 20},
+        [0, 10, 20, 10, 30, 40],
+        [(0, 20)],
+        {"duplicates": 1},
+    ),
+    (
+        "gap_resets",
+        {"gap_ms": 100},
+        [0, 10, 20, 30, 200, 210, 220],
+        [(0, 20), (10, 30), (200, 220)],
+        {"gaps_reset": 1},
+    ),
+    (
+        "gap_reset_drops_partial_window",
+        {"gap_ms": 100, "hop": 3},
+        [0, 10, 20, 30, 40, 200],
+        [(0, 20)],
+        {"gaps_reset": 1},
+    ),
+    (
+        "gap_filled_at_median_interval",
+        {"gap_ms": 25, "gap_policy": "fill"},
+        [0, 10, 20, 50],
+        [(0, 20), (10, 30), (20, 40), (30, 50)],
+        {"gaps_filled": 1, "samples_filled": 2},
+    ),
+    (
+        "gap_filled_at_configured_interval",
+        {"gap_ms": 25, "gap_policy": "fill", "interval_ms": 15.0, "hop": 2},
+        [0, 10, 20, 50],
+        [(0, 20), (20, 50)],
+        {"gaps_filled": 1, "samples_filled": 1},
+    ),
+    (
+        "gap_too_long_to_fill_resets",
+        {"gap_ms": 25, "gap_policy": "fill", "max_fill": 1},
+        [0, 10, 20, 50, 60, 70],
+        [(0, 20), (50, 70)],
+        {"gaps_reset": 1},
+    ),
+    (
+        "gap_without_known_interval_resets",
+        {"gap_ms": 25, "gap_policy": "fill"},
+        [0, 100, 110, 120],
+        [(100, 120)],
+        {"gaps_reset": 1},
+    ),
 ]
 
 
-@pytest.mark.parametrize(("overrides", "timestamps", "windows", "counters"),
-                         [row[1:] for row in POLICY_TABLE], ids=[row[0] for row in POLICY_TABLE])
+@pytest.mark.parametrize(
+    ("overrides", "timestamps", "windows", "counters"),
+    [row[1:] for row in POLICY_TABLE],
+    ids=[row[0] for row in POLICY_TABLE],
+)
 def test_policy_table(overrides, timestamps, windows, counters):
     config = WindowConfig(**{"length": 3, "hop": 1, "channels": 1, **overrides})
     _, spans, got = feed_singles(config, timestamps)
@@ -94,8 +146,13 @@ def test_ready_offsets_equal_last_offsets_without_reorder():
     pair.assert_same()
     batch = Pair(config)
     store = batch.store
-    store.append_bulk(["a", "b"] * 10, np.repeat(np.arange(10) * 10, 2), np.zeros((20, 1)),
-                      np.zeros(20, dtype=np.int32), np.arange(20))
+    store.append_bulk(
+        ["a", "b"] * 10,
+        np.repeat(np.arange(10) * 10, 2),
+        np.zeros((20, 1)),
+        np.zeros(20, dtype=np.int32),
+        np.arange(20),
+    )
     out = store.ready_windows()
     assert out.ready_offsets.tolist() == out.last_offsets.tolist()
     assert out.ready_offsets.tolist() == sorted(out.ready_offsets.tolist())

@@ -33,9 +33,16 @@ def run(store: WindowStore, recs) -> list[tuple]:
     for device, ts, source, offset in recs:
         store.append_one(device, ts, np.array([ts], dtype=np.float32), source, offset)
         batch = store.ready_windows()
-        emitted += list(zip(batch.device_ids, batch.start_ts_ms.tolist(),
-                            batch.end_ts_ms.tolist(), batch.ready_offsets.tolist(),
-                            batch.last_sources.tolist(), strict=True))
+        emitted += list(
+            zip(
+                batch.device_ids,
+                batch.start_ts_ms.tolist(),
+                batch.end_ts_ms.tolist(),
+                batch.ready_offsets.tolist(),
+                batch.last_sources.tolist(),
+                strict=True,
+            )
+        )
     return emitted
 
 
@@ -50,8 +57,10 @@ def test_replay_from_low_watermark_skipping_emitted_reproduces_the_rest(crash_at
     last_ready = {}
     for *_, ready, source in emitted:
         last_ready[source] = max(last_ready.get(source, -1), ready)
-    next_offset = {s: max((o for _, _, src, o in recs[:crash_at] if src == s), default=-1) + 1
-                   for s in range(3)}
+    next_offset = {
+        s: max((o for _, _, src, o in recs[:crash_at] if src == s), default=-1) + 1
+        for s in range(3)
+    }
     start = {s: marks.get(s, next_offset[s]) for s in range(3)}
     replayed = run(WindowStore(CONFIG), [r for r in recs if r[3] >= start[r[2]]])
     fresh = [w for w in replayed if w[3] > last_ready.get(w[4], -1)]

@@ -16,8 +16,16 @@ from windows import WindowConfig
 DEVICES = ("d0", "d1", "d2", "d3", "d4")
 INTERVAL_MS = 10
 # Step kinds between a device's consecutive samples, weighted toward the common case.
-STEPS = ("next",) * 12 + ("jitter", "leap", "dup", "back_near", "back_far", "gap", "gap_short",
-                          "move")
+STEPS = ("next",) * 12 + (
+    "jitter",
+    "leap",
+    "dup",
+    "back_near",
+    "back_far",
+    "gap",
+    "gap_short",
+    "move",
+)
 CLEAN_STEPS = ("next", "next", "next", "jitter")
 
 
@@ -57,7 +65,8 @@ class Generator:
             self.source[device] = 3 - self.source[device] if self.source[device] >= 2 else 2
         last = self.clock[device]
         t = {
-            "next": last + INTERVAL_MS, "move": last + INTERVAL_MS,
+            "next": last + INTERVAL_MS,
+            "move": last + INTERVAL_MS,
             "jitter": last + self.draw(st.integers(1, 25)),
             "leap": last + self.draw(st.integers(26, 34)),
             "dup": last,
@@ -83,24 +92,40 @@ def scenarios(draw):
     gen = Generator(draw, config)
     ops = []
     for _ in range(draw(st.integers(1, 30))):
-        kind = draw(st.sampled_from(["bulk", "bulk", "records", "records", "chunk", "chunk", "one",
-                                     "idle", "drop"]))
+        kind = draw(
+            st.sampled_from(
+                ["bulk", "bulk", "records", "records", "chunk", "chunk", "one", "idle", "drop"]
+            )
+        )
         now = draw(st.sampled_from([None, None, "clock"]))
         clean = draw(st.booleans())
         now_ms = max(gen.clock.values()) if now == "clock" else None
         if kind == "bulk":
-            devs = draw(st.lists(st.sampled_from(DEVICES[: config.max_devices + 1]),
-                                 min_size=1, max_size=14))
+            devs = draw(
+                st.lists(
+                    st.sampled_from(DEVICES[: config.max_devices + 1]), min_size=1, max_size=14
+                )
+            )
             if len(set(devs)) > config.max_devices:
                 devs = [d for d in devs if d in DEVICES[: config.max_devices]] or [DEVICES[0]]
             ts = [gen.ts(d, clean) for d in devs]
             srcs = [gen.source[d] for d in devs]
-            ops.append(("bulk", devs, ts, gen.values(len(devs)), srcs,
-                        [gen.offset(s) for s in srcs], now_ms))
+            ops.append(
+                (
+                    "bulk",
+                    devs,
+                    ts,
+                    gen.values(len(devs)),
+                    srcs,
+                    [gen.offset(s) for s in srcs],
+                    now_ms,
+                )
+            )
         elif kind == "records":
             # several devices' multi-sample records interleaved: runs of 1-12 samples
-            devs = draw(st.lists(st.sampled_from(DEVICES[: config.max_devices]),
-                                 min_size=1, max_size=6))
+            devs = draw(
+                st.lists(st.sampled_from(DEVICES[: config.max_devices]), min_size=1, max_size=6)
+            )
             ids, ts, srcs, offs = [], [], [], []
             for d in devs:
                 n = draw(st.integers(1, 12))
@@ -139,8 +164,9 @@ def run(pair, ops) -> None:
         else:
             getattr(pair, kind)(*args)
         batch = pair.assert_same()
-        for source, ready in zip(batch.last_sources.tolist(), batch.ready_offsets.tolist(),
-                                 strict=True):
+        for source, ready in zip(
+            batch.last_sources.tolist(), batch.ready_offsets.tolist(), strict=True
+        ):
             assert ready >= last_ready.get(source, ready)
             last_ready[source] = ready
 
