@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from bench import harness, report, suite
-from stream.allocator import tune_allocator
+from stream.core.allocator import tune_allocator
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

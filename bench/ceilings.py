@@ -9,9 +9,9 @@ import numpy as np
 import numpy.typing as npt
 from kafka.structs import TopicPartition
 
-from stream.columnar_fetch import use_columnar_fetch
-from stream.config import KafkaConfig
-from stream.kafka_io import make_consumer
+from stream.config.schema import KafkaConfig
+from stream.kafka.clients import make_consumer
+from stream.kafka.columnar_fetch import use_columnar_fetch
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def consumer_ceiling(
     """Poll `topic` from its start with the worker's consumer settings until `expected` records.
 
     kafka-python as it comes (one record object per record), or, with `columnar`, with
-    the worker's columnar fetch (stream/columnar_fetch.py): what the worker's own
+    the worker's columnar fetch (stream/kafka/columnar_fetch.py): what the worker's own
     reading costs before it decodes anything.
     """
     consumer = make_consumer(kafka, None)

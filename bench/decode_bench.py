@@ -3,7 +3,7 @@
 Both turn the same polls of Kafka record values into the same columns (device ids,
 int64 timestamps, float32 [N, C] values) and dead letters. Two workloads: single-sample
 records and 100-sample chunk records. Then the same 100-sample chunks as JSON and as
-binary SSB1 records (stream/binary_records.py) through RecordDecoder, side by side.
+binary SSB1 records (stream/decode/binary_records.py) through RecordDecoder, side by side.
 Prints records/s, samples/s and microseconds per record, best of a few runs.
 
 The binary figure depends on the allocator: a poll's arrays are megabytes, and when
@@ -27,10 +27,10 @@ import numpy as np
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from stream.binary_format import encode_chunk
-from stream.config import RecordsConfig
-from stream.record_types import DeadLetter, InputRecord, SampleBatch
-from stream.records import RecordDecoder
+from stream.config.schema import RecordsConfig
+from stream.decode.binary_format import encode_chunk
+from stream.decode.router import RecordDecoder
+from stream.decode.types import DeadLetter, InputRecord, SampleBatch
 
 CHANNELS = 3
 CHUNK_SAMPLES = 100

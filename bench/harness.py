@@ -57,7 +57,7 @@ def broker() -> Iterator[str]:
     if external:
         yield external
         return
-    from stream.local_kafka import LocalKafka, free_port
+    from stream.kafka.local_broker import LocalKafka, free_port
 
     with tempfile.TemporaryDirectory(prefix="sensorstream-bench-") as data_dir:
         local = LocalKafka(port=free_port(), data_dir=data_dir)
@@ -136,8 +136,8 @@ def binary_chunk_workload(
     chunk: int = 100,
     start_ms: int = START_MS,
 ) -> Workload:
-    """The chunk workload's samples as binary chunk records (stream.binary_format)."""
-    from stream.binary_format import encode_chunk
+    """The chunk workload's samples as binary chunk records (stream.decode.binary_format)."""
+    from stream.decode.binary_format import encode_chunk
 
     usable = len(series) // chunk * chunk
     blocks = np.asarray(series[:usable], dtype=np.float32).reshape(-1, chunk, series.shape[1])

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from stream.config import load_config
-from stream.window_bridge import make_window_store
+from stream.config.schema import load_config
+from stream.core.window_bridge import make_window_store
 
 BLOCK_DEVICES = 1000
 WARM_DEVICES = 16

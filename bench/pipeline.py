@@ -12,9 +12,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from stream.config import Config, check_against_model, load_config
-from stream.topics import ensure_topics
-from stream.worker import Worker
+from stream.config.schema import Config, check_against_model, load_config
+from stream.core.worker import Worker
+from stream.kafka.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 

@@ -16,15 +16,15 @@ from types import FrameType
 from kafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from stream.alerts import check_rules_against_labels
-from stream.classify_http import EndpointLimits, attach_classify_endpoint
-from stream.config import Config, check_against_model
+from stream.config.schema import Config, check_against_model
+from stream.core.alerts import check_rules_against_labels
+from stream.core.worker import Worker
 from stream.errors import SensorstreamError
-from stream.http_server import HttpServer, ServerLimits, read_token
-from stream.security import check_connection
-from stream.status_page import add_status_routes
-from stream.topics import ensure_topics
-from stream.worker import Worker
+from stream.http.classify import EndpointLimits, attach_classify_endpoint
+from stream.http.server import HttpServer, ServerLimits, read_token
+from stream.http.status_page import add_status_routes
+from stream.kafka.security import check_connection
+from stream.kafka.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 

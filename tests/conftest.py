@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from stream.local_kafka import LocalKafka, free_port
+from stream.kafka.local_broker import LocalKafka, free_port
 from tests import kafka_helpers
 
 BOOTSTRAP_ENV = "SENSORSTREAM_BOOTSTRAP"

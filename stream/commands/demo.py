@@ -44,8 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def demo(args: argparse.Namespace) -> int:
     """Run the whole demo and print its summary; exit 0 when every window got an event."""
-    from stream.config import load_config
-    from stream.demo import DeviceStreams, find_uwave
+    from stream.config.schema import load_config
+    from stream.jobs.demo import DeviceStreams, find_uwave
     from timesnet.data import read_ts
 
     data = find_uwave(args.data)
@@ -86,7 +86,7 @@ def _broker(args: argparse.Namespace) -> tuple[str, object | None]:
     configured = args.bootstrap or os.environ.get("SENSORSTREAM__KAFKA__BOOTSTRAP_SERVERS")
     if configured:
         return configured.strip('"'), None
-    from stream.local_kafka import LocalKafka
+    from stream.kafka.local_broker import LocalKafka
 
     broker = LocalKafka(port=args.port)
     started = broker.start()
@@ -98,8 +98,8 @@ def _run(config: object, streams: object, labels: object, speed: float) -> int:
     from kafka import KafkaProducer
     from kafka.admin import KafkaAdminClient, NewTopic
 
-    from stream.demo import Scoreboard, produce_streams
-    from stream.kafka_io import client_settings
+    from stream.jobs.demo import Scoreboard, produce_streams
+    from stream.kafka.clients import client_settings
     from stream.service import build_worker, start_http
 
     kafka = config.kafka
@@ -141,7 +141,7 @@ def _follow_events(
     import orjson
     from kafka.structs import TopicPartition
 
-    from stream.kafka_io import make_consumer
+    from stream.kafka.clients import make_consumer
 
     consumer = make_consumer(kafka, None)
     parts = [

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from stream.commands.arguments import port
 
 if TYPE_CHECKING:
-    from stream.local_kafka import LocalKafka
+    from stream.kafka.local_broker import LocalKafka
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _broker(args: argparse.Namespace) -> LocalKafka:
     """The LocalKafka the arguments describe (imported here: it pulls in kafka-python)."""
-    from stream.local_kafka import LocalKafka
+    from stream.kafka.local_broker import LocalKafka
 
     # kafka-python narrates every readiness probe at INFO; only its problems matter here.
     logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -52,7 +52,7 @@ def _broker(args: argparse.Namespace) -> LocalKafka:
 
 def _running_broker(args: argparse.Namespace) -> LocalKafka:
     """The broker stop/status act on: the one on --port unless --data-dir names one."""
-    from stream.local_kafka import find_broker
+    from stream.kafka.local_broker import find_broker
 
     if args.data_dir is None:
         found = find_broker(args.port)
@@ -63,7 +63,7 @@ def _running_broker(args: argparse.Namespace) -> LocalKafka:
 
 def _not_running(broker: LocalKafka) -> str:
     """'not running' with the --data-dir to pass when a broker from another dir has the port."""
-    from stream.local_kafka import find_broker
+    from stream.kafka.local_broker import find_broker
 
     line = f"not running: bootstrap={broker.bootstrap} data_dir={broker.data_dir}"
     other = find_broker(broker.port)

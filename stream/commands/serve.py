@@ -1,6 +1,6 @@
 """`sensorstream serve`: the PaddleX-compatible classification endpoint without Kafka.
 
-Serves POST /time-series-classification (see stream/classify_http.py), /metrics,
+Serves POST /time-series-classification (see stream/http/classify.py), /metrics,
 /healthz and /readyz. Concurrent requests are gathered by a RequestBatcher into one
 predictor call of up to --max-batch windows, waiting at most --max-wait-ms.
 """
@@ -73,9 +73,9 @@ def _serve(args: argparse.Namespace) -> int:
     """Handler of `sensorstream serve`: load, bind, serve until SIGINT/SIGTERM."""
     from prometheus_client import CollectorRegistry
 
-    from stream.classify_http import CLASSIFY_PATH, EndpointLimits, attach_classify_endpoint
-    from stream.http_server import HttpServer, ServerLimits, read_token
-    from stream.request_batcher import RequestBatcher
+    from stream.http.classify import CLASSIFY_PATH, EndpointLimits, attach_classify_endpoint
+    from stream.http.request_batcher import RequestBatcher
+    from stream.http.server import HttpServer, ServerLimits, read_token
     from timesnet.errors import ModelError
     from timesnet.predictor import load_predictor
 

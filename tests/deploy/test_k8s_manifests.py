@@ -11,11 +11,11 @@ import yaml
 
 if sys.version_info >= (3, 11):
     import tomllib
-else:  # Python 3.10: tomli, as stream/config.py does
+else:  # Python 3.10: tomli, as stream/config/schema.py does
     import tomli as tomllib
 
-from stream.alerts import AlertRule, check_rules_against_labels
-from stream.config import load_config
+from stream.config.schema import load_config
+from stream.core.alerts import AlertRule, check_rules_against_labels
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
-from stream.demo import DeviceStreams, produce_streams
-from stream.local_kafka import LocalKafka, free_port
+from stream.jobs.demo import DeviceStreams, produce_streams
+from stream.kafka.local_broker import LocalKafka, free_port
 from tests.integration.workers import (
     EventReader,
     Topics,

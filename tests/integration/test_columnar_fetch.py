@@ -8,8 +8,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
-from stream.columnar_fetch import use_columnar_fetch
-from stream.polled_records import PolledRecords
+from stream.decode.polled import PolledRecords
+from stream.kafka.columnar_fetch import use_columnar_fetch
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-import stream.rebalance
-from stream.demo import DeviceStreams
+import stream.kafka.rebalance
+from stream.jobs.demo import DeviceStreams
 from tests.integration.workers import (
     EventReader,
     RunningWorker,
@@ -130,7 +130,7 @@ def test_revocation_on_a_snapshot_restored_mid_listener_still_rejoins(
 def test_watchdog_fails_readyz_counts_and_rejoins_a_stranded_consumer(
     kafka_bootstrap, new_topic, shipped_predictor, uwave_test, monkeypatch
 ) -> None:
-    monkeypatch.setattr(stream.rebalance, "request_rejoin", lambda consumer: None)
+    monkeypatch.setattr(stream.kafka.rebalance, "request_rejoin", lambda consumer: None)
     missing, stalls, not_ready = _stream_around_a_strand(
         kafka_bootstrap, new_topic, shipped_predictor, uwave_test, "kafka.stall_timeout_s=3"
     )

@@ -10,10 +10,10 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, NewTopic
 from kafka.structs import TopicPartition
 
-from stream.demo import DeviceStreams
 from stream.errors import SensorstreamError
-from stream.kafka_io import MAX_REQUEST_BYTES
-from stream.topics import ensure_topics
+from stream.jobs.demo import DeviceStreams
+from stream.kafka.clients import MAX_REQUEST_BYTES
+from stream.kafka.topics import ensure_topics
 from tests.integration.workers import EventReader, Topics, make_config, worker_in_thread
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from stream.demo import DeviceStreams
+from stream.jobs.demo import DeviceStreams
 from tests.integration.workers import (
     EventReader,
     Topics,

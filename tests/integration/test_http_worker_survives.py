@@ -10,8 +10,8 @@ import urllib.request
 import numpy as np
 import pytest
 
-from stream.classify_http import CLASSIFY_PATH
-from stream.demo import DeviceStreams
+from stream.http.classify import CLASSIFY_PATH
+from stream.jobs.demo import DeviceStreams
 from tests.integration.workers import EventReader, Topics, make_config, worker_in_thread
 
 pytestmark = pytest.mark.integration

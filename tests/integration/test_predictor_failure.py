@@ -17,7 +17,7 @@ import pytest
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
-from stream.demo import DeviceStreams
+from stream.jobs.demo import DeviceStreams
 from tests.integration.failing_predictor_worker import POISON_ABOVE, FailOnPoison
 from tests.integration.workers import (
     REPO,

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from stream.demo import DeviceStreams
+from stream.jobs.demo import DeviceStreams
 from stream.service import build_worker
 from tests.integration.workers import EventReader, Topics, make_config, produce_device_streams
 

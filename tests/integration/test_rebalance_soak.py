@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 import pytest
 from kafka.structs import MemberState
 
-from stream.config import Config
-from stream.demo import DeviceStreams
+from stream.config.schema import Config
+from stream.core.worker import Worker
+from stream.jobs.demo import DeviceStreams
 from stream.service import build_worker
-from stream.worker import Worker
 from tests.integration.workers import EventReader, Topics, feeding, make_config
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from stream.demo import DeviceStreams
-from stream.replay import format_ms
+from stream.jobs.demo import DeviceStreams
+from stream.jobs.replay import format_ms
 from tests.integration.workers import REPO, EventReader, Topics, worker_overrides
 from tests.kafka_helpers import consume_all
 

@@ -23,11 +23,11 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
-from stream.config import load_config
-from stream.demo import DeviceStreams
+from stream.config.schema import load_config
 from stream.errors import SensorstreamError
-from stream.local_kafka import LocalKafka, SaslSslListener, free_port
-from stream.security import check_connection
+from stream.jobs.demo import DeviceStreams
+from stream.kafka.local_broker import LocalKafka, SaslSslListener, free_port
+from stream.kafka.security import check_connection
 from tests.integration.workers import REPO, Topics, worker_overrides
 
 pytestmark = pytest.mark.integration

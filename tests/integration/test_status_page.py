@@ -13,8 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream.alerts import AlertRule
-from stream.demo import DeviceStreams
+from stream.core.alerts import AlertRule
+from stream.jobs.demo import DeviceStreams
 from tests.integration.workers import (
     RunningWorker,
     Topics,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.demo import DeviceStreams
+from stream.jobs.demo import DeviceStreams
 from tests.integration.workers import EventReader, Topics, make_config, worker_in_thread
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import pytest
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
-from stream.demo import DeviceStreams
-from stream.offsets import CommitMetadata
+from stream.core.offsets import CommitMetadata
+from stream.jobs.demo import DeviceStreams
 from tests.integration.workers import (
     EventReader,
     Topics,

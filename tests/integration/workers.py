@@ -18,10 +18,10 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
-from stream.config import Config, load_config
-from stream.demo import DeviceStreams, produce_streams
+from stream.config.schema import Config, load_config
+from stream.core.worker import Worker
+from stream.jobs.demo import DeviceStreams, produce_streams
 from stream.service import build_worker, start_http
-from stream.worker import Worker
 
 REPO = Path(__file__).resolve().parents[2]
 UWAVE = REPO.parent / "shared" / "data" / "uwave"

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from stream.polled_records import PolledRecords
-from stream.record_columns import RecordColumns
-from stream.record_types import InputRecord
-from stream.records import RecordDecoder
+from stream.decode.polled import PolledRecords
+from stream.decode.router import RecordDecoder
+from stream.decode.types import InputRecord
+from stream.kafka.record_columns import RecordColumns
 
 
 def as_poll(records: list[InputRecord]) -> PolledRecords:

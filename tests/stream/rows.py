@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.columns import WindowRows
+from stream.core.columns import WindowRows
 
 
 def make_rows(

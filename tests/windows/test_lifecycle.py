@@ -124,7 +124,8 @@ def test_invalid_configuration_names_the_field_to_fix(overrides, message):
 @pytest.mark.parametrize(
     ("overrides", "per_device"),
     [
-        # compact (in order): 315 x 3 float32 values, 4 window slots x 4 int64, 8 int64 + int32 + bool
+        # compact (in order): 315 x 3 float32 values, 4 window slots x 4 int64,
+        # 8 int64 + int32 + bool
         ({}, 315 * 3 * 4 + 4 * 32 + 69),
         # fill at the median interval also keeps the last 17 timestamps
         ({"gap_policy": "fill"}, 315 * 3 * 4 + 4 * 32 + 17 * 8 + 69),

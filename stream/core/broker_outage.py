@@ -1,0 +1,231 @@
+"""Waiting out an unreachable broker: since when, when to retry, and when to give up.
+
+Kafka clients ride out a broker restart or a leader move by retrying; the worker
+does the same around its flushes and commits. While the broker is unreachable
+nothing is committed and nothing new is read; a retry is due after a backoff
+that doubles up to a cap; past `[delivery] broker_outage_s` the worker stops.
+Once the broker answers, at-least-once commits and goes on (or replays from the
+last commit if buffered records expired unsent); exactly-once opens a fresh
+producer, whose init_transactions aborts the old transaction, and rewinds to
+the last committed transaction's offsets and anchors, as a restart would.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from kafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    InvalidProducerEpochError,
+    KafkaError,
+    ProducerFencedError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
+from kafka.structs import TopicPartition
+from prometheus_client import Gauge
+
+from stream.errors import SensorstreamError
+
+if TYPE_CHECKING:
+    from stream.core.worker import Worker
+
+log = logging.getLogger(__name__)
+
+FIRST_BACKOFF_S = 0.25
+MAX_BACKOFF_S = 5.0
+# After a long outage the transaction coordinator has aborted the open transaction
+# itself and bumped the producer epoch: the old producer's next request is refused
+# as fenced. A fresh producer (whose init_transactions fences the old one) recovers.
+TRANSACTION_LOST = (InvalidProducerEpochError, ProducerFencedError)
+# A session that expired while the broker was away: the group has moved on, so the
+# commit is refused; not committing is safe, and the rejoin replays from the last one.
+GROUP_MOVED = (
+    CommitFailedError,
+    IllegalGenerationError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
+
+
+class BrokerOutageExpired(SensorstreamError):
+    """The broker stayed unreachable past `[delivery] broker_outage_s`."""
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a client failure comes from a broker outage (retry later), not a bug or bad data."""
+    cause = exc
+    while cause is not None and not isinstance(cause, KafkaError):
+        cause = cause.__cause__  # ProducerFailed wraps the latched client error
+    if cause is None:
+        return False
+    recoverable = TRANSACTION_LOST + GROUP_MOVED
+    return bool(getattr(cause, "retriable", False)) or isinstance(cause, recoverable)
+
+
+class BrokerOutage:
+    """The outage state machine: reachable, or unreachable since a moment, with a retry clock."""
+
+    def __init__(
+        self, limit_s: float, gauge: Gauge, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit_s = limit_s
+        self._clock = clock
+        self._since: float | None = None
+        self._backoff_s = FIRST_BACKOFF_S
+        self._next_try = 0.0
+        gauge.set_function(self.seconds)  # scraped live, not only when the loop runs
+
+    @property
+    def active(self) -> bool:
+        """The broker is unreachable (a flush or commit failed and no retry succeeded yet)."""
+        return self._since is not None
+
+    def seconds(self) -> float:
+        """Seconds since the broker became unreachable; 0 while it is reachable."""
+        return 0.0 if self._since is None else self._clock() - self._since
+
+    def failed(self, exc: BaseException) -> None:
+        """A flush, commit or retry failed because the broker is unreachable."""
+        now = self._clock()
+        if self._since is None:
+            self._since = now
+            self._backoff_s = FIRST_BACKOFF_S
+            log.warning(
+                "broker unreachable: polling paused, retrying for up to %.0f s "
+                "(delivery.broker_outage_s) error=%s",
+                self.limit_s,
+                _describe(exc),
+            )
+        else:
+            self._backoff_s = min(self._backoff_s * 2, MAX_BACKOFF_S)
+        self._next_try = now + self._backoff_s
+
+    def recovered(self) -> None:
+        """A retry succeeded: the broker answers again."""
+        if self._since is not None:
+            log.warning("broker reachable again after %.1f s: resuming", self.seconds())
+        self._since = None
+
+    def retry_due(self) -> bool:
+        """Whether the backoff since the last failure has passed."""
+        return self._clock() >= self._next_try
+
+    def wait_s(self) -> float:
+        """Time left until the next retry (for a paused poll's timeout)."""
+        return max(0.0, self._next_try - self._clock())
+
+    def check_deadline(self) -> None:
+        """Raise once the outage has lasted longer than allowed."""
+        if self._since is not None and self.seconds() > self.limit_s:
+            raise BrokerOutageExpired(
+                f"broker unreachable for {self.seconds():.0f} s, longer than "
+                f"delivery.broker_outage_s = {self.limit_s:g}: stopped with nothing committed "
+                "past the last safe commit (a restart resumes from it)"
+            )
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
+
+
+class OutageRecovery:
+    """The worker's side of an outage: hold its partitions, retry, rewind to the last commit."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.outage = worker.outage
+        self._paused: list[TopicPartition] = []  # paused by the outage, resumed after it
+        self._rewind_pending = False  # replay owned partitions from their last commit
+
+    def began(self, exc: BaseException) -> None:
+        """A flush or commit could not reach the broker."""
+        self.outage.failed(exc)
+        # exactly-once: the open transaction may be unusable now; its records are
+        # aborted and rebuilt from the last commit once the broker answers again
+        self._rewind_pending = self.worker.exactly_once
+        self._hold_partitions()
+
+    def ride_out(self) -> None:
+        """Keep the group session with every partition paused; retry after the backoff."""
+        consumer = self.worker.consumer
+        self.outage.check_deadline()
+        self._hold_partitions()
+        timeout_ms = int(min(max(self.outage.wait_s(), 0.01), 0.1) * 1000)
+        fetched = consumer.poll(timeout_ms=timeout_ms)
+        self.worker._last_poll_s = time.monotonic()
+        for tp, columns in fetched.items():  # fetched just before a pause: read again later
+            firsts = [int(piece.offsets[0]) for piece in columns if len(piece)]
+            if firsts:
+                consumer.seek(tp, min(firsts))
+        if not self.outage.retry_due():
+            return
+        try:
+            self._retry()
+        except Exception as exc:  # the producer's latch wraps client errors: see is_outage
+            if not is_outage(exc):
+                raise
+            self.outage.failed(exc)
+            return
+        self.outage.recovered()
+        assigned = consumer.assignment()
+        consumer.resume(*[tp for tp in self._paused if tp in assigned])
+        self._paused = []
+
+    def _hold_partitions(self) -> None:
+        consumer = self.worker.consumer
+        held = [tp for tp in consumer.assignment() if tp not in consumer.paused()]
+        if held:
+            consumer.pause(*held)
+            self._paused.extend(held)
+
+    def _retry(self) -> None:
+        """Raises while the broker is still unreachable."""
+        worker = self.worker
+        if worker.exactly_once:
+            # a probe with a bounded wait, so init_transactions is not left waiting for
+            # max_block_ms on a broker that is still down
+            assigned = sorted(worker.consumer.assignment())
+            if assigned:
+                worker.consumer.committed(
+                    assigned[0], timeout_ms=worker.config.kafka.request_timeout_ms
+                )
+            if worker.producer is not None:
+                worker.producer.close(timeout_s=0)  # its transaction is aborted by the fencing
+                worker.producer = None
+            worker.producer = worker.open_transactional_producer()
+        else:
+            worker.producer.flush(worker.config.delivery.producer_flush_timeout_s)
+            if worker.producer.take_outage_error() is not None:
+                self._rewind_pending = True  # records expired unsent: replay them
+        if self._rewind_pending:
+            self._rewind()
+        if not worker.exactly_once:
+            worker.commit_now()
+
+    def _rewind(self) -> None:
+        """Drop in-memory windows and re-read owned partitions from their last commit.
+
+        What the last commit covers was delivered; everything after it is rebuilt, as
+        after a restart (anchors included), so exactly-once loses and repeats nothing.
+        """
+        worker = self.worker
+        while worker.inference.in_flight:  # their events belong to the aborted transaction
+            for done in worker.inference.collect(timeout_s=0.05):
+                worker.offsets.release(done.token)
+        worker.batcher.drain()
+        for token in worker._produced.tokens:
+            worker.offsets.release(token)
+        worker._produced.tokens.clear()
+        worker._produced.anchors.clear()
+        assigned = sorted(worker.consumer.assignment())
+        sources = [worker.offsets.revoke(tp) for tp in assigned]
+        worker.store.drop_sources(sources)
+        worker.resume.drop_sources(sources)
+        worker.rebalance.assign(assigned)  # seeks to the committed offsets, reads the anchors
+        self._rewind_pending = False
+        log.info("rewound to the last commit partitions=%d", len(assigned))

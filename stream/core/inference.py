@@ -1,0 +1,188 @@
+"""The predictor on its own thread, so Kafka I/O and decoding overlap inference.
+
+Paddle releases the GIL while it computes, so the poll loop keeps fetching and
+cutting windows while a batch is being classified. At most `max_in_flight`
+batches are submitted at once. A predictor error on stream windows is latched and
+re-raised in the poll loop (models fail fast: nothing is committed after it). When
+HTTP side requests rode in the failed batch, the stream rows and each request are
+retried alone first, so that a request the model cannot take fails only itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from stream.core.columns import WindowRows
+from stream.core.side_requests import SideRequest, SideRequestFailed, answer
+from stream.errors import SensorstreamError
+
+log = logging.getLogger(__name__)
+
+
+class BatchPredictor(Protocol):
+    """What the worker needs of a model: raw windows in, probabilities out."""
+
+    def predict_batch(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """[B, L, C] raw windows -> [B, K] probabilities."""
+        ...
+
+
+@dataclass(frozen=True)
+class Classified:
+    """A batch back from the predictor."""
+
+    rows: WindowRows
+    token: int  # the offset tracker's hold on these windows
+    probabilities: npt.NDArray[np.float32]  # [B, K]
+    inference_s: float
+
+
+class PredictorError(SensorstreamError):
+    """The predictor raised on stream windows; the worker stops without committing past it."""
+
+
+class InferenceThread:
+    """Runs `predictor.predict_batch` for submitted batches, one at a time, in order."""
+
+    def __init__(
+        self,
+        predictor: BatchPredictor,
+        max_in_flight: int = 2,
+        on_stream_error: Callable[[], None] | None = None,
+    ) -> None:
+        self.predictor = predictor
+        self.max_in_flight = max_in_flight
+        self.on_stream_error = on_stream_error  # counts the failure before the poll loop sees it
+        self._inbox: queue.Queue[tuple[WindowRows, int, list[SideRequest]] | None] = queue.Queue()
+        self._outbox: queue.Queue[Classified] = queue.Queue()
+        self._in_flight = 0
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="predictor", daemon=True)
+        self._thread.start()
+
+    @property
+    def in_flight(self) -> int:
+        """Batches submitted and not yet collected."""
+        return self._in_flight
+
+    @property
+    def failed(self) -> bool:
+        """Whether a batch of stream windows failed (nothing may be committed past it)."""
+        return self._error is not None
+
+    def can_submit(self) -> bool:
+        """Whether another batch may be submitted now."""
+        return self._in_flight < self.max_in_flight
+
+    def submit(self, rows: WindowRows, token: int, side: list[SideRequest] | None = None) -> None:
+        """Queue a batch for the predictor; `side` requests ride along after the rows."""
+        self._raise_if_failed()
+        self._in_flight += 1
+        self._inbox.put((rows, token, side or []))
+
+    def collect(self, timeout_s: float = 0.0) -> list[Classified]:
+        """Finished batches in submission order; waits up to `timeout_s` for the first."""
+        done: list[Classified] = []
+        try:
+            if timeout_s > 0 and self._in_flight:
+                done.append(self._outbox.get(timeout=timeout_s))
+            while True:
+                done.append(self._outbox.get_nowait())
+        except queue.Empty:
+            pass
+        self._in_flight -= len(done)
+        self._raise_if_failed()
+        return done
+
+    def close(self) -> None:
+        """Stop the thread after the batches already submitted."""
+        self._inbox.put(None)
+        self._thread.join(timeout=30)
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise PredictorError(
+                f"the predictor failed on stream windows ({first_line(self._error)}); nothing "
+                "past them was committed: check model.path and the model's log lines above, "
+                "then restart the worker"
+            ) from self._error
+
+    def _loop(self) -> None:
+        while True:
+            item = self._inbox.get()
+            if item is None:
+                return
+            rows, token, side = item
+            started = time.perf_counter()
+            probabilities = self._predict_batch(rows, side)
+            if probabilities is None:
+                return
+            self._outbox.put(Classified(rows, token, probabilities, time.perf_counter() - started))
+
+    def _predict_batch(
+        self, rows: WindowRows, side: list[SideRequest]
+    ) -> npt.NDArray[np.float32] | None:
+        """The rows' probabilities [B, K] with `side` answered; None once the stream failed."""
+        data = np.concatenate([rows.data, *(request.windows for request in side)])
+        try:
+            probabilities = self.predictor.predict_batch(data)
+        except BaseException as exc:  # latched below, or retried apart
+            if not side:
+                return self._fail(exc, len(rows), side)
+            log.warning(
+                "predictor failed batch=%d side_requests=%d; retrying them apart (%s)",
+                len(data),
+                len(side),
+                first_line(exc),
+            )
+            return self._predict_apart(rows, side)
+        answer(side, probabilities[len(rows) :])
+        return probabilities[: len(rows)]
+
+    def _predict_apart(
+        self, rows: WindowRows, side: list[SideRequest]
+    ) -> npt.NDArray[np.float32] | None:
+        """Each side request alone (its failure is its own answer), then the stream rows."""
+        for request in side:
+            try:
+                answer([request], self.predictor.predict_batch(request.windows))
+            except Exception as exc:  # the request's answer, not the worker's end
+                log.info(
+                    "side request failed windows=%d: %s", len(request.windows), first_line(exc)
+                )
+                request.error = SideRequestFailed(
+                    f"the model cannot classify this request: {first_line(exc)}"
+                )
+                request.done.set()
+        if not len(rows):
+            return np.zeros((0, 0), dtype=np.float32)  # no stream rows to answer
+        try:
+            return self.predictor.predict_batch(rows.data)
+        except BaseException as exc:
+            return self._fail(exc, len(rows), [])
+
+    def _fail(self, exc: BaseException, windows: int, side: list[SideRequest]) -> None:
+        """Latch a stream failure: count it, log it, fail the requests that rode along."""
+        log.error("predictor failed on stream windows=%d", windows, exc_info=exc)
+        if self.on_stream_error is not None:
+            self.on_stream_error()
+        for request in side:
+            request.error = TimeoutError("the worker stopped: its predictor failed")
+            request.done.set()
+        self._error = exc
+        return None
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one line: its type and the first non-empty line of its message."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

@@ -1,0 +1,107 @@
+"""Between Kafka records and windows/: source ids, poll indexes, window rows."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from stream.config.schema import WindowsConfig
+from stream.core.columns import WindowRows
+from stream.decode.types import DeadLetter, RawRecord
+from windows import Rejected, WindowBatch, WindowStore
+
+_OFFSET_BITS = 40  # Kafka offsets stay far below 2**40 in practice; sources above it
+
+
+def make_window_store(config: WindowsConfig, channels: int) -> WindowStore:
+    """The window store for the `[windows]` config and the model's channel count."""
+    return WindowStore(config.window_config(channels))
+
+
+@dataclass(frozen=True)
+class PollIndex:
+    """Per-record source ids, offsets and Kafka timestamps of one poll."""
+
+    sources: npt.NDArray[np.int32]  # [R]
+    offsets: npt.NDArray[np.int64]  # [R]
+    timestamps_ms: npt.NDArray[np.int64]  # [R]
+
+    @staticmethod
+    def empty() -> PollIndex:
+        """The index of a poll that returned no records."""
+        none = np.zeros(0, dtype=np.int64)
+        return PollIndex(np.zeros(0, dtype=np.int32), none, none.copy())
+
+    def next_offsets(self) -> dict[int, int]:
+        """Source -> one past the highest offset read in this poll."""
+        if not len(self.sources):
+            return {}
+        result: dict[int, int] = {}
+        for source in np.unique(self.sources).tolist():
+            result[source] = int(self.offsets[self.sources == source].max()) + 1
+        return result
+
+    def timestamps_of(
+        self, sources: npt.NDArray[np.int32], offsets: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int64]:
+        """Kafka timestamps of the given records (now, for records not in this poll)."""
+        result = np.full(len(offsets), time.time_ns() // 1_000_000, dtype=np.int64)
+        if not len(self.offsets) or not len(offsets):
+            return result
+        keys = (self.sources.astype(np.int64) << _OFFSET_BITS) | self.offsets
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        wanted = (sources.astype(np.int64) << _OFFSET_BITS) | offsets
+        at = np.searchsorted(sorted_keys, wanted)
+        found = at < len(sorted_keys)
+        found[found] = sorted_keys[at[found]] == wanted[found]
+        result[found] = self.timestamps_ms[order[at[found]]]
+        return result
+
+
+def policy_dead_letters(
+    records: list[RawRecord],
+    all_record_index: npt.NDArray[np.int32],
+    appended_record_index: npt.NDArray[np.int32],
+    rejected: Rejected,
+) -> list[DeadLetter]:
+    """`late_policy = "dead_letter"`: each record with samples the window policy dropped.
+
+    The record goes out whole (original bytes); its other samples, if any, were used.
+    """
+    per_record = np.bincount(all_record_index, minlength=len(records))  # samples per record
+    rejected_records = appended_record_index[rejected.positions]
+    letters: list[DeadLetter] = []
+    for record in np.unique(rejected_records).tolist():
+        mine = rejected_records == record
+        reasons = [r for r, m in zip(rejected.reasons, mine.tolist(), strict=True) if m]
+        late, duplicate = reasons.count("late"), reasons.count("duplicates")
+        reason = "late_sample" if late else "duplicate_sample"
+        message = (
+            f"{late + duplicate} of {per_record[record]} samples dropped by the window policy "
+            f"({late} older than the device's newest beyond windows.reorder_ms, {duplicate} "
+            "repeating a timestamp); the record's other samples were used"
+        )
+        letters.append(DeadLetter(records[record], reason, message))
+    return letters
+
+
+def to_rows(batch: WindowBatch, index: PollIndex, config: WindowsConfig) -> WindowRows:
+    """Window rows for the batcher, with latency origins and recovery anchors."""
+    count = len(batch.device_ids)
+    return WindowRows(
+        device_ids=list(batch.device_ids),
+        data=batch.data,
+        start_ts_ms=batch.start_ts_ms,
+        end_ts_ms=batch.end_ts_ms,
+        anchor_ts_ms=batch.anchor_ts_ms,
+        sources=batch.last_sources,
+        first_offsets=batch.first_offsets,
+        last_offsets=batch.last_offsets,
+        ready_offsets=batch.ready_offsets,
+        ready_record_ts_ms=index.timestamps_of(batch.last_sources, batch.ready_offsets),
+        enqueued_at_s=np.full(count, time.monotonic()),
+    )
