@@ -27,7 +27,7 @@ def test_revoke_classifies_no_waiting_window_and_the_next_owner_emits_them(
         kafka_bootstrap,
         topics,
         "batching.max_batch=512",
-        "batching.max_wait_ms=600000",
+        "batching.max_wait_ms=60000",  # the bound: a minute is longer than this test
         "batching.max_pending_windows=1024",
     )
     expected = set(streams.expected())

@@ -361,7 +361,7 @@ BAD_CSV = [
     pytest.param(
         "time,group_id,v,w\n0,a,1,2\n1,a,oops,3\n",
         3,
-        "column 'v': expected a finite number, found 'oops'",
+        "column 'v': expected a finite number within float32 range (|x| <= 3.4e38), found 'oops'",
         id="non-numeric",
     ),
     pytest.param("time,group_id,v\n0,a,1\n1,a\n", 3, "expected 3 fields", id="short-row"),
