@@ -30,6 +30,7 @@ from kafka.structs import TopicPartition
 from prometheus_client import Gauge
 
 from stream.errors import SensorstreamError
+from stream.kafka.consumer_watchdog import request_rejoin
 
 if TYPE_CHECKING:
     from stream.core.worker import Worker
@@ -58,13 +59,22 @@ class BrokerOutageExpired(SensorstreamError):
 
 def is_outage(exc: BaseException) -> bool:
     """Whether a client failure comes from a broker outage (retry later), not a bug or bad data."""
-    cause = exc
-    while cause is not None and not isinstance(cause, KafkaError):
-        cause = cause.__cause__  # ProducerFailed wraps the latched client error
+    cause = _kafka_cause(exc)
     if cause is None:
         return False
     recoverable = TRANSACTION_LOST + GROUP_MOVED
     return bool(getattr(cause, "retriable", False)) or isinstance(cause, recoverable)
+
+
+def _kafka_cause(exc: BaseException) -> BaseException | None:
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, KafkaError):
+        cause = cause.__cause__  # ProducerFailed wraps the latched client error
+    return cause
+
+
+def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    return isinstance(_kafka_cause(exc), kinds)
 
 
 class BrokerOutage:
@@ -145,6 +155,10 @@ class OutageRecovery:
     def began(self, exc: BaseException) -> None:
         """A flush or commit could not reach the broker."""
         self.outage.failed(exc)
+        if _caused_by(exc, GROUP_MOVED):
+            # the group dropped this member while the broker was away: rejoin at the next
+            # poll instead of waiting for a heartbeat to find out; commits fail until then
+            request_rejoin(self.worker.consumer)
         # exactly-once: the open transaction may be unusable now; its records are
         # aborted and rebuilt from the last commit once the broker answers again
         self._rewind_pending = self.worker.exactly_once
@@ -194,10 +208,7 @@ class OutageRecovery:
                 worker.consumer.committed(
                     assigned[0], timeout_ms=worker.config.kafka.request_timeout_ms
                 )
-            if worker.producer is not None:
-                worker.producer.close(timeout_s=0)  # its transaction is aborted by the fencing
-                worker.producer = None
-            worker.producer = worker.open_transactional_producer()
+            worker.restart_transaction()  # the old transaction is aborted by the fencing
         else:
             worker.producer.flush(worker.config.delivery.producer_flush_timeout_s)
             if worker.producer.take_outage_error() is not None:
@@ -214,18 +225,8 @@ class OutageRecovery:
         after a restart (anchors included), so exactly-once loses and repeats nothing.
         """
         worker = self.worker
-        while worker.inference.in_flight:  # their events belong to the aborted transaction
-            for done in worker.inference.collect(timeout_s=0.05):
-                worker.offsets.release(done.token)
-        worker.batcher.drain()
-        for token in worker._produced.tokens:
-            worker.offsets.release(token)
-        worker._produced.tokens.clear()
-        worker._produced.anchors.clear()
         assigned = sorted(worker.consumer.assignment())
-        sources = [worker.offsets.revoke(tp) for tp in assigned]
-        worker.store.drop_sources(sources)
-        worker.resume.drop_sources(sources)
+        worker.forget_uncommitted(assigned)
         worker.rebalance.assign(assigned)  # seeks to the committed offsets, reads the anchors
         self._rewind_pending = False
         log.info("rewound to the last commit partitions=%d", len(assigned))

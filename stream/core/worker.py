@@ -519,6 +519,7 @@ class Worker:
                 # kicked out while the broker was away: the rejoin hands the partitions
                 # out again from their last commit, so skipping this one loses nothing
                 log.warning("commit refused: this worker is no longer in its group error=%s", exc)
+                request_rejoin(self.consumer)
                 self._last_commit_s = time.monotonic()
                 return
         if positions:
@@ -639,6 +640,32 @@ class Worker:
                 self.metrics.devices_evicted.labels(name.removeprefix("evicted_")).inc(delta)
             elif name != "windows":
                 self.metrics.window_samples.labels(name).inc(delta)
+
+    # -- giving work back -------------------------------------------------------
+    def forget_uncommitted(self, partitions: list[TopicPartition]) -> None:
+        """Drop everything since the last commit; `partitions` (all owned) are re-read later.
+
+        In-flight batches and the produced-but-uncommitted list mix partitions, so this
+        is only safe over every owned partition: their offsets are forgotten with them.
+        """
+        while self.inference.in_flight:  # their events are not to be produced now
+            for done in self.inference.collect(timeout_s=0.05):
+                self.offsets.release(done.token)
+        self.batcher.drain()
+        for token in self._produced.tokens:
+            self.offsets.release(token)
+        self._produced.tokens.clear()
+        self._produced.anchors.clear()
+        sources = [self.offsets.revoke(tp) for tp in partitions]
+        self.store.drop_sources(sources)
+        self.resume.drop_sources(sources)
+
+    def restart_transaction(self) -> None:
+        """exactly-once: abort the open transaction by fencing it with a fresh producer."""
+        if self.producer is not None:
+            self.producer.close(timeout_s=0)
+            self.producer = None
+        self.producer = self.open_transactional_producer()
 
     # -- draining ---------------------------------------------------------------
     def flush_all(self, deadline_s: float) -> bool:

@@ -35,10 +35,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
+from kafka.errors import KafkaError
 from kafka.net.selector import KernelEvent
 from kafka.structs import TopicPartition
 
 from stream.core.batching import DynamicBatcher
+from stream.core.broker_outage import is_outage
 from stream.core.recovery import read_anchors
 from stream.errors import SensorstreamError
 from stream.kafka.clients import make_consumer
@@ -70,6 +72,10 @@ class RebalanceHandler(AsyncConsumerRebalanceListener):
         """Called by kafka-python once partitions are given."""
         await self._keeping_failure(self.assign, sorted(assigned))
 
+    async def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
+        """Called by kafka-python when the group dropped this member (its session expired)."""
+        await self._keeping_failure(self.lose, sorted(lost))
+
     def raise_if_failed(self) -> None:
         """Re-raise, on the worker's thread, what stopped a hook (a predictor error)."""
         if self._failure is not None:
@@ -95,6 +101,11 @@ class RebalanceHandler(AsyncConsumerRebalanceListener):
         ]
         if not revoked:
             return
+        if worker.outage.active:
+            # nothing can be committed until the broker answers, and in exactly-once the
+            # open transaction is lost: hand everything back uncommitted instead
+            self.lose(revoked)
+            return
         started_s = time.monotonic()
         if not worker.inference.failed:
             worker.finish_in_flight(worker.config.delivery.shutdown_deadline_s)
@@ -109,6 +120,35 @@ class RebalanceHandler(AsyncConsumerRebalanceListener):
             _names(revoked),
             dropped,
             time.monotonic() - started_s,
+        )
+
+    def lose(self, lost: list[TopicPartition]) -> None:
+        """The group moved these partitions on without this member: commit and produce nothing.
+
+        Their offsets can no longer be committed under this member's generation, so
+        everything read of them since the last commit is dropped (the next owner, maybe
+        this worker after its rejoin, reads it again). Exactly-once also aborts the open
+        transaction: its events would otherwise be committed beside the next owner's.
+        """
+        worker = self.worker
+        owned = [worker.offsets.partition(s) for s in sorted(worker.offsets.assigned_sources)]
+        if not any(tp in owned for tp in lost):
+            return
+        # in-flight batches and the open transaction mix partitions: everything owned
+        # goes back to its last commit, as after a restart
+        worker.forget_uncommitted(owned)
+        if worker.exactly_once and not worker.inference.failed and not worker.outage.active:
+            # (during an outage its retry opens the fresh producer)
+            try:
+                worker.restart_transaction()
+            except KafkaError as exc:
+                if not is_outage(exc):
+                    raise
+                worker.outage_recovery.began(exc)
+        log.warning(
+            "partitions lost %s (this member was dropped from the group): "
+            "rewound to the last commit, rejoining",
+            _names(owned),
         )
 
     def assign(self, assigned: list[TopicPartition]) -> None:
