@@ -7,17 +7,13 @@ exercise exactly the same start-up checks.
 from __future__ import annotations
 
 import logging
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 
-from kafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from stream.config.schema import Config, check_against_model
 from stream.core.alerts import check_rules_against_labels
+from stream.core.checkpoint import Checkpoint
+from stream.core.inference import BatchPredictor
 from stream.core.worker import Worker
 from stream.errors import SensorstreamError
 from stream.http.classify import EndpointLimits, attach_classify_endpoint
@@ -29,7 +25,7 @@ from stream.kafka.topics import ensure_topics
 log = logging.getLogger(__name__)
 
 
-def load_model(config: Config) -> object:
+def load_model(config: Config) -> BatchPredictor:
     """The predictor named by `[model]`, or one line that says what to fix."""
     from timesnet.errors import ModelError
     from timesnet.predictor import load_predictor
@@ -45,19 +41,19 @@ def load_model(config: Config) -> object:
 
 def build_worker(
     config: Config,
-    predictor: object | None = None,
+    predictor: BatchPredictor | None = None,
     registry: CollectorRegistry | None = None,
     event_extras: dict[str, object] | None = None,
-    bounds: dict[TopicPartition, tuple[int, int]] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> Worker:
     """A worker with its topics ensured and its model loaded (not yet polling)."""
     check_connection(config.kafka)  # TLS/SASL mistakes: one clear line, before the model loads
     predictor = predictor if predictor is not None else load_model(config)
-    manifest = predictor.manifest  # type: ignore[attr-defined]
+    manifest = predictor.manifest
     check_against_model(config, manifest.window_length, manifest.channels)
     check_rules_against_labels(config.alerts, manifest.labels)
     ensure_topics(config.kafka)
-    return Worker(config, predictor, registry=registry, event_extras=event_extras, bounds=bounds)
+    return Worker(config, predictor, registry, event_extras, checkpoint)
 
 
 def start_http(config: Config, worker: Worker) -> HttpServer:
@@ -92,22 +88,3 @@ def start_http(config: Config, worker: Worker) -> HttpServer:
             "set metrics.port to a free port (0 picks one)"
         ) from exc
     return server
-
-
-@contextmanager
-def stop_on_signals(worker: Worker) -> Iterator[None]:
-    """SIGTERM and SIGINT ask the worker to drain and stop (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("signal=%s stopping", signal.Signals(signum).name)
-        worker.request_stop()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

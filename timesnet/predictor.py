@@ -29,6 +29,7 @@ import numpy.typing as npt
 from timesnet.errors import ModelError
 from timesnet.manifest import GRAPH_FILE, PARAMS_FILE, ModelManifest, load_manifest
 from timesnet.normalization import Normalization
+from timesnet.paddle_import import import_paddle
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class Predictor:
 
 def load_predictor(model_dir: str | Path, device: str = "cpu", threads: int = 2) -> Predictor:
     """Load an exported model for inference on "cpu", "gpu" or "gpu:N" and warm it up."""
-    from paddle import inference
+    inference = import_paddle().inference
 
     manifest = load_manifest(model_dir)
     directory = Path(model_dir)

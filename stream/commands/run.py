@@ -40,29 +40,34 @@ def run(args: argparse.Namespace) -> int:
     """Load, check, serve, consume until SIGTERM/SIGINT, drain, exit 0."""
     from stream.config.schema import load_config
     from stream.core.inference import PredictorError
-    from stream.service import build_worker, start_http, stop_on_signals
+    from stream.core.signals import StopForwarder, stop_on_signals
+    from stream.service import build_worker, start_http
 
     config = load_config(args.config, args.overrides)
-    worker = build_worker(config)
-    server = start_http(config, worker)
-    log.info(
-        "worker starting model=%s:%s topics=%s metrics=%s",
-        worker.manifest.name,
-        worker.manifest.version,
-        ",".join(config.kafka.input_topics),
-        server.url,
-    )
-    try:
-        with stop_on_signals(worker):
+    stop = StopForwarder()  # a SIGTERM while the model loads still ends in a clean exit
+    with stop_on_signals(stop):
+        worker = build_worker(config)
+        stop.attach(worker)
+        server = start_http(config, worker)
+        log.info(
+            "worker starting model=%s:%s topics=%s metrics=%s",
+            worker.manifest.name,
+            worker.manifest.version,
+            ",".join(config.kafka.input_topics),
+            server.url,
+        )
+        try:
             worker.run()
-    except PredictorError:
-        # The alert counts sensorstream_predictor_errors_total; a count no scrape saw
-        # never fires it, so /metrics stays up for two of the shipped scrape intervals.
-        worker.request_stop()
-        log.error("predictor failed; serving /metrics for %.0f s before exiting", FAILURE_SCRAPE_S)
-        time.sleep(FAILURE_SCRAPE_S)
-        raise
-    finally:
-        server.stop()
+        except PredictorError:
+            # The alert counts sensorstream_predictor_errors_total; a count no scrape saw
+            # never fires it, so /metrics stays up for two of the shipped scrape intervals.
+            worker.request_stop()
+            log.error(
+                "predictor failed; serving /metrics for %.0f s before exiting", FAILURE_SCRAPE_S
+            )
+            time.sleep(FAILURE_SCRAPE_S)
+            raise
+        finally:
+            server.stop()
     log.info("worker stopped windows=%d records=%d", worker.stats.windows, worker.stats.records)
     return 0

@@ -15,66 +15,26 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from kafka.errors import (
-    CommitFailedError,
-    IllegalGenerationError,
-    InvalidProducerEpochError,
-    KafkaError,
-    ProducerFencedError,
-    RebalanceInProgressError,
-    UnknownMemberIdError,
-)
+from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 from prometheus_client import Gauge
 
+from stream.config.schema import Config
 from stream.errors import SensorstreamError
+from stream.kafka.client_errors import GROUP_MOVED, caused_by, is_outage
+from stream.kafka.clients import LatchingProducer
 from stream.kafka.consumer_watchdog import request_rejoin
-
-if TYPE_CHECKING:
-    from stream.core.worker import Worker
 
 log = logging.getLogger(__name__)
 
 FIRST_BACKOFF_S = 0.25
 MAX_BACKOFF_S = 5.0
-# After a long outage the transaction coordinator has aborted the open transaction
-# itself and bumped the producer epoch: the old producer's next request is refused
-# as fenced. A fresh producer (whose init_transactions fences the old one) recovers.
-TRANSACTION_LOST = (InvalidProducerEpochError, ProducerFencedError)
-# A session that expired while the broker was away: the group has moved on, so the
-# commit is refused; not committing is safe, and the rejoin replays from the last one.
-GROUP_MOVED = (
-    CommitFailedError,
-    IllegalGenerationError,
-    RebalanceInProgressError,
-    UnknownMemberIdError,
-)
 
 
 class BrokerOutageExpired(SensorstreamError):
     """The broker stayed unreachable past `[delivery] broker_outage_s`."""
-
-
-def is_outage(exc: BaseException) -> bool:
-    """Whether a client failure comes from a broker outage (retry later), not a bug or bad data."""
-    cause = _kafka_cause(exc)
-    if cause is None:
-        return False
-    recoverable = TRANSACTION_LOST + GROUP_MOVED
-    return bool(getattr(cause, "retriable", False)) or isinstance(cause, recoverable)
-
-
-def _kafka_cause(exc: BaseException) -> BaseException | None:
-    cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, KafkaError):
-        cause = cause.__cause__  # ProducerFailed wraps the latched client error
-    return cause
-
-
-def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
-    return isinstance(_kafka_cause(exc), kinds)
 
 
 class BrokerOutage:
@@ -143,22 +103,55 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
 
 
+class Recovering(Protocol):
+    """The parts of the worker an outage's recovery works with."""
+
+    config: Config
+    consumer: KafkaConsumer | None
+    producer: LatchingProducer | None
+
+    @property
+    def exactly_once(self) -> bool:
+        """Events and offsets go in one transaction."""
+        ...
+
+    def note_poll(self) -> None:
+        """The poll loop is alive."""
+        ...
+
+    def restart_transaction(self) -> None:
+        """Fence the open transaction with a fresh producer."""
+        ...
+
+    def forget_uncommitted(self, partitions: list[TopicPartition]) -> None:
+        """Drop everything since the last commit of these (all owned) partitions."""
+        ...
+
+    def rewind(self, partitions: list[TopicPartition]) -> None:
+        """Seek to the last commit and restore the devices' anchors."""
+        ...
+
+    def commit_now(self) -> None:
+        """Flush and commit what is safe (raises while the broker is away)."""
+        ...
+
+
 class OutageRecovery:
     """The worker's side of an outage: hold its partitions, retry, rewind to the last commit."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Recovering, outage: BrokerOutage) -> None:
         self.worker = worker
-        self.outage = worker.outage
+        self.outage = outage
         self._paused: list[TopicPartition] = []  # paused by the outage, resumed after it
         self._rewind_pending = False  # replay owned partitions from their last commit
 
     def began(self, exc: BaseException) -> None:
         """A flush or commit could not reach the broker."""
         self.outage.failed(exc)
-        if _caused_by(exc, GROUP_MOVED):
+        if caused_by(exc, GROUP_MOVED):
             # the group dropped this member while the broker was away: rejoin at the next
             # poll instead of waiting for a heartbeat to find out; commits fail until then
-            request_rejoin(self.worker.consumer)
+            request_rejoin(self._consumer)
         # exactly-once: the open transaction may be unusable now; its records are
         # aborted and rebuilt from the last commit once the broker answers again
         self._rewind_pending = self.worker.exactly_once
@@ -166,12 +159,12 @@ class OutageRecovery:
 
     def ride_out(self) -> None:
         """Keep the group session with every partition paused; retry after the backoff."""
-        consumer = self.worker.consumer
+        consumer = self._consumer
         self.outage.check_deadline()
         self._hold_partitions()
         timeout_ms = int(min(max(self.outage.wait_s(), 0.01), 0.1) * 1000)
         fetched = consumer.poll(timeout_ms=timeout_ms)
-        self.worker._last_poll_s = time.monotonic()
+        self.worker.note_poll()
         for tp, columns in fetched.items():  # fetched just before a pause: read again later
             firsts = [int(piece.offsets[0]) for piece in columns if len(piece)]
             if firsts:
@@ -190,8 +183,13 @@ class OutageRecovery:
         consumer.resume(*[tp for tp in self._paused if tp in assigned])
         self._paused = []
 
+    @property
+    def _consumer(self) -> KafkaConsumer:
+        assert self.worker.consumer is not None, "an outage begins only once the worker is open"
+        return self.worker.consumer
+
     def _hold_partitions(self) -> None:
-        consumer = self.worker.consumer
+        consumer = self._consumer
         held = [tp for tp in consumer.assignment() if tp not in consumer.paused()]
         if held:
             consumer.pause(*held)
@@ -203,13 +201,14 @@ class OutageRecovery:
         if worker.exactly_once:
             # a probe with a bounded wait, so init_transactions is not left waiting for
             # max_block_ms on a broker that is still down
-            assigned = sorted(worker.consumer.assignment())
+            assigned = sorted(self._consumer.assignment())
             if assigned:
-                worker.consumer.committed(
+                self._consumer.committed(
                     assigned[0], timeout_ms=worker.config.kafka.request_timeout_ms
                 )
             worker.restart_transaction()  # the old transaction is aborted by the fencing
         else:
+            assert worker.producer is not None, "at-least-once keeps its producer"
             worker.producer.flush(worker.config.delivery.producer_flush_timeout_s)
             if worker.producer.take_outage_error() is not None:
                 self._rewind_pending = True  # records expired unsent: replay them
@@ -225,8 +224,8 @@ class OutageRecovery:
         after a restart (anchors included), so exactly-once loses and repeats nothing.
         """
         worker = self.worker
-        assigned = sorted(worker.consumer.assignment())
+        assigned = sorted(self._consumer.assignment())
         worker.forget_uncommitted(assigned)
-        worker.rebalance.assign(assigned)  # seeks to the committed offsets, reads the anchors
+        worker.rewind(assigned)  # seeks to the committed offsets, reads the anchors
         self._rewind_pending = False
         log.info("rewound to the last commit partitions=%d", len(assigned))

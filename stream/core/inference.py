@@ -1,11 +1,14 @@
 """The predictor on its own thread, so Kafka I/O and decoding overlap inference.
 
-Paddle releases the GIL while it computes, so the poll loop keeps fetching and
-cutting windows while a batch is being classified. At most `max_in_flight`
-batches are submitted at once. A predictor error on stream windows is latched and
-re-raised in the poll loop (models fail fast: nothing is committed after it). When
-HTTP side requests rode in the failed batch, the stream rows and each request are
-retried alone first, so that a request the model cannot take fails only itself.
+Paddle Inference's run() keeps the GIL on CPU (timesnet/predictor.py measured it),
+so the poll loop mostly waits while a batch computes; the thread still lets the
+loop poll, decode and produce between batches and while the predictor copies data
+in and out, and keeps one batch queued so the predictor never waits for the loop.
+At most `max_in_flight` batches are submitted at once. A predictor error on stream
+windows is latched and re-raised in the poll loop (models fail fast: nothing is
+committed after it). When HTTP side requests rode in the failed batch, the stream
+rows and each request are retried alone first, so that a request the model cannot
+take fails only itself.
 """
 
 from __future__ import annotations
@@ -24,12 +27,18 @@ import numpy.typing as npt
 from stream.core.columns import WindowRows
 from stream.core.side_requests import SideRequest, SideRequestFailed, answer
 from stream.errors import SensorstreamError
+from timesnet.manifest import ModelManifest
 
 log = logging.getLogger(__name__)
 
 
 class BatchPredictor(Protocol):
     """What the worker needs of a model: raw windows in, probabilities out."""
+
+    @property
+    def manifest(self) -> ModelManifest:
+        """The model's name, version, labels, window length and channels."""
+        ...
 
     def predict_batch(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """[B, L, C] raw windows -> [B, K] probabilities."""
@@ -137,7 +146,8 @@ class InferenceThread:
             probabilities = self.predictor.predict_batch(data)
         except BaseException as exc:  # latched below, or retried apart
             if not side:
-                return self._fail(exc, len(rows), side)
+                self._fail(exc, len(rows), side)
+                return None
             log.warning(
                 "predictor failed batch=%d side_requests=%d; retrying them apart (%s)",
                 len(data),
@@ -168,7 +178,8 @@ class InferenceThread:
         try:
             return self.predictor.predict_batch(rows.data)
         except BaseException as exc:
-            return self._fail(exc, len(rows), [])
+            self._fail(exc, len(rows), [])
+            return None
 
     def _fail(self, exc: BaseException, windows: int, side: list[SideRequest]) -> None:
         """Latch a stream failure: count it, log it, fail the requests that rode along."""

@@ -21,12 +21,17 @@ class WorkerStats:
     batches: int = 0
     inference_s: float = 0.0
     dead_letters: Counter[str] = field(default_factory=Counter)
+    events_by_label: Counter[str] = field(default_factory=Counter)
     _latencies: deque[npt.NDArray[np.float64]] = field(default_factory=deque)
     _latency_count: int = 0
 
     def count_dead_letter(self, reason: str) -> None:
         """One more dead letter for `reason`."""
         self.dead_letters[reason] += 1
+
+    def count_event(self, label: str, count: int = 1) -> None:
+        """`count` more events labelled `label`."""
+        self.events_by_label[label] += count
 
     def record_batch(
         self, windows: int, inference_s: float, latencies_s: npt.NDArray[np.float64]

@@ -320,7 +320,9 @@ def load_job(job_id: str, directory: Path) -> ReplayJob:
     return job
 
 
-def stop_point(job: ReplayJob, worker: Worker, finished: bool) -> ReplayJob:
+def stop_point(
+    job: ReplayJob, worker: Worker, kept_anchors: Mapping[tuple[int, str], int], finished: bool
+) -> ReplayJob:
     """The job after a run: per partition the offset to resume from, emitted position, anchors."""
     if finished:
         done = tuple(replace(p, resume_offset=p.end) for p in job.partitions)
@@ -330,7 +332,7 @@ def stop_point(job: ReplayJob, worker: Worker, finished: bool) -> ReplayJob:
     # windows and whatever could not be drained, exactly what a commit would hold.
     positions = offsets.positions(worker.store.low_watermarks(), worker.batcher.waiting())
     anchors: dict[TopicPartition, dict[str, int]] = {}
-    for (source, device), anchor in worker.replay_anchors.items():
+    for (source, device), anchor in kept_anchors.items():
         anchors.setdefault(offsets.partition(source), {})[device] = anchor
     updated = []
     for p in job.partitions:
@@ -470,13 +472,15 @@ def run_job(
 
     `watch(worker, job)` is entered around the worker's run (the CLI's progress line).
     """
+    from stream.core.checkpoint import RangeCheckpoint
+    from stream.core.signals import stop_on_signals
     from stream.core.worker import Worker
-    from stream.service import stop_on_signals
 
     run_config = replay_config(config, job)
     ensure_output_topics(run_config.kafka, job, with_alerts=bool(run_config.alerts))
     extras = {"replay": True, "job_id": job.job_id}
-    worker = Worker(run_config, predictor, event_extras=extras, bounds=job.bounds())
+    checkpoint = RangeCheckpoint(run_config, job.bounds())
+    worker = Worker(run_config, predictor, event_extras=extras, checkpoint=checkpoint)
     save_job(replace(job, status="running"), directory)
     started_s = time.monotonic()
     worker.open()
@@ -484,7 +488,7 @@ def run_job(
     with watch(worker, job) if watch is not None else nullcontext(), stop_on_signals(worker):
         worker.run()
     wall_s = time.monotonic() - started_s
-    after = stop_point(job, worker, finished=not worker.stopping)
+    after = stop_point(job, worker, checkpoint.anchors, finished=not worker.stopping)
     save_job(after, directory)
     span_ms = covered_span_ms(run_config.kafka, _read_ranges(job, after, worker))
     log.info(
@@ -513,12 +517,8 @@ def _read_ranges(
 
 
 def _result(job: ReplayJob, worker: Worker, wall_s: float, span_ms: int | None) -> ReplayResult:
-    registry = worker.metrics.registry
-    by_label = {
-        label: int(registry.get_sample_value("sensorstream_events_total", {"label": label}) or 0)
-        for label in worker.manifest.labels
-    }
     stats = worker.stats
+    by_label = {label: stats.events_by_label[label] for label in worker.manifest.labels}
     return ReplayResult(
         job,
         stats.records,

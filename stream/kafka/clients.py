@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -17,8 +16,8 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from stream.config.schema import KafkaConfig
-from stream.core.broker_outage import is_outage
 from stream.errors import SensorstreamError
+from stream.kafka.client_errors import is_outage
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +94,6 @@ class LatchingProducer:
             topic, value=value, key=key, headers=headers or None, partition=partition
         )
         future.add_errback(self._failed, topic)
-
-    def send_many(self, topic: str, items: Iterable[tuple[bytes | None, bytes]]) -> None:
-        """Queue (key, value) records to one topic."""
-        for key, value in items:
-            self.send(topic, value, key)
 
     def begin(self) -> None:
         """exactly-once: open the transaction the next records belong to."""

@@ -42,15 +42,15 @@ def _strand_next_rebalance(running: RunningWorker, topic: str) -> None:
     worker = running.worker
     coordinator = worker.consumer._coordinator
     assigned_with = coordinator._metadata_snapshot
-    revoke = worker.rebalance.revoke
+    revoke = worker.checkpoint.partitions.revoked
 
     def revoke_while_metadata_arrives(revoked: list) -> None:
         revoke(revoked)
         coordinator._metadata_snapshot = assigned_with  # equal again before the next poll
         time.sleep(0.3)  # the listener outlasts the poll's timeout (13 s in the bench)
-        worker.rebalance.revoke = revoke
+        worker.checkpoint.partitions.revoked = revoke
 
-    worker.rebalance.revoke = revoke_while_metadata_arrives
+    worker.checkpoint.partitions.revoked = revoke_while_metadata_arrives
     coordinator._metadata_snapshot = {topic: set()}  # differs from the assigned-with one
 
 

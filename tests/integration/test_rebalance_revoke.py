@@ -34,7 +34,7 @@ def test_revoke_classifies_no_waiting_window_and_the_next_owner_emits_them(
     first = build_worker(config, predictor=shipped_predictor)
     first.open()
     revokes: list[tuple[int, int, float]] = []  # (waiting, emitted inside, seconds)
-    revoke = first.rebalance.revoke
+    revoke = first.checkpoint.partitions.revoked
 
     def timed_revoke(revoked: list) -> None:
         waiting, emitted, started = first.batcher.pending, first.stats.windows, time.monotonic()
@@ -43,7 +43,7 @@ def test_revoke_classifies_no_waiting_window_and_the_next_owner_emits_them(
             took_s = time.monotonic() - started
             revokes.append((waiting, first.stats.windows - emitted, took_s))
 
-    first.rebalance.revoke = timed_revoke
+    first.checkpoint.partitions.revoked = timed_revoke
     threads = [threading.Thread(target=first.run, daemon=True)]
     threads[0].start()
     deadline = time.monotonic() + 60

@@ -35,13 +35,13 @@ class SoakWorker:
         worker = build_worker(config, predictor=predictor)
         worker.open()
         soak = SoakWorker(worker, threading.Thread(target=worker.run, daemon=True))
-        assign = worker.rebalance.assign
+        assign = worker.checkpoint.partitions.assigned
 
         def noting_generation(assigned: list) -> None:
             soak.generations.append(worker.consumer.group_metadata().generation_id)
             assign(assigned)
 
-        worker.rebalance.assign = noting_generation
+        worker.checkpoint.partitions.assigned = noting_generation
         soak.thread.start()
         return soak
 
@@ -118,5 +118,5 @@ def test_workers_joining_and_leaving_100_times_never_stall_and_lose_no_window(
     record_property("duplicate_windows", len(keys) - len(set(keys)))
     record_property("soak_s", round(time.monotonic() - started_s, 1))
     assert rebalances >= REBALANCES
-    assert sum(w.worker.watchdog.stalls for w in workers) == 0
+    assert sum(w.worker.checkpoint.watchdog.stalls for w in workers) == 0
     assert expected - set(keys) == set()

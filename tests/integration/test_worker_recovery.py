@@ -198,3 +198,18 @@ def test_sigterm_exits_zero_within_the_deadline_and_commits_what_it_emitted(
             assert CommitMetadata.decode(committed.metadata).emitted_through == ends[tp] - 1
     finally:
         consumer.close()
+
+
+def test_sigterm_while_the_worker_starts_exits_zero(kafka_bootstrap, new_topic, tmp_path) -> None:
+    topics = Topics.fresh(new_topic, partitions=1)
+    worker = WorkerProcess(worker_overrides(kafka_bootstrap, topics), tmp_path / "worker.log")
+    deadline = time.monotonic() + 60
+    # the model is loaded; topics, the HTTP server and the worker itself are not yet up
+    while "predictor loaded" not in worker.log():
+        assert worker.alive() and time.monotonic() < deadline, worker.log()[-3000:]
+        time.sleep(0.01)
+    code = worker.terminate(timeout_s=60)
+    log = worker.log()
+    assert code == 0, log[-3000:]
+    assert "Traceback" not in log
+    assert "worker stopped" in log

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from stream.core.alerts import Alert
-from stream.http.status_page import StatusBoard
+from stream.core.status_board import StatusBoard
 from tests.stream.rows import make_rows
 
 LABELS = ["walk", "run", "jump"]

@@ -1,0 +1,136 @@
+"""A classified batch becomes records: one event per window, the alerts it fires, and counts.
+
+Everything a produced batch teaches the rest of the worker is done here in one
+place: the events and alerts sent, the metrics and run stats, and the status board.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import numpy.typing as npt
+
+from stream.config.schema import Config
+from stream.core.alerts import AlertEvaluator
+from stream.core.columns import WindowRows
+from stream.core.events import EventSource, ModelRef, encode_events, event_id
+from stream.core.metrics import WorkerMetrics
+from stream.core.offsets import OffsetTracker
+from stream.core.stats import WorkerStats
+from stream.core.status_board import StatusBoard
+from stream.kafka.clients import LatchingProducer
+from timesnet.manifest import ModelManifest
+
+
+class EventOutput:
+    """Sends a batch's events and alerts, and tells the metrics, stats and status board."""
+
+    def __init__(
+        self,
+        config: Config,
+        manifest: ModelManifest,
+        offsets: OffsetTracker,
+        metrics: WorkerMetrics,
+        stats: WorkerStats,
+        board: StatusBoard,
+        event_extras: dict[str, object],
+    ) -> None:
+        self.config = config
+        self.offsets = offsets
+        self.metrics = metrics
+        self.stats = stats
+        self.board = board
+        self.event_extras = event_extras
+        self.label_names = list(manifest.labels)
+        self.labels = np.array(manifest.labels, dtype=object)
+        self.model_ref = ModelRef(name=manifest.name, version=manifest.version)
+        self.alerts = AlertEvaluator(config.alerts) if config.alerts else None
+        for rule in config.alerts:
+            metrics.alerts.labels(rule.name)  # the series exists at 0 before the first alert
+
+    def produce(
+        self,
+        rows: WindowRows,
+        probabilities: npt.NDArray[np.float32],
+        inference_s: float,
+        producer: LatchingProducer,
+    ) -> None:
+        """One event per window ([W, K] probabilities), keyed by device."""
+        sources = [
+            EventSource(
+                topic=tp.topic, partition=tp.partition, first_offset=first, last_offset=last
+            )
+            for tp, first, last in zip(
+                map(self.offsets.partition, rows.sources.tolist()),
+                rows.first_offsets.tolist(),
+                rows.last_offsets.tolist(),
+                strict=True,
+            )
+        ]
+        encoded = encode_events(
+            rows.device_ids,
+            rows.start_ts_ms,
+            rows.end_ts_ms,
+            probabilities,
+            self.label_names,
+            self.model_ref,
+            sources,
+            _now_ms(),
+            self.event_extras,
+        )
+        output_topic = self.config.kafka.output_topic
+        for device_id, value in zip(rows.device_ids, encoded, strict=True):
+            producer.send(output_topic, value, device_id.encode())
+        class_ids = probabilities.argmax(axis=1)
+        if self.alerts is not None:
+            self._produce_alerts(rows, probabilities, class_ids, producer)
+        latencies_s = (_now_ms() - rows.ready_record_ts_ms) / 1000.0
+        self._observe(len(rows), inference_s, class_ids, latencies_s)
+        self.board.add_batch(rows, probabilities, class_ids)
+
+    def _produce_alerts(
+        self,
+        rows: WindowRows,
+        probabilities: npt.NDArray[np.float32],
+        class_ids: npt.NDArray[np.int64],
+        producer: LatchingProducer,
+    ) -> None:
+        assert self.alerts is not None
+        version = self.model_ref.version
+        ends = rows.end_ts_ms.tolist()
+        fired = self.alerts.evaluate(
+            rows.device_ids,
+            self.labels[class_ids].tolist(),
+            probabilities[np.arange(len(rows)), class_ids],
+            rows.start_ts_ms,
+            rows.end_ts_ms,
+            [event_id(d, end, version) for d, end in zip(rows.device_ids, ends, strict=True)],
+            time.time(),
+        )
+        for alert in fired:
+            producer.send(self.config.kafka.alerts_topic, alert.to_json(), alert.device_id.encode())
+            self.metrics.alerts.labels(alert.rule).inc()
+        self.board.add_alerts(fired)
+
+    def _observe(
+        self,
+        count: int,
+        inference_s: float,
+        class_ids: npt.NDArray[np.int64],
+        latencies_s: npt.NDArray[np.float64],
+    ) -> None:
+        self.metrics.batch_size.observe(count)
+        self.metrics.inference_seconds.observe(inference_s)
+        self.metrics.windows_emitted.inc(count)
+        labels, counts = np.unique(class_ids, return_counts=True)
+        for class_id, n in zip(labels.tolist(), counts.tolist(), strict=True):
+            self.metrics.events.labels(self.labels[class_id]).inc(n)
+            self.stats.count_event(self.labels[class_id], n)
+        for latency in latencies_s.tolist():
+            self.metrics.end_to_end_seconds.observe(latency)
+        self.stats.record_batch(count, inference_s, latencies_s)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
