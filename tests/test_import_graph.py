@@ -41,6 +41,7 @@ KNOWN_CIRCLES = [
     ["timesnet.ensemble", "timesnet.export", "timesnet.train"],
 ]
 KNOWN_UPWARD = [
+    "stream.config.loading -> stream.core.alerts",
     "stream.config.schema -> stream.core.alerts",
     "stream.config.schema -> stream.kafka.security",
     "stream.core.worker -> stream.http.status_page",

@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def replay(args: argparse.Namespace) -> int:
     """Resolve (or reload) the job, run it, print the summary; 0 when done or cleanly stopped."""
-    from stream.config.schema import load_config
+    from stream.config.loading import load_config
     from stream.jobs.replay import run_job, state_dir
 
     config = load_config(args.config, args.overrides)
@@ -165,7 +165,7 @@ def _check_topics(topics: tuple[str, ...], output: str) -> None:
 
 def _load_model(config: Config) -> object:
     """The model, with the same windows-fit-the-model and memory checks as `run`."""
-    from stream.config.schema import check_against_model
+    from stream.config.model_checks import check_against_model
     from stream.service import load_model
 
     predictor = load_model(config)

@@ -11,10 +11,10 @@ import yaml
 
 if sys.version_info >= (3, 11):
     import tomllib
-else:  # Python 3.10: tomli, as stream/config/schema.py does
+else:  # Python 3.10: tomli, as stream/config/loading.py does
     import tomli as tomllib
 
-from stream.config.schema import load_config
+from stream.config.loading import load_config
 from stream.core.alerts import AlertRule, check_rules_against_labels
 
 REPO = Path(__file__).resolve().parents[2]

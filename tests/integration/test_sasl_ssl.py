@@ -23,7 +23,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
-from stream.config.schema import load_config
+from stream.config.loading import load_config
 from stream.errors import SensorstreamError
 from stream.jobs.demo import DeviceStreams
 from stream.kafka.local_broker import LocalKafka, SaslSslListener, free_port

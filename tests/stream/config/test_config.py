@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from stream.config.schema import Config, check_against_model, load_config
+from stream.config.loading import load_config
+from stream.config.model_checks import check_against_model
+from stream.config.schema import Config
 from stream.errors import ConfigError, SensorstreamError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -334,7 +336,7 @@ def test_bootstrap_servers_accept_lists_hostnames_and_bracketed_ipv6():
 
 
 def test_max_devices_beyond_this_machines_memory_names_the_largest_that_fits(monkeypatch):
-    monkeypatch.setattr("stream.config.schema._memory_limit_bytes", lambda: 2**30)
+    monkeypatch.setattr("stream.config.model_checks._memory_limit_bytes", lambda: 2**30)
     config = load_config(None, ["windows.max_devices=1000000"], environ={})
     with pytest.raises(ConfigError) as caught:
         check_against_model(config, window_length=315, channels=3)

@@ -742,7 +742,7 @@ def test_serve_refuses_out_of_range_flags_with_one_line(
 
 
 def test_the_http_section_defaults_to_no_fetching_and_no_token() -> None:
-    from stream.config.schema import load_config
+    from stream.config.loading import load_config
 
     config = load_config(None, [], environ={})
     assert (config.http.fetch_urls, config.http.fetch_allow_hosts) == (False, [])
@@ -768,7 +768,7 @@ def test_the_http_section_defaults_to_no_fetching_and_no_token() -> None:
     ],
 )
 def test_bad_http_settings_are_one_line_config_errors(overrides: list[str], message: str) -> None:
-    from stream.config.schema import load_config
+    from stream.config.loading import load_config
     from stream.errors import ConfigError
 
     with pytest.raises(ConfigError, match=re.escape(message)):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.config.schema import load_config
+from stream.config.loading import load_config
 from stream.errors import ConfigError
 from stream.kafka.clients import client_settings
 from stream.kafka.security import REDACTED, RedactedStr, read_password
