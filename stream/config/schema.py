@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from stream.config.kafka_security import client_security_settings
 from stream.core.alerts import AlertRule
-from stream.kafka.security import check_security_keys, client_security_settings
 from windows.config import MAX_DEVICES, MAX_DURATION_MS, MAX_HOP, MAX_LENGTH, WindowConfig
 
 DEFAULT_MODEL_PATH = "models/uwave"
@@ -310,3 +310,39 @@ def check_topic_name(name: str) -> None:
     """ValueError unless Kafka accepts `name` as a topic."""
     if not _TOPIC_NAME.match(name) or name in (".", ".."):
         raise ValueError(f"expected Kafka topic names (1-249 of A-Z a-z 0-9 . _ -), not {name!r}")
+
+
+def check_security_keys(kafka: Any) -> None:
+    """SASL keys only with a SASL protocol (and then all of them), TLS files only with TLS.
+
+    Raises ValueError whose message starts with the key it blames (a config validator).
+    """
+    sasl = kafka.security_protocol.startswith("SASL_")
+    tls = kafka.security_protocol in ("SSL", "SASL_SSL")
+    for key in ("sasl_mechanism", "sasl_username", "sasl_password_env", "sasl_password_file"):
+        if not sasl and getattr(kafka, key) is not None:
+            raise ValueError(
+                f"{key}: only used with security_protocol SASL_SSL or SASL_PLAINTEXT "
+                f"(got {kafka.security_protocol}); set the protocol or remove the key"
+            )
+    for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        if not tls and getattr(kafka, key) is not None:
+            raise ValueError(
+                f"{key}: only used with security_protocol SSL or SASL_SSL "
+                f"(got {kafka.security_protocol}); set the protocol or remove the key"
+            )
+    if (kafka.ssl_certfile is None) != (kafka.ssl_keyfile is None):
+        raise ValueError(
+            "ssl_certfile: a client certificate needs its key: set both ssl_certfile and "
+            "ssl_keyfile, or neither"
+        )
+    if not sasl:
+        return
+    for key in ("sasl_mechanism", "sasl_username"):
+        if getattr(kafka, key) is None:
+            raise ValueError(f"{key}: required with security_protocol {kafka.security_protocol}")
+    if (kafka.sasl_password_env is None) == (kafka.sasl_password_file is None):
+        raise ValueError(
+            "sasl_password_env: set exactly one of sasl_password_env (an environment variable "
+            "name) or sasl_password_file (a path); the password itself never goes in the config"
+        )
