@@ -16,9 +16,8 @@ from types import FrameType
 from kafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from stream.config.model_checks import check_against_model
+from stream.config.model_checks import check_against_model, check_rules_against_labels
 from stream.config.schema import Config
-from stream.core.alerts import check_rules_against_labels
 from stream.core.worker import Worker
 from stream.errors import SensorstreamError
 from stream.http.classify import EndpointLimits, attach_classify_endpoint

@@ -36,8 +36,6 @@ KNOWN_CIRCLES = [
     ["timesnet.ensemble", "timesnet.export", "timesnet.train"],
 ]
 KNOWN_UPWARD = [
-    "stream.config.loading -> stream.core.alerts",
-    "stream.config.schema -> stream.core.alerts",
     "stream.core.worker -> stream.http.status_page",
     "stream.decode.polled -> stream.core.window_bridge",
     "stream.jobs.replay -> stream.service",

@@ -17,8 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from stream.config.schema import DEFAULT_MODEL_PATH, SECTIONS, Config
-from stream.core.alerts import AlertRule
+from stream.config.schema import DEFAULT_MODEL_PATH, SECTIONS, AlertRule, Config
 from stream.errors import ConfigError
 
 if sys.version_info >= (3, 11):

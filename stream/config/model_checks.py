@@ -1,11 +1,12 @@
-"""The loaded config against the model it serves: window length, channels, memory."""
+"""The loaded config against the model it serves: window length, channels, memory, labels."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
-from stream.config.schema import Config
+from stream.config.schema import AlertRule, Config
 from stream.errors import ConfigError
 
 
@@ -53,3 +54,21 @@ def _memory_limit_bytes() -> int | None:
     except OSError:
         cgroup = "max"
     return min(limit, int(cgroup)) if cgroup.isdigit() else limit
+
+
+def check_rules_against_labels(rules: Sequence[AlertRule], labels: Sequence[str]) -> None:
+    """Raise ConfigError when a rule names a label the model lacks or reuses a rule name."""
+    known = set(labels)
+    first_index: dict[str, int] = {}
+    for index, rule in enumerate(rules):
+        if rule.label not in known:
+            raise ConfigError(
+                f"alerts[{index}].label: unknown label {rule.label!r}; the model's labels are "
+                f"{', '.join(repr(label) for label in labels)}; use one of them"
+            )
+        if rule.name in first_index:
+            raise ConfigError(
+                f"alerts[{index}].name: {rule.name!r} is already the name of "
+                f"alerts[{first_index[rule.name]}]; give every rule its own name"
+            )
+        first_index[rule.name] = index

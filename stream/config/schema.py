@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stream.config.kafka_security import client_security_settings
-from stream.core.alerts import AlertRule
 from windows.config import MAX_DEVICES, MAX_DURATION_MS, MAX_HOP, MAX_LENGTH, WindowConfig
 
 DEFAULT_MODEL_PATH = "models/uwave"
@@ -34,6 +33,7 @@ MAX_WAIT_S = 86_400.0
 # Kafka topic names: at most 249 of these characters, and not "." or "..".
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\],]+):(\d{1,5})$")
+MAX_CONSECUTIVE = 10_000  # bounds the per-(device, rule) run kept in memory
 
 
 class _Section(BaseModel):
@@ -280,6 +280,27 @@ class HttpConfig(_Section):
         """A token comes from one place, or there is none."""
         if self.token_env is not None and self.token_file is not None:
             raise ValueError("token_env: set token_env or token_file, not both")
+        return self
+
+
+class AlertRule(BaseModel):
+    """One `[[alerts]]` table: fire when `label` scores within range for N windows in a row."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    label: str = Field(min_length=1)
+    min_score: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_score: float = Field(default=1.0, ge=0.0, le=1.0)
+    min_consecutive: int = Field(default=1, ge=1, le=MAX_CONSECUTIVE)
+    cooldown_s: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _range(self) -> AlertRule:
+        if self.max_score < self.min_score:
+            raise ValueError(
+                f"max_score ({self.max_score}) must be >= min_score ({self.min_score})"
+            )
         return self
 
 

@@ -15,7 +15,8 @@ else:  # Python 3.10: tomli, as stream/config/loading.py does
     import tomli as tomllib
 
 from stream.config.loading import load_config
-from stream.core.alerts import AlertRule, check_rules_against_labels
+from stream.config.model_checks import check_rules_against_labels
+from stream.config.schema import AlertRule
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"

@@ -12,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from stream.core.alerts import Alert, AlertEvaluator, AlertRule, check_rules_against_labels
+from stream.config.model_checks import check_rules_against_labels
+from stream.config.schema import AlertRule
+from stream.core.alerts import Alert, AlertEvaluator
 from stream.errors import ConfigError
 
 LABELS = ("1.0", "2.0", "3.0")
