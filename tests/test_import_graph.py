@@ -37,7 +37,6 @@ KNOWN_CIRCLES = [
 ]
 KNOWN_UPWARD = [
     "stream.core.worker -> stream.http.status_page",
-    "stream.decode.polled -> stream.core.window_bridge",
     "stream.jobs.replay -> stream.service",
     "stream.kafka.clients -> stream.core.broker_outage",
     "stream.kafka.rebalance -> stream.core.batching",

@@ -37,8 +37,8 @@ from stream.core.offsets import OffsetTracker
 from stream.core.recovery import ResumeFilter, anchor_record_key, latest_anchor_per_device
 from stream.core.side_requests import SideQueue
 from stream.core.stats import WorkerStats
-from stream.core.window_bridge import PollIndex, make_window_store, policy_dead_letters, to_rows
-from stream.decode.polled import PolledRecords
+from stream.core.window_bridge import make_window_store, policy_dead_letters, to_rows
+from stream.decode.polled import PolledRecords, PollIndex
 from stream.decode.router import RecordDecoder
 from stream.decode.types import DeadLetter, SampleBatch
 from stream.http.status_page import StatusBoard
