@@ -96,6 +96,7 @@ class RecordDecoder:
     def __init__(self, channels: int, limits: RecordLimits) -> None:
         self.channels = channels
         self.limits = limits
+        self._json = JsonRecordDecoder(channels, limits)
         self._binary = BinaryChunkDecoder(channels, limits)
 
     def decode(self, records: Sequence[RawRecord]) -> tuple[SampleBatch, list[DeadLetter]]:
@@ -103,7 +104,7 @@ class RecordDecoder:
         joined = joined_values(records)
         binary = joined.binary_mask()  # [R]
         if not binary.any():
-            batch, dead = self._decode_json(records, *values_and_keys(records))
+            batch, dead = self._json.decode(records, *values_and_keys(records))
             return batch, [letter for _, letter in dead]
         if binary.all():
             runs = self._binary.decode(joined)
@@ -121,7 +122,7 @@ class RecordDecoder:
         runs = self._binary.decode(joined.take(binary_at))
         values, keys = values_and_keys(records)
         json_list = json_at.tolist()
-        json_batch, json_dead = self._decode_json(
+        json_batch, json_dead = self._json.decode(
             [records[k] for k in json_list],
             [values[k] for k in json_list],
             [keys[k] for k in json_list],
@@ -138,7 +139,15 @@ class RecordDecoder:
         batch = SampleBatch.merge(json_batch, SampleBatch.from_runs(runs, binary_at))
         return batch, [letter for _, letter in dead]
 
-    def _decode_json(
+
+class JsonRecordDecoder:
+    """Turns JSON sample and chunk records into a SampleBatch and indexed DeadLetters."""
+
+    def __init__(self, channels: int, limits: RecordLimits) -> None:
+        self.channels = channels
+        self.limits = limits
+
+    def decode(
         self,
         records: Sequence[RawRecord],
         raws: list[bytes | None],
