@@ -30,7 +30,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -135,11 +135,11 @@ class ClassifyEndpoint:
             raise RequestRejected(
                 413, f"request body is {len(body)} bytes; the limit is {self.limits.max_body_bytes}"
             )
-        value = _csv_field(body)
+        value = csv_field(body)
         raw = self._csv_bytes(value)
-        fetched = _is_url(value)
+        fetched = is_url(value)
         try:
-            windows = self._windows(_utf8(raw), raw)
+            windows = self._windows(utf8_text(raw), raw)
         except RequestRejected as exc:
             if fetched:  # never read an internal page back to the caller
                 raise RequestRejected(
@@ -158,7 +158,7 @@ class ClassifyEndpoint:
     def _csv_bytes(self, value: str) -> bytes:
         """The CSV file's bytes: fetched when `value` is a URL, else base64-decoded."""
         scheme = value.partition("://")[0]
-        if _is_url(value):  # "://" never occurs in base64 text
+        if is_url(value):  # "://" never occurs in base64 text
             if scheme.lower() not in ("http", "https"):
                 raise RequestRejected(
                     400,
@@ -169,7 +169,7 @@ class ClassifyEndpoint:
                 raise RequestRejected(
                     400, 'this server does not fetch URLs; send the CSV file as base64 in "csv"'
                 )
-            return _fetch(value, self.limits)
+            return fetch_csv(value, self.limits)
         try:  # line-wrapped base64 (MIME tools) is accepted: whitespace is dropped first
             raw = base64.b64decode("".join(value.split()), validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -193,7 +193,7 @@ class ClassifyEndpoint:
             raise RequestRejected(
                 422, f"{exc} (expected columns: group_id, time, {self.channels} feature columns)"
             ) from exc
-        features, group_ids = _header_and_groups(text)
+        features, group_ids = header_and_groups(text)
         if data.n_channels != self.channels:
             raise RequestRejected(
                 422,
@@ -276,7 +276,7 @@ def _error(log_id: str, status: int, message: str) -> dict[str, object]:
     return {"logId": log_id, "errorCode": status, "errorMsg": message}
 
 
-def _csv_field(body: bytes) -> str:
+def csv_field(body: bytes) -> str:
     """The "csv" string of a JSON object body, or a 400 that says what is missing."""
     try:
         request = orjson.loads(body)
@@ -298,13 +298,13 @@ def _csv_field(body: bytes) -> str:
     return value.strip()
 
 
-def _is_url(value: str) -> bool:
+def is_url(value: str) -> bool:
     """True when `value` looks like scheme://..."""
     scheme, separator, _ = value.partition("://")
     return bool(separator) and scheme.isalpha()
 
 
-def _utf8(raw: bytes) -> str:
+def utf8_text(raw: bytes) -> str:
     """The CSV text, or a 400 naming the first byte that is not UTF-8."""
     try:
         return raw.decode("utf-8-sig")
@@ -314,7 +314,7 @@ def _utf8(raw: bytes) -> str:
         ) from exc
 
 
-def _header_and_groups(text: str) -> tuple[list[str], list[str]]:
+def header_and_groups(text: str) -> tuple[list[str], list[str]]:
     """(feature column names, group ids in order of first row), by the reader's row rules."""
     reader = csv.reader(io.StringIO(text))
     header = [column.strip() for column in next(reader)]
@@ -328,11 +328,24 @@ def _header_and_groups(text: str) -> tuple[list[str], list[str]]:
     return features, list(seen)
 
 
+class FetchLimits(Protocol):
+    """The bounds of a URL fetch (EndpointLimits satisfies it)."""
+
+    @property
+    def max_csv_bytes(self) -> int: ...
+
+    @property
+    def url_timeout_s(self) -> float: ...
+
+    @property
+    def fetch_allow_hosts(self) -> frozenset[str]: ...
+
+
 _REDIRECTS = (301, 302, 303, 307, 308)
 _MAX_REDIRECTS = 5
 
 
-def _fetch(url: str, limits: EndpointLimits) -> bytes:
+def fetch_csv(url: str, limits: FetchLimits) -> bytes:
     """GET `url`: every hop's addresses checked, the connection pinned to one, one deadline."""
     deadline = time.monotonic() + limits.url_timeout_s
     for _ in range(_MAX_REDIRECTS + 1):
@@ -355,7 +368,7 @@ def _fetch(url: str, limits: EndpointLimits) -> bytes:
     raise RequestRejected(502, f"the csv URL redirects more than {_MAX_REDIRECTS} times")
 
 
-def _fetch_once(url: str, limits: EndpointLimits, deadline: float) -> tuple[int, str, bytes]:
+def _fetch_once(url: str, limits: FetchLimits, deadline: float) -> tuple[int, str, bytes]:
     """(status, Location, body up to the cap) of one GET, to an address that passed the checks."""
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname
@@ -429,7 +442,7 @@ def _remaining(deadline: float) -> float:
     return left
 
 
-def _checked_address(host: str, port: int, limits: EndpointLimits) -> str:
+def _checked_address(host: str, port: int, limits: FetchLimits) -> str:
     """The one address to connect to: resolved once, every result a public one (or allowed)."""
     allowed = host.lower().rstrip(".") in limits.fetch_allow_hosts
     try:
