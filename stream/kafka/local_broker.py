@@ -120,7 +120,7 @@ def ensure_jars(cache_dir: Path | None = None) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise SensorstreamError(
             f"mvn could not fetch the Kafka jars (exit {result.returncode}); check network "
-            f"access to Maven Central\n{_tail(result.stdout + result.stderr)}"
+            f"access to Maven Central\n{tail_lines(result.stdout + result.stderr)}"
         )
     (staging / POM_STAMP).write_text(pom_sha + "\n")
     _install_dir(staging, lib)
@@ -179,7 +179,7 @@ def find_broker(port: int) -> LocalKafka | None:
         recorded = ""
     candidates = [Path(recorded)] if recorded else []
     candidates.append(default_data_dir(port))
-    listener = _listener_data_dir(port)
+    listener = listener_data_dir(port)
     if listener is not None:
         candidates.append(listener)
     for data_dir in candidates:
@@ -189,7 +189,7 @@ def find_broker(port: int) -> LocalKafka | None:
     return None
 
 
-def _listener_data_dir(port: int) -> Path | None:
+def listener_data_dir(port: int) -> Path | None:
     """The data dir of the local broker listening on 127.0.0.1:port, read from /proc (Linux).
 
     Finds brokers the registry does not know: started before it existed, or under
@@ -228,7 +228,7 @@ def _listening_inode(port: int) -> str | None:
     return None
 
 
-def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
+def tail_lines(text: str, lines: int = LOG_TAIL_LINES) -> str:
     """The last lines of some output, for error messages."""
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
@@ -273,6 +273,40 @@ class SaslSslListener:
 
 
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def server_settings(
+    port: int, controller_port: int, data_dir: Path, sasl_ssl: SaslSslListener | None
+) -> dict[str, str]:
+    """server.properties of a one-node KRaft broker: clients on `port`, state in data_dir."""
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(data_dir / "logs"),
+        "num.partitions": "1",
+        "auto.create.topics.enable": "true",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        # One member per group in tests: waiting for more only slows every join.
+        "group.initial.rebalance.delay.ms": "0",
+    }
+    if sasl_ssl is not None:
+        extra = f"SASL_SSL://127.0.0.1:{sasl_ssl.port}"
+        settings["listeners"] += f",{extra}"
+        settings["advertised.listeners"] += f",{extra}"
+        settings["listener.security.protocol.map"] += ",SASL_SSL:SASL_SSL"
+        settings.update(sasl_ssl.server_settings())
+    return settings
 
 
 @dataclass(frozen=True)
@@ -423,7 +457,7 @@ class LocalKafka:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        if not _process_alive(pid, self._process):
+        if not process_alive(pid, self._process):
             return None
         if self._process is not None and self._process.pid == pid:
             return pid
@@ -459,34 +493,7 @@ class LocalKafka:
 
     def _write_config(self) -> Path:
         """Write server.properties and log4j2.properties; return the server.properties path."""
-        cport = self._controller_port()
-        settings = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{cport}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{cport}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": str(self.data_dir / "logs"),
-            "num.partitions": "1",
-            "auto.create.topics.enable": "true",
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            # One member per group in tests: waiting for more only slows every join.
-            "group.initial.rebalance.delay.ms": "0",
-        }
-        if self.sasl_ssl is not None:
-            extra = f"SASL_SSL://127.0.0.1:{self.sasl_ssl.port}"
-            settings["listeners"] += f",{extra}"
-            settings["advertised.listeners"] += f",{extra}"
-            settings["listener.security.protocol.map"] += ",SASL_SSL:SASL_SSL"
-            settings.update(self.sasl_ssl.server_settings())
+        settings = server_settings(self.port, self._controller_port(), self.data_dir, self.sasl_ssl)
         path = self.data_dir / "server.properties"
         path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
         (self.data_dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
@@ -522,7 +529,7 @@ class LocalKafka:
             raise SensorstreamError(
                 f"formatting the Kafka storage in {self.data_dir} failed "
                 f"(exit {result.returncode}); delete that dir to start clean\n"
-                f"{_tail(result.stdout + result.stderr)}"
+                f"{tail_lines(result.stdout + result.stderr)}"
             )
 
     def _log4j_args(self) -> list[str]:
@@ -608,15 +615,15 @@ class LocalKafka:
         """Wait for the process to go away; True if it did within timeout_s."""
         deadline_s = time.monotonic() + timeout_s
         while time.monotonic() < deadline_s:
-            if not _process_alive(pid, self._process):
+            if not process_alive(pid, self._process):
                 return True
             time.sleep(0.1)
-        return not _process_alive(pid, self._process)
+        return not process_alive(pid, self._process)
 
     def _log_tail(self) -> str:
         """The last lines of the broker's log file."""
         try:
-            return _tail(self.log_file.read_text(errors="replace"))
+            return tail_lines(self.log_file.read_text(errors="replace"))
         except FileNotFoundError:
             return "(no log file)"
 
@@ -629,7 +636,7 @@ def _new_cluster_id() -> str:
             return candidate
 
 
-def _process_alive(pid: int, own: subprocess.Popen[bytes] | None) -> bool:
+def process_alive(pid: int, own: subprocess.Popen[bytes] | None) -> bool:
     """Whether pid runs; a zombie counts as gone (and is reaped if it is our child)."""
     if own is not None and own.pid == pid:
         return own.poll() is None

@@ -13,9 +13,9 @@ import pytest
 from stream.errors import SensorstreamError
 from stream.kafka.local_broker import (
     LocalKafka,
-    _process_alive,
     ensure_jars,
     free_port,
+    process_alive,
     registry_dir,
 )
 
@@ -183,7 +183,7 @@ def test_cli_status_and_stop_find_a_broker_by_port_whatever_its_data_dir(tmp_pat
         stopped = run_cli("kafka", "stop", "--port", port)
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
         assert f"data_dir={data_dir}" in stopped.stdout
-        assert not _process_alive(pid, None)  # a zombie left for init to reap counts as gone
+        assert not process_alive(pid, None)  # a zombie left for init to reap counts as gone
 
         again = run_cli("kafka", "stop", "--port", port)
         assert again.returncode == 1
