@@ -26,7 +26,9 @@ from kafka.structs import TopicPartition
 from stream.config.loading import load_config
 from stream.errors import SensorstreamError
 from stream.jobs.demo import DeviceStreams
-from stream.kafka.local_broker import LocalKafka, SaslSslListener, free_port
+from stream.kafka.local_broker import LocalKafka
+from stream.kafka.local_broker_files import SaslSslListener
+from stream.kafka.local_broker_lookup import free_port
 from stream.kafka.security import check_connection
 from tests.integration.workers import REPO, Topics, worker_overrides
 

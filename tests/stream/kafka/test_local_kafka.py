@@ -11,13 +11,9 @@ from pathlib import Path
 import pytest
 
 from stream.errors import SensorstreamError
-from stream.kafka.local_broker import (
-    LocalKafka,
-    ensure_jars,
-    free_port,
-    process_alive,
-    registry_dir,
-)
+from stream.kafka.local_broker import LocalKafka
+from stream.kafka.local_broker_files import ensure_jars
+from stream.kafka.local_broker_lookup import free_port, process_alive, registry_dir
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
