@@ -37,7 +37,7 @@ KNOWN_CIRCLES = [
 ]
 KNOWN_UPWARD = [
     "stream.core.worker -> stream.http.status_page",
-    "stream.jobs.replay -> stream.service",
+    "stream.jobs.replay.run -> stream.service",
     "stream.kafka.clients -> stream.core.broker_outage",
     "stream.kafka.rebalance -> stream.core.batching",
     "stream.kafka.rebalance -> stream.core.broker_outage",

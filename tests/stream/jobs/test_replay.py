@@ -7,17 +7,13 @@ from dataclasses import replace
 import pytest
 from kafka.structs import TopicPartition
 
-from stream.jobs.replay import (
+from stream.jobs.replay.job import PartitionProgress, ReplayJob, load_job, make_job_id, save_job
+from stream.jobs.replay.ranges import (
     PartitionFacts,
-    PartitionProgress,
     ReplayError,
-    ReplayJob,
     format_ms,
-    load_job,
-    make_job_id,
     parse_time,
     resolve_range,
-    save_job,
 )
 
 T0 = 1_700_000_000_000
