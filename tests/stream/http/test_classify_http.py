@@ -25,7 +25,7 @@ from stream.http.classify import CLASSIFY_PATH, EndpointLimits, attach_classify_
 from stream.http.request_batcher import RequestBatcher
 from stream.http.server import HttpServer, Response
 from timesnet.data import read_dataset
-from timesnet.predictor import Predictor, load_predictor
+from timesnet.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[3]
 MODEL_DIR = REPO / "models" / "uwave"
@@ -84,12 +84,6 @@ def post(url: str, body: bytes | dict) -> tuple[int, dict]:
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
-
-
-@pytest.fixture(scope="module")
-def predictor() -> Predictor:
-    """The shipped model's predictor."""
-    return load_predictor(MODEL_DIR)
 
 
 @pytest.fixture(scope="module")
