@@ -320,10 +320,11 @@ class Config(BaseModel):
     alerts: tuple[AlertRule, ...] = ()  # [[alerts]]: label + confidence range rules
 
 
+# the TOML tables: every field of Config whose type is a section ([[alerts]] is not one)
 SECTIONS: dict[str, type[_Section]] = {
     name: field.annotation
-    for name, field in Config.model_fields.items()  # type: ignore[misc]
-    if name != "alerts"
+    for name, field in Config.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, _Section)
 }
 
 
