@@ -105,7 +105,7 @@ class JsonRecordDecoder:
             try:
                 self._decode_one(index, raw, key, got)
             except _Reject as rejected:
-                letter = DeadLetter(records[index], rejected.reason, rejected.message)
+                letter = DeadLetter.of(records[index], rejected.reason, rejected.message)
                 got.dead.append((index, letter))
         values = self._values(records, got)
         batch = _columns(got, values)
@@ -140,7 +140,7 @@ class JsonRecordDecoder:
         # Booleans survive numpy's dtype inference as 0/1, so look for them where they can be.
         if b"true" in raw or b"false" in raw:  # type: ignore[operator]
             _explain(values, is_chunk, self.channels)
-        interval_ms = 0
+        interval_ms: float = 0
         if is_chunk:
             interval_ms = self._chunk_shape(ts_ms, obj["interval_ms"], values)
             # Converted now, not per poll: a poll's worth of row lists kept alive makes
@@ -295,7 +295,7 @@ class JsonRecordDecoder:
     ) -> None:
         """Dead-letter queued record k."""
         index = got.index[k]
-        got.dead.append((index, DeadLetter(records[index], reason, message)))
+        got.dead.append((index, DeadLetter.of(records[index], reason, message)))
 
 
 def _columns(got: _Collected, values: npt.NDArray[np.float32]) -> SampleBatch:

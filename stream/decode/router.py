@@ -39,7 +39,7 @@ class RecordDecoder:
         if binary.all():
             runs = self._binary.decode(joined)
             everything = np.arange(len(records))
-            letters = [DeadLetter(records[k], reason, text) for k, reason, text in runs.rejected]
+            letters = [DeadLetter.of(records[k], reason, text) for k, reason, text in runs.rejected]
             return SampleBatch.from_runs(runs, everything), letters
         return self._decode_mixed(records, joined, binary)
 
@@ -62,7 +62,7 @@ class RecordDecoder:
         )
         dead = [(json_list[k], letter) for k, letter in json_dead]
         dead += [
-            (picked[k], DeadLetter(records[picked[k]], reason, text))
+            (picked[k], DeadLetter.of(records[picked[k]], reason, text))
             for k, reason, text in runs.rejected
         ]
         dead.sort(key=lambda item: item[0])
