@@ -278,7 +278,7 @@ class Worker:
         records = PolledRecords(pieces)
         self.stats.records += len(records)
         self._catching_up = len(records) >= self.config.kafka.max_poll_records // 4
-        return records, records.index()
+        return records, records.poll_index()
 
     def _within_bounds(
         self, tp: TopicPartition, columns: list[RecordColumns]

@@ -109,7 +109,7 @@ class PolledRecords(Sequence[InputRecord]):
         """[R] each record's key (None when it has none)."""
         return [key for _, columns in self.pieces for key in columns.keys()]
 
-    def index(self) -> PollIndex:
+    def poll_index(self) -> PollIndex:
         """Per-record source ids, offsets and Kafka timestamps."""
         if not self.pieces:
             return PollIndex.empty()
