@@ -57,7 +57,8 @@ def broker() -> Iterator[str]:
     if external:
         yield external
         return
-    from stream.kafka.local_broker import LocalKafka, free_port
+    from stream.kafka.local_broker import LocalKafka
+    from stream.kafka.local_broker_lookup import free_port
 
     with tempfile.TemporaryDirectory(prefix="sensorstream-bench-") as data_dir:
         local = LocalKafka(port=free_port(), data_dir=data_dir)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from stream.config.schema import load_config
+from stream.config.loading import load_config
 from stream.core.window_bridge import make_window_store
 
 BLOCK_DEVICES = 1000

@@ -12,7 +12,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from stream.config.schema import Config, check_against_model, load_config
+from stream.config.loading import load_config
+from stream.config.model_checks import check_against_model
+from stream.config.schema import Config
 from stream.core.worker import Worker
 from stream.kafka.topics import ensure_topics
 

@@ -10,8 +10,8 @@ import logging
 
 from prometheus_client import CollectorRegistry
 
-from stream.config.schema import Config, check_against_model
-from stream.core.alerts import check_rules_against_labels
+from stream.config.model_checks import check_against_model, check_rules_against_labels
+from stream.config.schema import Config
 from stream.core.checkpoint import Checkpoint
 from stream.core.inference import BatchPredictor
 from stream.core.worker import Worker

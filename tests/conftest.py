@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from stream.kafka.local_broker import LocalKafka, free_port
+from stream.kafka.local_broker import LocalKafka
+from stream.kafka.local_broker_lookup import free_port
 from tests import kafka_helpers
 
 BOOTSTRAP_ENV = "SENSORSTREAM_BOOTSTRAP"

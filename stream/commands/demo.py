@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def demo(args: argparse.Namespace) -> int:
     """Run the whole demo and print its summary; exit 0 when every window got an event."""
-    from stream.config.schema import load_config
+    from stream.config.loading import load_config
     from stream.jobs.demo import DeviceStreams, find_uwave
     from timesnet.data import read_ts
 

@@ -18,7 +18,9 @@ from stream.commands.run import add_config_arguments
 if TYPE_CHECKING:
     from stream.config.schema import Config
     from stream.core.worker import Worker
-    from stream.jobs.replay import ReplayJob, ReplayResult, ResolvedRange
+    from stream.jobs.replay.job import ReplayJob
+    from stream.jobs.replay.ranges import ResolvedRange
+    from stream.jobs.replay.run import ReplayResult
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,8 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def replay(args: argparse.Namespace) -> int:
     """Resolve (or reload) the job, run it, print the summary; 0 when done or cleanly stopped."""
-    from stream.config.schema import load_config
-    from stream.jobs.replay import run_job, state_dir
+    from stream.config.loading import load_config
+    from stream.jobs.replay.job import state_dir
+    from stream.jobs.replay.run import run_job
 
     config = load_config(args.config, args.overrides)
     if args.model:
@@ -108,7 +111,8 @@ class _Request:
     def from_args(args: argparse.Namespace, config: Config) -> _Request:
         """Parse and check the arguments, then resolve the range on the broker."""
         from stream.errors import SensorstreamError
-        from stream.jobs.replay import BACKFILL_SUFFIX, check_order, parse_time
+        from stream.jobs.replay.job import BACKFILL_SUFFIX
+        from stream.jobs.replay.ranges import check_order, parse_time
 
         if args.from_time is None:
             raise SensorstreamError(
@@ -128,7 +132,12 @@ class _Request:
 
     def job(self, config: Config, manifest: object) -> ReplayJob:
         """The job for this request and model, named by its ranges, model and windows."""
-        from stream.jobs.replay import BACKFILL_SUFFIX, PartitionProgress, ReplayJob, make_job_id
+        from stream.jobs.replay.job import (
+            BACKFILL_SUFFIX,
+            PartitionProgress,
+            ReplayJob,
+            make_job_id,
+        )
 
         bounds = self.resolved.bounds
         windows = config.windows.model_dump(mode="json")
@@ -165,7 +174,7 @@ def _check_topics(topics: tuple[str, ...], output: str) -> None:
 
 def _load_model(config: Config) -> object:
     """The model, with the same windows-fit-the-model and memory checks as `run`."""
-    from stream.config.schema import check_against_model
+    from stream.config.model_checks import check_against_model
     from stream.service import load_model
 
     predictor = load_model(config)
@@ -180,7 +189,7 @@ def _resolve(
     from kafka.errors import KafkaError
 
     from stream.errors import SensorstreamError
-    from stream.jobs.replay import lookup_facts, resolve_range
+    from stream.jobs.replay.ranges import lookup_facts, resolve_range
     from stream.kafka.clients import make_consumer
 
     try:
@@ -198,7 +207,7 @@ def _resolve(
 
 def _stored_job(args: argparse.Namespace, directory: Path) -> ReplayJob:
     from stream.errors import SensorstreamError
-    from stream.jobs.replay import load_job
+    from stream.jobs.replay.job import load_job
 
     flags = (
         ("--from", args.from_time),
@@ -225,7 +234,7 @@ def _check_same_model(job: ReplayJob, manifest: object) -> None:
 
 
 def _start_line(job: ReplayJob) -> str:
-    from stream.jobs.replay import format_ms
+    from stream.jobs.replay.ranges import format_ms
 
     span = " -> ".join(
         format_ms(ms) if ms is not None else word

@@ -38,7 +38,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load, check, serve, consume until SIGTERM/SIGINT, drain, exit 0."""
-    from stream.config.schema import load_config
+    from stream.config.loading import load_config
     from stream.core.inference import PredictorError
     from stream.core.signals import StopForwarder, stop_on_signals
     from stream.service import build_worker, start_http

@@ -1,35 +1,22 @@
-"""The worker's configuration: config.toml + environment + --set, checked at load.
+"""The worker's configuration as data: one frozen section per TOML table, checked at load.
 
-Precedence: ``--set section.key=value`` beats ``SENSORSTREAM__SECTION__KEY=value``,
-which beats the file, which beats the defaults below. Every error is one line
-naming where the value came from, the key and the form it should take.
+Each section rejects unknown keys and checks its own values and cross-field rules;
+reading the file, the environment and --set is stream/config/loading.py.
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
-import os
 import re
 import socket
-import sys
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from stream.core.alerts import AlertRule
-from stream.errors import ConfigError
-from stream.kafka.security import check_security_keys, client_security_settings
+from stream.config.kafka_security import client_security_settings
 from windows.config import MAX_DEVICES, MAX_DURATION_MS, MAX_HOP, MAX_LENGTH, WindowConfig
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
-ENV_PREFIX = "SENSORSTREAM__"
 DEFAULT_MODEL_PATH = "models/uwave"
 
 # (module, pip package) kafka/codec.py imports for each codec; gzip is in the standard library.
@@ -46,6 +33,7 @@ MAX_WAIT_S = 86_400.0
 # Kafka topic names: at most 249 of these characters, and not "." or "..".
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\],]+):(\d{1,5})$")
+MAX_CONSECUTIVE = 10_000  # bounds the per-(device, rule) run kept in memory
 
 
 class _Section(BaseModel):
@@ -295,6 +283,27 @@ class HttpConfig(_Section):
         return self
 
 
+class AlertRule(BaseModel):
+    """One `[[alerts]]` table: fire when `label` scores within range for N windows in a row."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    label: str = Field(min_length=1)
+    min_score: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_score: float = Field(default=1.0, ge=0.0, le=1.0)
+    min_consecutive: int = Field(default=1, ge=1, le=MAX_CONSECUTIVE)
+    cooldown_s: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _range(self) -> AlertRule:
+        if self.max_score < self.min_score:
+            raise ValueError(
+                f"max_score ({self.max_score}) must be >= min_score ({self.min_score})"
+            )
+        return self
+
+
 class Config(BaseModel):
     """The whole worker configuration, one frozen section per TOML table."""
 
@@ -311,108 +320,12 @@ class Config(BaseModel):
     alerts: tuple[AlertRule, ...] = ()  # [[alerts]]: label + confidence range rules
 
 
+# the TOML tables: every field of Config whose type is a section ([[alerts]] is not one)
 SECTIONS: dict[str, type[_Section]] = {
     name: field.annotation
-    for name, field in Config.model_fields.items()  # type: ignore[misc]
-    if name != "alerts"
+    for name, field in Config.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, _Section)
 }
-
-
-def load_config(
-    path: str | Path | None,
-    overrides: Sequence[str] = (),
-    environ: Mapping[str, str] | None = None,
-) -> Config:
-    """Load the file (or the defaults when path is None), apply env then --set, validate."""
-    raw: dict[str, dict[str, Any]] = {}
-    sources: dict[tuple[str, str], str] = {}
-    base_dir = Path.cwd()
-    label = "defaults"
-    alerts: tuple[AlertRule, ...] = ()
-    if path is not None:
-        file_path = Path(path)
-        label = str(path)
-        doc = _read_toml(file_path)
-        alerts = _alert_rules(doc.pop("alerts", []), label)
-        _merge(raw, sources, doc, label)
-        base_dir = file_path.resolve().parent
-    env = os.environ if environ is None else environ
-    for name in sorted(env):
-        if name.startswith(ENV_PREFIX):
-            section, key = _env_key(name)
-            _merge(raw, sources, {section: {key: _parse_value(env[name])}}, name)
-    for item in overrides:
-        section, key, value = _set_item(item)
-        _merge(raw, sources, {section: {key: _parse_value(value)}}, "--set")
-    _resolve_model_path(raw, sources, base_dir, label)
-    try:
-        config = Config.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, sources, label)) from None
-    return config.model_copy(update={"alerts": alerts})
-
-
-def _alert_rules(tables: Any, label: str) -> tuple[AlertRule, ...]:
-    """[[alerts]] tables as rules, or one line naming alerts[i].key and the expected form."""
-    if not isinstance(tables, list):
-        raise ConfigError(f"{label}: alerts: expected [[alerts]] tables, got {tables!r}")
-    rules = []
-    for index, table in enumerate(tables):
-        try:
-            rules.append(AlertRule.model_validate(table))
-        except ValidationError as exc:
-            error = exc.errors(include_url=False)[0]
-            where = ".".join(str(part) for part in error["loc"])
-            raise ConfigError(
-                f"{label}: alerts[{index}]{'.' + where if where else ''}: {error['msg']}"
-            ) from None
-    return tuple(rules)
-
-
-def check_against_model(config: Config, window_length: int, channels: int) -> None:
-    """Fail unless the config's windows fit the loaded model (length L, C channels)."""
-    if channels <= 0:
-        raise ConfigError(
-            f"model.path: the model at {config.model.path} declares {channels} channels; "
-            "expected a positive count in its manifest"
-        )
-    if config.windows.length != window_length:
-        raise ConfigError(
-            f"windows.length: the model at {config.model.path} takes windows of "
-            f"{window_length} samples, got {config.windows.length}; set windows.length = "
-            f"{window_length} or point model.path at a model trained for "
-            f"{config.windows.length}"
-        )
-    check_window_memory(config, channels)
-
-
-def check_window_memory(config: Config, channels: int) -> None:
-    """Fail unless the window store's up-front reservation fits this machine's memory."""
-    layout = config.windows.window_config(channels)
-    limit = _memory_limit_bytes()
-    if limit is None or layout.reserved_bytes <= limit:
-        return
-    most = limit // layout.bytes_per_device
-    raise ConfigError(
-        f"windows.max_devices: {config.windows.max_devices:,} devices x "
-        f"{layout.bytes_per_device:,} bytes each (windows of {layout.length} samples x "
-        f"{channels} channels) = {layout.reserved_bytes / 2**30:,.1f} GiB, more than this "
-        f"machine's {limit / 2**30:,.1f} GiB of memory; set windows.max_devices to at most "
-        f"{most:,}"
-    )
-
-
-def _memory_limit_bytes() -> int | None:
-    """Physical memory, or the cgroup's limit when lower; None where neither is known."""
-    try:
-        limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-    try:
-        cgroup = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-    except OSError:
-        cgroup = "max"
-    return min(limit, int(cgroup)) if cgroup.isdigit() else limit
 
 
 def check_topic_name(name: str) -> None:
@@ -421,168 +334,37 @@ def check_topic_name(name: str) -> None:
         raise ValueError(f"expected Kafka topic names (1-249 of A-Z a-z 0-9 . _ -), not {name!r}")
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    """The parsed TOML document, or a ConfigError naming the file and the line."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: config file not found; pass --config with an existing file"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the config file ({exc})") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+def check_security_keys(kafka: Any) -> None:
+    """SASL keys only with a SASL protocol (and then all of them), TLS files only with TLS.
 
-
-def _merge(
-    raw: dict[str, dict[str, Any]],
-    sources: dict[tuple[str, str], str],
-    doc: Mapping[str, Any],
-    label: str,
-) -> None:
-    """Fold one layer into raw, rejecting unknown sections and keys with a suggestion."""
-    for section, table in doc.items():
-        if section not in SECTIONS:
-            hint = _suggest(section, SECTIONS)
-            raise ConfigError(f"{label}: unknown section [{section}]{hint}")
-        if not isinstance(table, dict):
-            raise ConfigError(f"{label}: {section}: expected a table [{section}], got {table!r}")
-        fields = SECTIONS[section].model_fields
-        for key, value in table.items():
-            if (section, key) == ("kafka", "sasl_password"):
-                raise ConfigError(
-                    f"{label}: kafka.sasl_password: the password never goes in the config; "
-                    "set kafka.sasl_password_env (a variable name) or kafka.sasl_password_file"
-                )
-            if key not in fields:
-                hint = _suggest(key, fields)
-                raise ConfigError(f"{label}: unknown key {section}.{key}{hint}")
-            raw.setdefault(section, {})[key] = value
-            sources[(section, key)] = label
-
-
-def _suggest(name: str, choices: Mapping[str, Any]) -> str:
-    """' (did you mean x?)' for the closest known name, else ' (known: ...)'."""
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
-    if close:
-        return f" (did you mean {close[0]}?)"
-    return f" (known: {', '.join(choices)})"
-
-
-def _env_key(name: str) -> tuple[str, str]:
-    """('windows', 'hop') from SENSORSTREAM__WINDOWS__HOP."""
-    parts = name[len(ENV_PREFIX) :].split("__")
-    if len(parts) != 2 or not all(parts):
-        raise ConfigError(
-            f"{name}: expected an environment variable named {ENV_PREFIX}SECTION__KEY"
+    Raises ValueError whose message starts with the key it blames (a config validator).
+    """
+    sasl = kafka.security_protocol.startswith("SASL_")
+    tls = kafka.security_protocol in ("SSL", "SASL_SSL")
+    for key in ("sasl_mechanism", "sasl_username", "sasl_password_env", "sasl_password_file"):
+        if not sasl and getattr(kafka, key) is not None:
+            raise ValueError(
+                f"{key}: only used with security_protocol SASL_SSL or SASL_PLAINTEXT "
+                f"(got {kafka.security_protocol}); set the protocol or remove the key"
+            )
+    for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        if not tls and getattr(kafka, key) is not None:
+            raise ValueError(
+                f"{key}: only used with security_protocol SSL or SASL_SSL "
+                f"(got {kafka.security_protocol}); set the protocol or remove the key"
+            )
+    if (kafka.ssl_certfile is None) != (kafka.ssl_keyfile is None):
+        raise ValueError(
+            "ssl_certfile: a client certificate needs its key: set both ssl_certfile and "
+            "ssl_keyfile, or neither"
         )
-    return parts[0].lower(), parts[1].lower()
-
-
-_SET_ITEM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
-
-
-def _set_item(item: str) -> tuple[str, str, str]:
-    """('windows', 'hop', '10') from 'windows.hop=10'."""
-    match = _SET_ITEM.match(item.strip())
-    if match is None:
-        raise ConfigError(f"--set {item}: expected section.key=value, e.g. windows.hop=105")
-    return match.group(1), match.group(2), match.group(3)
-
-
-def _parse_value(text: str) -> Any:
-    """The TOML value the text spells (10, ["a"], "gpu", true), else the text itself."""
-    try:
-        return tomllib.loads(f"value = {text}")["value"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def _resolve_model_path(
-    raw: dict[str, dict[str, Any]],
-    sources: dict[tuple[str, str], str],
-    base_dir: Path,
-    file_label: str,
-) -> None:
-    """Make model.path absolute: file values against the file's folder, overrides against cwd."""
-    model = raw.setdefault("model", {})
-    value = model.get("path", DEFAULT_MODEL_PATH)
-    if not isinstance(value, str | Path):
-        return  # left for validation to reject with the key's name
-    from_file = sources.get(("model", "path"), file_label) == file_label
-    root = base_dir if from_file else Path.cwd()
-    model["path"] = (root / Path(value).expanduser()).resolve()
-
-
-def _describe(exc: ValidationError, sources: Mapping[tuple[str, str], str], label: str) -> str:
-    """One line for the first validation error: source: section.key: expected form, got value."""
-    error = exc.errors(include_url=False)[0]
-    loc = [str(part) for part in error["loc"]]
-    section = loc[0] if loc else ""
-    if error["type"] == "value_error" and len(loc) == 1:
-        # A cross-field check: its message starts with the key it blames, but the
-        # value that broke it may be its partner, so name the last layer that set either.
-        text = str(error["ctx"]["error"])
-        key = text.split(":", 1)[0]
-        in_section = [src for (sec, _), src in sources.items() if sec == section]
-        source = sources.get((section, key)) or (in_section[-1] if in_section else label)
-        return f"{source}: {section}.{text}"
-    key = loc[1] if len(loc) > 1 else ""
-    where = ".".join(loc)
-    source = sources.get((section, key), label)
-    expected = _expected(error, section, key)
-    return f"{source}: {where}: {expected}, got {error['input']!r}"
-
-
-# Fields whose expected form is clearer spelled out than derived from the type.
-_FORMS: dict[tuple[str, str], str] = {
-    ("kafka", "input_topics"): 'expected a non-empty list of topic names, e.g. ["sensor-samples"]',
-    ("kafka", "compression_type"): 'expected one of "none", "gzip", "lz4", "zstd", "snappy"',
-    ("model", "device"): 'expected "cpu", "gpu" or "gpu:N"',
-}
-
-
-def _expected(error: Mapping[str, Any], section: str, key: str) -> str:
-    """The form a value should take, worded from the pydantic error and the field's type."""
-    if (section, key) in _FORMS and error["type"] != "value_error":
-        return _FORMS[(section, key)]
-    kind = "integer"
-    section_model = SECTIONS.get(section)
-    if section_model is not None and key in section_model.model_fields:
-        annotation = section_model.model_fields[key].annotation
-        kind = "integer" if annotation is int else "number"
-    article = "an" if kind == "integer" else "a"
-    ctx = error.get("ctx") or {}
-    words = {
-        "int_type": "expected an integer",
-        "float_type": "expected a number",
-        "string_type": "expected a string",
-        "list_type": "expected a list of strings",
-        "bool_type": "expected true or false",
-        "path_type": "expected a path string",
-        "too_short": "expected a non-empty value",
-        "finite_number": "expected a finite number",
-    }
-    kind_type = error["type"]
-    if kind_type == "greater_than":
-        return (
-            f"expected a positive {kind}"
-            if ctx["gt"] == 0
-            else f"expected {article} {kind} > {ctx['gt']}"
+    if not sasl:
+        return
+    for key in ("sasl_mechanism", "sasl_username"):
+        if getattr(kafka, key) is None:
+            raise ValueError(f"{key}: required with security_protocol {kafka.security_protocol}")
+    if (kafka.sasl_password_env is None) == (kafka.sasl_password_file is None):
+        raise ValueError(
+            "sasl_password_env: set exactly one of sasl_password_env (an environment variable "
+            "name) or sasl_password_file (a path); the password itself never goes in the config"
         )
-    if kind_type == "greater_than_equal":
-        return (
-            f"expected a non-negative {kind}"
-            if ctx["ge"] == 0
-            else f"expected {article} {kind} >= {ctx['ge']}"
-        )
-    if kind_type == "less_than_equal":
-        return f"expected {article} {kind} <= {ctx['le']}"
-    if kind_type == "literal_error":
-        return f"expected one of {ctx['expected']}"
-    if kind_type == "value_error":
-        return str(ctx["error"])
-    return words.get(kind_type, error["msg"])

@@ -43,52 +43,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from stream.errors import ConfigError
+from stream.config.schema import AlertRule
 
 log = logging.getLogger(__name__)
-
-MAX_CONSECUTIVE = 10_000  # bounds the per-(device, rule) run kept in memory
-
-
-class AlertRule(BaseModel):
-    """One `[[alerts]]` table: fire when `label` scores within range for N windows in a row."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = Field(min_length=1)
-    label: str = Field(min_length=1)
-    min_score: float = Field(default=0.0, ge=0.0, le=1.0)
-    max_score: float = Field(default=1.0, ge=0.0, le=1.0)
-    min_consecutive: int = Field(default=1, ge=1, le=MAX_CONSECUTIVE)
-    cooldown_s: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
-
-    @model_validator(mode="after")
-    def _range(self) -> AlertRule:
-        if self.max_score < self.min_score:
-            raise ValueError(
-                f"max_score ({self.max_score}) must be >= min_score ({self.min_score})"
-            )
-        return self
-
-
-def check_rules_against_labels(rules: Sequence[AlertRule], labels: Sequence[str]) -> None:
-    """Raise ConfigError when a rule names a label the model lacks or reuses a rule name."""
-    known = set(labels)
-    first_index: dict[str, int] = {}
-    for index, rule in enumerate(rules):
-        if rule.label not in known:
-            raise ConfigError(
-                f"alerts[{index}].label: unknown label {rule.label!r}; the model's labels are "
-                f"{', '.join(repr(label) for label in labels)}; use one of them"
-            )
-        if rule.name in first_index:
-            raise ConfigError(
-                f"alerts[{index}].name: {rule.name!r} is already the name of "
-                f"alerts[{first_index[rule.name]}]; give every rule its own name"
-            )
-        first_index[rule.name] = index
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,18 @@
-"""Between Kafka records and windows/: source ids, poll indexes, window rows."""
+"""Between decoded polls and windows/: the window store, policy dead letters, window rows."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from stream.config.schema import WindowsConfig
 from stream.core.columns import WindowRows
+from stream.decode.polled import PollIndex
 from stream.decode.types import DeadLetter, RawRecord
 from windows import Rejected, WindowBatch, WindowStore
-
-_OFFSET_BITS = 40  # Kafka offsets stay far below 2**40 in practice; sources above it
 
 
 def make_window_store(config: WindowsConfig, channels: int) -> WindowStore:
@@ -21,49 +20,8 @@ def make_window_store(config: WindowsConfig, channels: int) -> WindowStore:
     return WindowStore(config.window_config(channels))
 
 
-@dataclass(frozen=True)
-class PollIndex:
-    """Per-record source ids, offsets and Kafka timestamps of one poll."""
-
-    sources: npt.NDArray[np.int32]  # [R]
-    offsets: npt.NDArray[np.int64]  # [R]
-    timestamps_ms: npt.NDArray[np.int64]  # [R]
-
-    @staticmethod
-    def empty() -> PollIndex:
-        """The index of a poll that returned no records."""
-        none = np.zeros(0, dtype=np.int64)
-        return PollIndex(np.zeros(0, dtype=np.int32), none, none.copy())
-
-    def next_offsets(self) -> dict[int, int]:
-        """Source -> one past the highest offset read in this poll."""
-        if not len(self.sources):
-            return {}
-        result: dict[int, int] = {}
-        for source in np.unique(self.sources).tolist():
-            result[source] = int(self.offsets[self.sources == source].max()) + 1
-        return result
-
-    def timestamps_of(
-        self, sources: npt.NDArray[np.int32], offsets: npt.NDArray[np.int64]
-    ) -> npt.NDArray[np.int64]:
-        """Kafka timestamps of the given records (now, for records not in this poll)."""
-        result = np.full(len(offsets), time.time_ns() // 1_000_000, dtype=np.int64)
-        if not len(self.offsets) or not len(offsets):
-            return result
-        keys = (self.sources.astype(np.int64) << _OFFSET_BITS) | self.offsets
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        wanted = (sources.astype(np.int64) << _OFFSET_BITS) | offsets
-        at = np.searchsorted(sorted_keys, wanted)
-        found = at < len(sorted_keys)
-        found[found] = sorted_keys[at[found]] == wanted[found]
-        result[found] = self.timestamps_ms[order[at[found]]]
-        return result
-
-
 def policy_dead_letters(
-    records: list[RawRecord],
+    records: Sequence[RawRecord],
     all_record_index: npt.NDArray[np.int32],
     appended_record_index: npt.NDArray[np.int32],
     rejected: Rejected,
@@ -85,7 +43,7 @@ def policy_dead_letters(
             f"({late} older than the device's newest beyond windows.reorder_ms, {duplicate} "
             "repeating a timestamp); the record's other samples were used"
         )
-        letters.append(DeadLetter(records[record], reason, message))
+        letters.append(DeadLetter.of(records[record], reason, message))
     return letters
 
 

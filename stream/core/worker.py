@@ -39,8 +39,8 @@ from stream.core.recovery import ResumeFilter, latest_anchor_per_device
 from stream.core.side_requests import SideQueue
 from stream.core.stats import WorkerStats
 from stream.core.status_board import StatusBoard
-from stream.core.window_bridge import PollIndex, make_window_store, policy_dead_letters, to_rows
-from stream.decode.polled import PolledRecords
+from stream.core.window_bridge import make_window_store, policy_dead_letters, to_rows
+from stream.decode.polled import PolledRecords, PollIndex
 from stream.decode.router import RecordDecoder
 from stream.decode.types import DeadLetter, SampleBatch
 from stream.kafka.client_errors import is_outage
@@ -258,7 +258,7 @@ class Worker:
         records = PolledRecords(pieces)
         self.stats.records += len(records)
         self._catching_up = len(records) >= self.config.kafka.max_poll_records // 4
-        return records, records.index()
+        return records, records.poll_index()
 
     def note_poll(self) -> None:
         """The poll loop is alive (what /readyz checks)."""

@@ -64,9 +64,14 @@ VERSION = MAGIC[3]
 class RecordLimits(Protocol):
     """The bounds a decoder enforces (stream.config.schema.RecordsConfig satisfies it)."""
 
-    max_record_bytes: int
-    max_chunk_samples: int
-    max_device_id_length: int
+    @property
+    def max_record_bytes(self) -> int: ...
+
+    @property
+    def max_chunk_samples(self) -> int: ...
+
+    @property
+    def max_device_id_length(self) -> int: ...
 
 
 def encode_chunk(device_id: str, ts_ms: int, interval_ms: float, values: npt.ArrayLike) -> bytes:

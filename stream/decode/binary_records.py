@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -41,12 +42,13 @@ class JoinedValues:
         """Join the values, then the keys (one copy), and note where each starts."""
         keys = [None] * len(values) if keys is None else keys
         key_lengths = np.fromiter((-1 if k is None else len(k) for k in keys), np.int64, len(keys))
-        try:
-            lengths = np.fromiter(map(len, values), np.int64, len(values))  # type: ignore[arg-type]
-        except TypeError:  # a tombstone among them
-            values = [value or b"" for value in values]
-            lengths = np.fromiter(map(len, values), np.int64, len(values))
-        blob = b"".join([*values, *(k for k in keys if k is not None)])  # type: ignore[misc]
+        try:  # no tombstone among them, unless len() refuses a None
+            present = cast("Sequence[bytes]", values)
+            lengths = np.fromiter(map(len, present), np.int64, len(present))
+        except TypeError:
+            present = [value or b"" for value in values]
+            lengths = np.fromiter(map(len, present), np.int64, len(present))
+        blob = b"".join([*present, *(k for k in keys if k is not None)])
         starts = np.cumsum(lengths) - lengths
         key_sizes = np.maximum(key_lengths, 0)
         key_starts = np.cumsum(key_sizes) - key_sizes + int(lengths.sum())

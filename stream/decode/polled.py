@@ -7,17 +7,61 @@ arrays. Both come from the columns without one object per record.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import overload
 
 import numpy as np
 import numpy.typing as npt
 
-from stream.core.window_bridge import PollIndex
 from stream.decode.binary_records import JoinedValues
 from stream.decode.types import InputRecord, RawRecord
 from stream.kafka.record_columns import RecordColumns
+
+_OFFSET_BITS = 40  # Kafka offsets stay far below 2**40 in practice; sources above it
+
+
+@dataclass(frozen=True)
+class PollIndex:
+    """Per-record source ids, offsets and Kafka timestamps of one poll."""
+
+    sources: npt.NDArray[np.int32]  # [R]
+    offsets: npt.NDArray[np.int64]  # [R]
+    timestamps_ms: npt.NDArray[np.int64]  # [R]
+
+    @staticmethod
+    def empty() -> PollIndex:
+        """The index of a poll that returned no records."""
+        none = np.zeros(0, dtype=np.int64)
+        return PollIndex(np.zeros(0, dtype=np.int32), none, none.copy())
+
+    def next_offsets(self) -> dict[int, int]:
+        """Source -> one past the highest offset read in this poll."""
+        if not len(self.sources):
+            return {}
+        result: dict[int, int] = {}
+        for source in np.unique(self.sources).tolist():
+            result[source] = int(self.offsets[self.sources == source].max()) + 1
+        return result
+
+    def timestamps_of(
+        self, sources: npt.NDArray[np.int32], offsets: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int64]:
+        """Kafka timestamps of the given records (now, for records not in this poll)."""
+        result = np.full(len(offsets), time.time_ns() // 1_000_000, dtype=np.int64)
+        if not len(self.offsets) or not len(offsets):
+            return result
+        keys = (self.sources.astype(np.int64) << _OFFSET_BITS) | self.offsets
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        wanted = (sources.astype(np.int64) << _OFFSET_BITS) | offsets
+        at = np.searchsorted(sorted_keys, wanted)
+        found = at < len(sorted_keys)
+        found[found] = sorted_keys[at[found]] == wanted[found]
+        result[found] = self.timestamps_ms[order[at[found]]]
+        return result
 
 
 class PolledRecords(Sequence[InputRecord]):
@@ -65,7 +109,7 @@ class PolledRecords(Sequence[InputRecord]):
         """[R] each record's key (None when it has none)."""
         return [key for _, columns in self.pieces for key in columns.keys()]
 
-    def index(self) -> PollIndex:
+    def poll_index(self) -> PollIndex:
         """Per-record source ids, offsets and Kafka timestamps."""
         if not self.pieces:
             return PollIndex.empty()

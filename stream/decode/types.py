@@ -34,8 +34,11 @@ DEAD_LETTER_REASONS: tuple[str, ...] = (
 class RawRecord(Protocol):
     """What the decoder reads of a record: an InputRecord or kafka-python's ConsumerRecord."""
 
-    key: bytes | None
-    value: bytes | None
+    @property
+    def key(self) -> bytes | None: ...
+
+    @property
+    def value(self) -> bytes | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +51,7 @@ class InputRecord:
     timestamp_ms: int
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes]]
+    headers: list[tuple[str, bytes | None]]  # a Kafka header's value may be null
 
     @classmethod
     def from_consumer_record(cls, record: Any) -> InputRecord:
@@ -153,3 +156,10 @@ class DeadLetter:
         # the worker); a dead letter keeps its own copy of the fields it reports.
         if not isinstance(self.record, InputRecord):
             object.__setattr__(self, "record", InputRecord.from_consumer_record(self.record))
+
+    @classmethod
+    def of(cls, record: RawRecord, reason: str, message: str) -> DeadLetter:
+        """The dead letter of any record a decoder takes (kafka-python's records are copied)."""
+        if isinstance(record, InputRecord):
+            return cls(record, reason, message)
+        return cls(InputRecord.from_consumer_record(record), reason, message)

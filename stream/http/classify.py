@@ -18,15 +18,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import csv
-import http.client
-import io
-import ipaddress
 import logging
-import socket
-import ssl
 import time
-import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +31,9 @@ import orjson
 from prometheus_client import Counter, Histogram
 
 from stream.errors import RequestRejected
+from stream.http.classify_request import csv_field, header_and_groups, is_url, utf8_text
 from stream.http.server import HttpServer, Response
+from stream.http.url_fetch import fetch_csv
 
 if TYPE_CHECKING:
     from timesnet.manifest import ModelManifest
@@ -135,11 +130,11 @@ class ClassifyEndpoint:
             raise RequestRejected(
                 413, f"request body is {len(body)} bytes; the limit is {self.limits.max_body_bytes}"
             )
-        value = _csv_field(body)
+        value = csv_field(body)
         raw = self._csv_bytes(value)
-        fetched = _is_url(value)
+        fetched = is_url(value)
         try:
-            windows = self._windows(_utf8(raw), raw)
+            windows = self._windows(utf8_text(raw), raw)
         except RequestRejected as exc:
             if fetched:  # never read an internal page back to the caller
                 raise RequestRejected(
@@ -158,7 +153,7 @@ class ClassifyEndpoint:
     def _csv_bytes(self, value: str) -> bytes:
         """The CSV file's bytes: fetched when `value` is a URL, else base64-decoded."""
         scheme = value.partition("://")[0]
-        if _is_url(value):  # "://" never occurs in base64 text
+        if is_url(value):  # "://" never occurs in base64 text
             if scheme.lower() not in ("http", "https"):
                 raise RequestRejected(
                     400,
@@ -169,7 +164,7 @@ class ClassifyEndpoint:
                 raise RequestRejected(
                     400, 'this server does not fetch URLs; send the CSV file as base64 in "csv"'
                 )
-            return _fetch(value, self.limits)
+            return fetch_csv(value, self.limits)
         try:  # line-wrapped base64 (MIME tools) is accepted: whitespace is dropped first
             raw = base64.b64decode("".join(value.split()), validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -193,7 +188,7 @@ class ClassifyEndpoint:
             raise RequestRejected(
                 422, f"{exc} (expected columns: group_id, time, {self.channels} feature columns)"
             ) from exc
-        features, group_ids = _header_and_groups(text)
+        features, group_ids = header_and_groups(text)
         if data.n_channels != self.channels:
             raise RequestRejected(
                 422,
@@ -274,219 +269,3 @@ def attach_classify_endpoint(
 def _error(log_id: str, status: int, message: str) -> dict[str, object]:
     """The PaddleX error body."""
     return {"logId": log_id, "errorCode": status, "errorMsg": message}
-
-
-def _csv_field(body: bytes) -> str:
-    """The "csv" string of a JSON object body, or a 400 that says what is missing."""
-    try:
-        request = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise RequestRejected(
-            400,
-            f"request body is not JSON ({exc}); send "
-            '{"csv": "<base64 of the CSV file or its URL>"}',
-        ) from exc
-    if not isinstance(request, dict) or "csv" not in request:
-        raise RequestRejected(
-            400,
-            'request body must be a JSON object with a "csv" key '
-            "holding the base64 CSV file or its http(s) URL",
-        )
-    value = request["csv"]
-    if not isinstance(value, str):
-        raise RequestRejected(400, f'"csv" must be a string, got {type(value).__name__}')
-    return value.strip()
-
-
-def _is_url(value: str) -> bool:
-    """True when `value` looks like scheme://..."""
-    scheme, separator, _ = value.partition("://")
-    return bool(separator) and scheme.isalpha()
-
-
-def _utf8(raw: bytes) -> str:
-    """The CSV text, or a 400 naming the first byte that is not UTF-8."""
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise RequestRejected(
-            400, f"the CSV file is not UTF-8 text (byte {exc.start}); save it as UTF-8"
-        ) from exc
-
-
-def _header_and_groups(text: str) -> tuple[list[str], list[str]]:
-    """(feature column names, group ids in order of first row), by the reader's row rules."""
-    reader = csv.reader(io.StringIO(text))
-    header = [column.strip() for column in next(reader)]
-    group = header.index("group_id")
-    features = [c for c in header if c not in ("group_id", "time", "label")]
-    seen: dict[str, None] = {}
-    for row in reader:
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue
-        seen.setdefault(row[group].strip(), None)
-    return features, list(seen)
-
-
-_REDIRECTS = (301, 302, 303, 307, 308)
-_MAX_REDIRECTS = 5
-
-
-def _fetch(url: str, limits: EndpointLimits) -> bytes:
-    """GET `url`: every hop's addresses checked, the connection pinned to one, one deadline."""
-    deadline = time.monotonic() + limits.url_timeout_s
-    for _ in range(_MAX_REDIRECTS + 1):
-        status, location, raw = _fetch_once(url, limits, deadline)
-        if status in _REDIRECTS and location:
-            url = urllib.parse.urljoin(url, location)
-            if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
-                raise RequestRejected(
-                    400,
-                    "the csv URL redirects to a scheme other than http(s); send the CSV as base64",
-                )
-            continue
-        if status >= 400:
-            raise RequestRejected(502, f"fetching the csv URL failed: HTTP {status}")
-        if status != 200:
-            raise RequestRejected(502, f"fetching the csv URL answered HTTP {status}, not 200")
-        if not raw:
-            raise RequestRejected(422, "the csv URL returned an empty file")
-        return raw
-    raise RequestRejected(502, f"the csv URL redirects more than {_MAX_REDIRECTS} times")
-
-
-def _fetch_once(url: str, limits: EndpointLimits, deadline: float) -> tuple[int, str, bytes]:
-    """(status, Location, body up to the cap) of one GET, to an address that passed the checks."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname
-    if not host:
-        raise RequestRejected(400, "the csv URL has no host; send http(s)://host/path")
-    try:
-        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
-    except ValueError as exc:
-        raise RequestRejected(400, f"the csv URL's port is not valid ({exc})") from exc
-    address = _checked_address(host, port, limits)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    remaining = _remaining(deadline)
-    if parts.scheme.lower() == "https":
-        connection: http.client.HTTPConnection = _PinnedHTTPS(host, address, port, remaining)
-    else:
-        connection = _PinnedHTTP(host, address, port, remaining)
-    try:
-        connection.request(
-            "GET",
-            path,
-            headers={
-                "Host": parts.netloc.rpartition("@")[2],
-                "User-Agent": "sensorstream",
-                "Accept-Encoding": "identity",
-            },
-        )
-        sock = connection.sock  # http.client drops its reference once the answer says close
-        answer = connection.getresponse()
-        if answer.status != 200:
-            return answer.status, answer.getheader("Location") or "", b""
-        chunks: list[bytes] = []
-        size = 0
-        while size <= limits.max_csv_bytes:
-            sock.settimeout(_remaining(deadline))  # one deadline for the whole fetch
-            chunk = answer.read1(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except RequestRejected:
-        raise
-    except TimeoutError:
-        raise RequestRejected(
-            504,
-            f"fetching the csv URL took longer than the server allows "
-            f"({limits.url_timeout_s:g} s); send the CSV as "
-            "base64",
-        ) from None
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise RequestRejected(
-            502,
-            f"fetching the csv URL failed ({exc.__class__.__name__}); "
-            "check that the URL is reachable from the server",
-        ) from None
-    finally:
-        connection.close()
-    if size > limits.max_csv_bytes:
-        raise RequestRejected(
-            413, f"the CSV at the URL is larger than {limits.max_csv_bytes} bytes"
-        )
-    return 200, "", b"".join(chunks)
-
-
-def _remaining(deadline: float) -> float:
-    """Seconds left before the fetch's deadline; a 504 once it has passed."""
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise RequestRejected(
-            504, "fetching the csv URL took longer than the server allows; send the CSV as base64"
-        )
-    return left
-
-
-def _checked_address(host: str, port: int, limits: EndpointLimits) -> str:
-    """The one address to connect to: resolved once, every result a public one (or allowed)."""
-    allowed = host.lower().rstrip(".") in limits.fetch_allow_hosts
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise RequestRejected(
-            502, f"the csv URL's host {host!r} does not resolve ({exc.__class__.__name__})"
-        ) from None
-    addresses = [str(info[4][0]).split("%", 1)[0] for info in infos]
-    if not addresses:
-        raise RequestRejected(502, f"the csv URL's host {host!r} does not resolve")
-    if not allowed:
-        for address in addresses:
-            if not _is_public(ipaddress.ip_address(address)):
-                raise RequestRejected(
-                    403,
-                    f"the csv URL's host {host!r} is not a public "
-                    "address; this server only fetches public hosts "
-                    "(an operator can allow it in http.fetch_allow_hosts)",
-                )
-    return addresses[0]
-
-
-def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """False for loopback, private, link-local, multicast, reserved, unspecified (mapped too)."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if embedded is not None and not _is_public(embedded):
-            return False
-        if ip in ipaddress.ip_network("64:ff9b::/96"):  # NAT64 reaches the embedded IPv4
-            return _is_public(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    return ip.is_global and not (
-        ip.is_multicast
-        or ip.is_reserved
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_unspecified
-        or ip.is_private
-    )
-
-
-class _PinnedHTTP(http.client.HTTPConnection):
-    """An HTTP connection to the checked address, whatever the host name resolves to later."""
-
-    def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
-        super().__init__(address, port, timeout=timeout)
-        self.url_host = host
-
-
-class _PinnedHTTPS(http.client.HTTPSConnection):
-    """HTTPS to the checked address, with the certificate checked against the URL's host."""
-
-    def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
-        self.tls = ssl.create_default_context()
-        super().__init__(address, port, timeout=timeout, context=self.tls)
-        self.url_host = host
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), self.timeout)
-        self.sock = self.tls.wrap_socket(sock, server_hostname=self.url_host)

@@ -142,7 +142,11 @@ class HttpServer:
         if server is None:
             return
         # closing every socket from the loop's own thread empties its map, which ends the loop
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        try:
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        except OSError:
+            # the loop already ended and closed its trigger (EBADF): close what is left here
+            wasyncore.close_all(server._map)
         if self._thread is not None:
             self._thread.join(timeout=5)
         server.task_dispatcher.shutdown(timeout=5)

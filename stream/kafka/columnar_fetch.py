@@ -175,7 +175,7 @@ def use_columnar_fetch(consumer: KafkaConsumer) -> None:
     missing = [name for name in _FETCHER_HOOKS if not hasattr(fetcher, name)]
     missing += [n for n in _PARTITION_RECORDS_HOOKS if not hasattr(Fetcher.PartitionRecords, n)]
     missing += [name for name in _BATCH_HOOKS if not hasattr(DefaultRecordBatch, name)]
-    if missing:
+    if fetcher is None or missing:
         from kafka import __version__
 
         raise SensorstreamError(

@@ -178,8 +178,13 @@ def _fields_at_once(buffer: bytes, size: int, count: int) -> _Fields:
     )
 
 
-def _field_rows(buffer: bytes, size: int, count: int) -> list[tuple[int, ...]]:
-    rows = []
+# one record's fields: ts delta, offset delta, key start/length, value start/length,
+# header start/count, end
+_FieldRow = tuple[int, int, int, int, int, int, int, int, int]
+
+
+def _field_rows(buffer: bytes, size: int, count: int) -> list[_FieldRow]:
+    rows: list[_FieldRow] = []
     pos = 0
     for k in range(count):
         if pos >= size:

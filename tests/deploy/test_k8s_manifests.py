@@ -11,11 +11,12 @@ import yaml
 
 if sys.version_info >= (3, 11):
     import tomllib
-else:  # Python 3.10: tomli, as stream/config/schema.py does
+else:  # Python 3.10: tomli, as stream/config/loading.py does
     import tomli as tomllib
 
-from stream.config.schema import load_config
-from stream.core.alerts import AlertRule, check_rules_against_labels
+from stream.config.loading import load_config
+from stream.config.model_checks import check_rules_against_labels
+from stream.config.schema import AlertRule
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"

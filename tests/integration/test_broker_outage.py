@@ -13,7 +13,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
 from stream.jobs.demo import DeviceStreams, produce_streams
-from stream.kafka.local_broker import LocalKafka, free_port
+from stream.kafka.local_broker import LocalKafka
+from stream.kafka.local_broker_lookup import free_port
 from tests.integration.workers import (
     EventReader,
     Topics,

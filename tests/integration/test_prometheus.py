@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream.kafka.local_broker import free_port
+from stream.kafka.local_broker_lookup import free_port
 from tests.integration.workers import REPO, Topics, feeding, make_config, worker_in_thread
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from stream.jobs.demo import DeviceStreams
-from stream.jobs.replay import format_ms
+from stream.jobs.replay.ranges import format_ms
 from tests.integration.workers import REPO, EventReader, Topics, worker_overrides
 from tests.kafka_helpers import consume_all
 

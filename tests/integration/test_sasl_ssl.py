@@ -23,10 +23,12 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
-from stream.config.schema import load_config
+from stream.config.loading import load_config
 from stream.errors import SensorstreamError
 from stream.jobs.demo import DeviceStreams
-from stream.kafka.local_broker import LocalKafka, SaslSslListener, free_port
+from stream.kafka.local_broker import LocalKafka
+from stream.kafka.local_broker_files import SaslSslListener
+from stream.kafka.local_broker_lookup import free_port
 from stream.kafka.security import check_connection
 from tests.integration.workers import REPO, Topics, worker_overrides
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream.core.alerts import AlertRule
+from stream.config.schema import AlertRule
 from stream.jobs.demo import DeviceStreams
 from tests.integration.workers import (
     RunningWorker,

@@ -271,7 +271,7 @@ def test_a_label_alert_fires_to_the_alerts_topic_and_counts(
         f'[[alerts]]\nname = "steady"\nlabel = "{label}"\nmin_score = 0.0\n'
         "min_consecutive = 3\ncooldown_s = 0\n"
     )
-    from stream.config.schema import load_config
+    from stream.config.loading import load_config
     from tests.integration.workers import worker_overrides
 
     config = load_config(config_file, worker_overrides(kafka_bootstrap, topics), environ={})

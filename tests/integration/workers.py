@@ -18,7 +18,8 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
-from stream.config.schema import Config, load_config
+from stream.config.loading import load_config
+from stream.config.schema import Config
 from stream.core.worker import Worker
 from stream.jobs.demo import DeviceStreams, produce_streams
 from stream.service import build_worker, start_http

@@ -15,7 +15,7 @@ from kafka.errors import (
 )
 from prometheus_client import CollectorRegistry, Gauge
 
-from stream.config.schema import load_config
+from stream.config.loading import load_config
 from stream.core.broker_outage import MAX_BACKOFF_S, BrokerOutage, BrokerOutageExpired
 from stream.errors import ConfigError, SensorstreamError
 from stream.kafka.client_errors import is_outage

@@ -1,4 +1,4 @@
-"""The HTTP side under hostile input: fuzzed bodies, CSVs and framing, slow clients, SSRF."""
+"""The HTTP side under hostile input: fuzzed bodies, CSVs and framing, slow clients, tokens."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +23,16 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from stream.cli import main
-from stream.http.classify import CLASSIFY_PATH, EndpointLimits, attach_classify_endpoint
+from stream.http.classify import CLASSIFY_PATH, attach_classify_endpoint
 from stream.http.request_batcher import RequestBatcher
-from stream.http.server import HttpServer, ServerLimits
+from stream.http.server import HttpServer
+from tests.stream.http.servers import BODY_LIMIT, in_process_server
 from timesnet.data import read_dataset
-from timesnet.predictor import Predictor, load_predictor
+from timesnet.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[3]
 MODEL_DIR = REPO / "models" / "uwave"
 UWAVE_TEST_FILE = REPO / ".." / "shared" / "data" / "uwave" / "UWaveGestureLibrary_TEST.ts"
-BODY_LIMIT = 1024 * 1024
 FUZZ = settings(
     max_examples=200,
     deadline=None,
@@ -43,12 +43,6 @@ FUZZ = settings(
         HealthCheck.data_too_large,
     ],
 )
-
-
-@pytest.fixture(scope="module")
-def predictor() -> Predictor:
-    """The shipped model's predictor."""
-    return load_predictor(MODEL_DIR)
 
 
 @pytest.fixture(scope="module")
@@ -66,28 +60,6 @@ def csv_of(window: np.ndarray, header: str = "group_id,time,a,b,c") -> str:
 def b64(text: str | bytes) -> str:
     """Base64 of UTF-8 text."""
     return base64.b64encode(text.encode() if isinstance(text, str) else text).decode()
-
-
-def in_process_server(predictor: Predictor, **limits: object) -> tuple[HttpServer, RequestBatcher]:
-    """The HttpServer + classify endpoint the worker and `serve` both build, on a free port."""
-    batcher = RequestBatcher(predictor, max_batch=16, max_wait_ms=2.0)
-    server = HttpServer(
-        "127.0.0.1",
-        0,
-        CollectorRegistry(),
-        alive=lambda: True,
-        ready=lambda: (True, ""),
-        max_body_bytes=BODY_LIMIT,
-        limits=ServerLimits(**limits),
-    )  # type: ignore[arg-type]
-    attach_classify_endpoint(
-        server,
-        batcher.classify,
-        predictor.manifest,
-        EndpointLimits(max_body_bytes=BODY_LIMIT, url_timeout_s=1.0),
-    )
-    server.start()
-    return server, batcher
 
 
 @pytest.fixture(scope="module", params=["server", "serve"])
@@ -443,208 +415,6 @@ def test_a_thousand_slow_clients_hold_no_threads_and_a_valid_request_answers_wit
     assert rss_during - rss_before < 100
 
 
-class Canary(http.server.ThreadingHTTPServer):
-    """A loopback server that counts every request; optionally redirects or dribbles."""
-
-    def __init__(
-        self,
-        address: tuple[str, int] = ("127.0.0.1", 0),
-        redirect: str = "",
-        body: bytes = b"group_id,time,a\n",
-        dribble: bool = False,
-    ) -> None:
-        self.hits = 0
-        canary = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                canary.hits += 1
-                if redirect:
-                    self.send_response(302)
-                    self.send_header("Location", redirect)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body) * (8 if dribble else 1)))
-                self.end_headers()
-                try:
-                    for _ in range(8 if dribble else 1):
-                        self.wfile.write(body)
-                        self.wfile.flush()
-                        if dribble:
-                            time.sleep(0.5)
-                except OSError:  # the fetcher gave up: that is the point of the dribble
-                    pass
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        super().__init__(address, Handler)
-        self.daemon_threads = True
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        return self.server_address[1]
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-
-
-@pytest.fixture
-def fetching(predictor: Predictor) -> Iterator[Callable[..., tuple[str, int]]]:
-    """A classify server with URL fetching on, and an allow-list for 'localhost' only."""
-    made: list[tuple[HttpServer, RequestBatcher]] = []
-
-    def make(allow: frozenset[str] = frozenset({"localhost"})) -> tuple[str, int]:
-        batcher = RequestBatcher(predictor)
-        server = HttpServer(
-            "127.0.0.1", 0, CollectorRegistry(), alive=lambda: True, ready=lambda: (True, "")
-        )
-        attach_classify_endpoint(
-            server,
-            batcher.classify,
-            predictor.manifest,
-            EndpointLimits(fetch_urls=True, fetch_allow_hosts=allow, url_timeout_s=1.5),
-        )
-        server.start()
-        made.append((server, batcher))
-        return "127.0.0.1", server.port
-
-    yield make
-    for server, batcher in made:
-        server.stop()
-        batcher.close()
-
-
-def fetch_answer(target: tuple[str, int], url: str) -> tuple[int, str]:
-    """(status, errorMsg) of a classify request naming `url`."""
-    connection = http.client.HTTPConnection(*target, timeout=30)
-    connection.request("POST", CLASSIFY_PATH, body=json.dumps({"csv": url}).encode())
-    answer = connection.getresponse()
-    payload = json.loads(answer.read())
-    connection.close()
-    return answer.status, payload.get("errorMsg", "")
-
-
-def test_every_internal_address_form_is_refused_and_the_canary_sees_nothing(
-    fetching: Callable[..., tuple[str, int]],
-) -> None:
-    target = fetching(frozenset())
-    canary = Canary()
-    try:
-        canary6 = Canary(("::1", 0)) if socket.has_ipv6 else None
-    except OSError:
-        canary6 = None
-    p = canary.port
-    forms = [
-        f"http://127.0.0.1:{p}/",
-        f"http://localhost:{p}/",
-        f"http://2130706433:{p}/",
-        f"http://0177.0.0.1:{p}/",
-        f"http://0x7f.0.0.1:{p}/",
-        f"http://0x7f000001:{p}/",
-        f"http://127.1:{p}/",
-        f"http://[::ffff:127.0.0.1]:{p}/",
-        f"http://0.0.0.0:{p}/",
-        f"http://0:{p}/",
-        f"https://127.0.0.1:{p}/",
-        f"http://127.0.0.1.:{p}/",
-        f"http://user@127.0.0.1:{p}/",
-        "http://10.0.0.1/",
-        "http://172.16.0.1/",
-        "http://192.168.1.1/",
-        "http://169.254.169.254/latest/meta-data/",
-        "http://100.64.0.1/",
-        "http://224.0.0.1/",
-        "http://[fd00::1]/",
-        "http://[fe80::1]/",
-        "http://[::]/",
-        "http://[64:ff9b::7f00:1]/",
-        "http://[2002:7f00:1::]/",
-    ]
-    if canary6 is not None:
-        forms += [f"http://[::1]:{canary6.port}/", f"http://[0:0:0:0:0:0:0:1]:{canary6.port}/"]
-    else:
-        forms += ["http://[::1]/"]
-    try:
-        for url in forms:
-            status, message = fetch_answer(target, url)
-            # 403 refused by address; 502 only where the name does not resolve at all
-            assert status == 403 or (status == 502 and "does not resolve" in message), url
-        hits = canary.hits + (canary6.hits if canary6 else 0)
-        print(f"\nSSRF forms tried: {len(forms)}, canary hits: {hits}")
-        assert hits == 0
-    finally:
-        canary.stop()
-        if canary6 is not None:
-            canary6.stop()
-
-
-def test_a_redirect_from_an_allowed_host_to_loopback_is_refused(
-    fetching: Callable[..., tuple[str, int]],
-) -> None:
-    target = fetching()
-    inner = Canary()
-    forms = [
-        f"http://127.0.0.1:{inner.port}/metrics",
-        f"http://2130706433:{inner.port}/",
-        f"http://[::ffff:127.0.0.1]:{inner.port}/",
-    ]
-    outers = [Canary(redirect=url) for url in forms]
-    try:
-        for outer in outers:
-            status, _ = fetch_answer(target, f"http://localhost:{outer.port}/case.csv")
-            assert status == 403
-        assert [outer.hits for outer in outers] == [1, 1, 1]
-        assert inner.hits == 0
-    finally:
-        for server in (inner, *outers):
-            server.stop()
-
-
-def test_a_fetched_page_is_never_quoted_back(fetching: Callable[..., tuple[str, int]]) -> None:
-    target = fetching()
-    secret = Canary(body=b"# HELP sensorstream_secret_total the internal page\n")
-    try:
-        status, message = fetch_answer(target, f"http://localhost:{secret.port}/metrics")
-        assert status == 422
-        assert "secret" not in message and "HELP" not in message
-    finally:
-        secret.stop()
-
-
-def test_a_url_fetch_has_one_deadline_for_the_whole_download(
-    fetching: Callable[..., tuple[str, int]],
-) -> None:
-    target = fetching()
-    slow = Canary(body=b"12345678", dribble=True)  # 8 bytes every 0.5 s, 4 s in all
-    try:
-        started = time.monotonic()
-        status, message = fetch_answer(target, f"http://localhost:{slow.port}/x.csv")
-        assert status == 504, message
-        assert time.monotonic() - started < 2.5
-    finally:
-        slow.stop()
-
-
-def test_urls_are_refused_unless_fetching_is_turned_on(predictor: Predictor) -> None:
-    server, batcher = in_process_server(predictor)
-    canary = Canary()
-    try:
-        status, message = fetch_answer(
-            ("127.0.0.1", server.port), f"http://127.0.0.1:{canary.port}/"
-        )
-        assert (status, canary.hits) == (400, 0)
-        assert "does not fetch URLs" in message
-    finally:
-        canary.stop()
-        server.stop()
-        batcher.close()
-
-
 def test_the_bearer_token_guards_classify_and_the_status_page_but_not_probes(
     predictor: Predictor, window: np.ndarray
 ) -> None:
@@ -742,7 +512,7 @@ def test_serve_refuses_out_of_range_flags_with_one_line(
 
 
 def test_the_http_section_defaults_to_no_fetching_and_no_token() -> None:
-    from stream.config.schema import load_config
+    from stream.config.loading import load_config
 
     config = load_config(None, [], environ={})
     assert (config.http.fetch_urls, config.http.fetch_allow_hosts) == (False, [])
@@ -768,7 +538,7 @@ def test_the_http_section_defaults_to_no_fetching_and_no_token() -> None:
     ],
 )
 def test_bad_http_settings_are_one_line_config_errors(overrides: list[str], message: str) -> None:
-    from stream.config.schema import load_config
+    from stream.config.loading import load_config
     from stream.errors import ConfigError
 
     with pytest.raises(ConfigError, match=re.escape(message)):

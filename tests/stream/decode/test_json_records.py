@@ -1,4 +1,4 @@
-"""Record decoding: valid samples and chunks become columns, every malformed record a reason."""
+"""JSON records: valid samples and chunks become columns, every malformed record a reason."""
 
 from __future__ import annotations
 

@@ -11,13 +11,8 @@ from pathlib import Path
 import pytest
 
 from stream.errors import SensorstreamError
-from stream.kafka.local_broker import (
-    LocalKafka,
-    _process_alive,
-    ensure_jars,
-    free_port,
-    registry_dir,
-)
+from stream.kafka.local_broker import LocalKafka
+from stream.kafka.local_broker_lookup import free_port, process_alive, registry_dir
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -52,25 +47,6 @@ def test_missing_java_is_reported_with_an_install_hint(tmp_path, monkeypatch):
 
     with pytest.raises(SensorstreamError, match=r"no `java` on PATH: install Java 17\+"):
         LocalKafka(port=free_port(), data_dir=tmp_path / "data").start()
-
-
-def test_uncached_jars_without_maven_are_reported_with_an_install_hint(tmp_path, monkeypatch):
-    monkeypatch.setenv("SENSORSTREAM_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
-
-    hint = r"not cached in .* `mvn` is not on PATH: install Maven"
-    with pytest.raises(SensorstreamError, match=hint):
-        ensure_jars()
-
-
-@pytest.mark.integration
-def test_cached_jars_are_reused_without_calling_maven(monkeypatch):
-    lib = ensure_jars()
-    monkeypatch.setenv("PATH", "/nonexistent")
-
-    assert ensure_jars() == lib
-    assert any(jar.name.startswith("kafka_2.13-") for jar in lib.glob("*.jar"))
-    assert any(jar.name.startswith("slf4j-api-2.") for jar in lib.glob("*.jar"))
 
 
 def test_a_stale_pid_file_from_another_program_does_not_count_as_running(tmp_path):
@@ -183,7 +159,7 @@ def test_cli_status_and_stop_find_a_broker_by_port_whatever_its_data_dir(tmp_pat
         stopped = run_cli("kafka", "stop", "--port", port)
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
         assert f"data_dir={data_dir}" in stopped.stdout
-        assert not _process_alive(pid, None)  # a zombie left for init to reap counts as gone
+        assert not process_alive(pid, None)  # a zombie left for init to reap counts as gone
 
         again = run_cli("kafka", "stop", "--port", port)
         assert again.returncode == 1

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from stream.config.schema import load_config
+from stream.config.kafka_security import REDACTED, RedactedStr, read_password
+from stream.config.loading import load_config
 from stream.errors import ConfigError
 from stream.kafka.clients import client_settings
-from stream.kafka.security import REDACTED, RedactedStr, read_password
 
 SASL = [
     'kafka.security_protocol="SASL_SSL"',
