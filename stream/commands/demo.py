@@ -7,9 +7,20 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stream.commands.arguments import integer, number, port
 from stream.commands.run import add_config_arguments
+from stream.errors import SensorstreamError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from stream.config.schema import Config, KafkaConfig
+    from stream.core.worker import Worker
+    from stream.jobs.demo import DeviceStreams, Scoreboard
+    from stream.kafka.local_broker import LocalKafka
 
 LIVE_LINE_INTERVAL_S = 2.0
 SETTLE_TIMEOUT_S = 120.0
@@ -67,6 +78,8 @@ def demo(args: argparse.Namespace) -> int:
     config_path = args.config or _default_config()
     config = load_config(config_path, overrides)
     test = read_ts(data / "UWaveGestureLibrary_TEST.ts")
+    if test.y is None:
+        raise SensorstreamError(f"{data}: the demo needs the labelled UWave test file")
     streams = DeviceStreams(test.x, args.devices, start_ms=int(time.time() * 1000))
     print(f"demo: data={data} bootstrap={bootstrap} devices={args.devices} speed={args.speed}")
     try:
@@ -81,7 +94,7 @@ def _default_config() -> str | None:
     return str(repo_config) if repo_config.is_file() else None
 
 
-def _broker(args: argparse.Namespace) -> tuple[str, object | None]:
+def _broker(args: argparse.Namespace) -> tuple[str, LocalKafka | None]:
     """The bootstrap to use, and the local broker this demo started (to stop it after)."""
     configured = args.bootstrap or os.environ.get("SENSORSTREAM__KAFKA__BOOTSTRAP_SERVERS")
     if configured:
@@ -94,7 +107,9 @@ def _broker(args: argparse.Namespace) -> tuple[str, object | None]:
     return broker.bootstrap, broker if started else None
 
 
-def _run(config: object, streams: object, labels: object, speed: float) -> int:
+def _run(
+    config: Config, streams: DeviceStreams, labels: npt.NDArray[np.int64], speed: float
+) -> int:
     from kafka import KafkaProducer
     from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -136,7 +151,7 @@ def _run(config: object, streams: object, labels: object, speed: float) -> int:
 
 
 def _follow_events(
-    kafka: object, board: object, worker: object, feeder: threading.Thread, started: float
+    kafka: KafkaConfig, board: Scoreboard, worker: Worker, feeder: threading.Thread, started: float
 ) -> None:
     import orjson
     from kafka.structs import TopicPartition
@@ -169,7 +184,7 @@ def _follow_events(
         consumer.close()
 
 
-def _live_line(board: object, worker: object, elapsed_s: float) -> None:
+def _live_line(board: Scoreboard, worker: Worker, elapsed_s: float) -> None:
     p50, p99, _ = worker.stats.latency_quantiles_s()
     print(
         f"[{elapsed_s:6.1f}s] samples={worker.stats.samples} events={len(board.seen)}/"
@@ -179,7 +194,7 @@ def _live_line(board: object, worker: object, elapsed_s: float) -> None:
     )
 
 
-def _summary(board: object, worker: object, samples: int, elapsed_s: float, url: str) -> int:
+def _summary(board: Scoreboard, worker: Worker, samples: int, elapsed_s: float, url: str) -> int:
     p50, p99, worst = worker.stats.latency_quantiles_s()
     stats = worker.stats
     print("demo: summary")

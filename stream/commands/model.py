@@ -15,9 +15,17 @@ import time
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stream.commands.arguments import integer, number
 from stream.errors import SensorstreamError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from stream.core.inference import BatchPredictor
+    from timesnet.train import EpochRecord
 
 # A dilation past any window length only pads; this keeps the TCN's padding arithmetic small.
 MAX_DILATION = 1_000_000
@@ -270,7 +278,7 @@ def _network_options(args: argparse.Namespace) -> dict:
     }
 
 
-def _print_epoch(record: object, total: int, phase: str) -> None:
+def _print_epoch(record: EpochRecord, total: int, phase: str) -> None:
     """One progress line per epoch on stdout."""
     val = ""
     if record.val_accuracy is not None:
@@ -325,7 +333,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict_all(predictor: object, x: object, batch_size: int) -> tuple[object, float]:
+def _predict_all(
+    predictor: BatchPredictor, x: npt.NDArray[np.float32], batch_size: int
+) -> tuple[npt.NDArray[np.float32], float]:
     """Probabilities [N, K] of windows x [N, L, C] in batches, and the seconds it took."""
     import numpy as np
 

@@ -17,10 +17,12 @@ from stream.commands.run import add_config_arguments
 
 if TYPE_CHECKING:
     from stream.config.schema import Config
+    from stream.core.inference import BatchPredictor
     from stream.core.worker import Worker
     from stream.jobs.replay.job import ReplayJob
     from stream.jobs.replay.ranges import ResolvedRange
     from stream.jobs.replay.run import ReplayResult
+    from timesnet.manifest import ModelManifest
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -130,7 +132,7 @@ class _Request:
             raise SensorstreamError(f"--output-topic {output!r} is an input topic; pick another")
         return _Request(from_ms, to_ms, topics, output, _resolve(config, topics, from_ms, to_ms))
 
-    def job(self, config: Config, manifest: object) -> ReplayJob:
+    def job(self, config: Config, manifest: ModelManifest) -> ReplayJob:
         """The job for this request and model, named by its ranges, model and windows."""
         from stream.jobs.replay.job import (
             BACKFILL_SUFFIX,
@@ -172,13 +174,13 @@ def _check_topics(topics: tuple[str, ...], output: str) -> None:
         raise SensorstreamError("--topics: expected at least one topic name")
 
 
-def _load_model(config: Config) -> object:
+def _load_model(config: Config) -> BatchPredictor:
     """The model, with the same windows-fit-the-model and memory checks as `run`."""
     from stream.config.model_checks import check_against_model
     from stream.service import load_model
 
     predictor = load_model(config)
-    manifest = predictor.manifest  # type: ignore[attr-defined]
+    manifest = predictor.manifest
     check_against_model(config, manifest.window_length, manifest.channels)
     return predictor
 
@@ -223,7 +225,7 @@ def _stored_job(args: argparse.Namespace, directory: Path) -> ReplayJob:
     return load_job(args.resume, directory)
 
 
-def _check_same_model(job: ReplayJob, manifest: object) -> None:
+def _check_same_model(job: ReplayJob, manifest: ModelManifest) -> None:
     from stream.errors import SensorstreamError
 
     if (manifest.name, manifest.version) != (job.model_name, job.model_version):
@@ -253,10 +255,10 @@ def summary_lines(result: ReplayResult) -> list[str]:
     job = result.job
     labels = ", ".join(f"{k} {v:,}" for k, v in sorted(result.events_by_label.items()))
     dead = ", ".join(f"{k} {v:,}" for k, v in sorted(result.dead_letters.items()))
-    multiple = result.real_time_multiple
+    multiple, span_ms = result.real_time_multiple, result.span_ms
     real_time = (
-        f", {multiple:,.1f}x real time ({result.span_ms / 1000:,.1f} s of record time)"
-        if multiple is not None
+        f", {multiple:,.1f}x real time ({span_ms / 1000:,.1f} s of record time)"
+        if multiple is not None and span_ms is not None
         else ""
     )
     windows_per_s = result.windows / max(result.wall_s, 1e-9)

@@ -1,4 +1,4 @@
-"""A classified batch becomes records: one event per window, the alerts it fires, and counts.
+"""What the worker sends: one event per window, the alerts they fire, the dead letters.
 
 Everything a produced batch teaches the rest of the worker is done here in one
 place: the events and alerts sent, the metrics and run stats, and the status board.
@@ -10,15 +10,23 @@ import time
 
 import numpy as np
 import numpy.typing as npt
+from kafka.structs import TopicPartition
 
 from stream.config.schema import Config
 from stream.core.alerts import AlertEvaluator
 from stream.core.columns import WindowRows
-from stream.core.events import EventSource, ModelRef, encode_events, event_id
+from stream.core.events import (
+    EventSource,
+    ModelRef,
+    encode_dead_letter,
+    encode_events,
+    event_id,
+)
 from stream.core.metrics import WorkerMetrics
 from stream.core.offsets import OffsetTracker
 from stream.core.stats import WorkerStats
 from stream.core.status_board import StatusBoard
+from stream.decode.types import DeadLetter
 from stream.kafka.clients import LatchingProducer
 from timesnet.manifest import ModelManifest
 
@@ -88,6 +96,19 @@ class EventOutput:
         latencies_s = (_now_ms() - rows.ready_record_ts_ms) / 1000.0
         self._observe(len(rows), inference_s, class_ids, latencies_s)
         self.board.add_batch(rows, probabilities, class_ids)
+
+    def dead_letters(self, dead_letters: list[DeadLetter], producer: LatchingProducer) -> None:
+        """Original bytes and the reason, to the dead-letter topic (once across restarts)."""
+        topic = self.config.kafka.dead_letter_topic
+        for dl in dead_letters:
+            record = dl.record
+            source = self.offsets.source_id(TopicPartition(record.topic, record.partition))
+            if record.offset <= self.offsets.skip_through(source):
+                continue  # sent before a restart; replaying it must not send it twice
+            key, value, headers = encode_dead_letter(dl, producer.max_request_bytes)
+            producer.send(topic, value, key, headers)
+            self.metrics.dead_letters.labels(dl.reason).inc()
+            self.stats.count_dead_letter(dl.reason)
 
     def _produce_alerts(
         self,

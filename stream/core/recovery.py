@@ -24,6 +24,7 @@ from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
 from stream.core.columns import WindowRows
+from stream.decode.types import SampleBatch
 
 log = logging.getLogger(__name__)
 
@@ -124,3 +125,19 @@ class ResumeFilter:
             else:
                 del anchors[device_ids[i]]
         return keep
+
+    def without_emitted(self, samples: SampleBatch) -> SampleBatch:
+        """The samples without those replayed for windows emitted before a restart."""
+        if not self.resuming:
+            return samples
+        keep = self.keep_mask(samples.device_ids, samples.timestamps_ms)
+        if keep is None or keep.all():
+            return samples
+        picked = np.flatnonzero(keep)
+        device_ids = samples.device_ids
+        return SampleBatch.from_samples(
+            [device_ids[i] for i in picked.tolist()],
+            samples.timestamps_ms[picked],
+            samples.values[picked],
+            samples.record_index[picked],
+        )

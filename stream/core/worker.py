@@ -17,7 +17,6 @@ import logging
 import threading
 import time
 
-import numpy as np
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
@@ -25,12 +24,12 @@ from prometheus_client import CollectorRegistry
 
 from stream.config.schema import Config
 from stream.core.allocator import tune_allocator
+from stream.core.backpressure import Backpressure
 from stream.core.batching import DynamicBatcher
 from stream.core.broker_outage import BrokerOutage, OutageRecovery
 from stream.core.checkpoint import Checkpoint, GroupCheckpoint
 from stream.core.columns import WindowRows
 from stream.core.event_output import EventOutput
-from stream.core.events import encode_dead_letter
 from stream.core.housekeeping import Housekeeping
 from stream.core.inference import BatchPredictor, Classified, InferenceThread
 from stream.core.metrics import WorkerMetrics
@@ -42,9 +41,9 @@ from stream.core.status_board import StatusBoard
 from stream.core.window_bridge import make_window_store, policy_dead_letters, to_rows
 from stream.decode.polled import PolledRecords, PollIndex
 from stream.decode.router import RecordDecoder
-from stream.decode.types import DeadLetter, SampleBatch
+from stream.decode.types import SampleBatch
 from stream.kafka.client_errors import is_outage
-from stream.kafka.clients import LatchingProducer, ProducerFailed
+from stream.kafka.clients import LatchingProducer, ProducerFailed, transactional_producer
 from stream.kafka.record_columns import RecordColumns
 
 log = logging.getLogger(__name__)
@@ -88,6 +87,7 @@ class Worker:
             event_extras or {},
         )
         self.side_requests = SideQueue()  # HTTP classification riding in the stream's batches
+        self.backpressure = Backpressure(config.batching.max_pending_windows, self.metrics)
         self.housekeeping = Housekeeping(
             self.store,
             self.offsets,
@@ -100,7 +100,6 @@ class Worker:
         self.outage_recovery = OutageRecovery(self, self.outage)
         self._stop = threading.Event()
         self._produced: list[int] = []  # tokens of batches produced since the last commit
-        self._paused: list[TopicPartition] = []  # paused by backpressure
         self._last_commit_s = time.monotonic()
         self._last_poll_s = 0.0
         self._catching_up = False  # the last poll returned a backlog's worth of records
@@ -144,26 +143,10 @@ class Worker:
             self.predictor, on_stream_error=self.metrics.predictor_errors.inc
         )
         if self.exactly_once:
-            self.producer = self.open_transactional_producer()
+            self.producer = transactional_producer(self.config.kafka, self.config.delivery)
         else:
             self.producer = LatchingProducer(self.config.kafka)
         self.consumer = self.checkpoint.open(self)
-
-    def open_transactional_producer(self) -> LatchingProducer:
-        """exactly-once: a producer with this replica's id, its transactions initialised."""
-        kafka, delivery = self.config.kafka, self.config.delivery
-        producer = LatchingProducer(
-            kafka,
-            transactional_id=delivery.transactional_id_for(kafka.group_id),
-            transaction_timeout_ms=delivery.transaction_timeout_ms,
-        )
-        try:
-            producer.producer.init_transactions()  # fences an earlier run of this replica
-        except BaseException:
-            producer.close(timeout_s=0)
-            raise
-        producer.begin()
-        return producer
 
     @property
     def inference(self) -> InferenceThread:
@@ -232,7 +215,7 @@ class Worker:
             return
         records, index = self._poll()
         samples, dead_letters = self.decoder.decode(records)
-        self._send_dead_letters(dead_letters)
+        self.output.dead_letters(dead_letters, self._producer)
         self._append_samples(samples, records, index)
         self._queue_ready_windows(index)
         self._submit_batches()
@@ -240,7 +223,7 @@ class Worker:
         self._maybe_commit()
         if self.outage.active:
             return  # the commit found the broker gone: its positions can't be asked for
-        self._apply_backpressure()
+        self.backpressure.apply(self._consumer, self._pending_windows())
         self.housekeeping.maybe_run(self._consumer, _now_ms())
 
     def _poll(self) -> tuple[PolledRecords, PollIndex]:
@@ -276,26 +259,13 @@ class Worker:
             raise RuntimeError("the worker has no producer (not open, or between producers)")
         return self.producer
 
-    def _send_dead_letters(self, dead_letters: list[DeadLetter]) -> None:
-        topic = self.config.kafka.dead_letter_topic
-        producer = self._producer
-        for dl in dead_letters:
-            record = dl.record
-            source = self.offsets.source_id(TopicPartition(record.topic, record.partition))
-            if record.offset <= self.offsets.skip_through(source):
-                continue  # sent before a restart; replaying it must not send it twice
-            key, value, headers = encode_dead_letter(dl, producer.max_request_bytes)
-            producer.send(topic, value, key, headers)
-            self.metrics.dead_letters.labels(dl.reason).inc()
-            self.stats.count_dead_letter(dl.reason)
-
     def _append_samples(
         self, samples: SampleBatch, records: PolledRecords, index: PollIndex
     ) -> None:
         self.metrics.samples_consumed.inc(len(samples))
         self.stats.samples += len(samples)
         if len(samples):
-            runs = self._resumed(samples)
+            runs = self.resume.without_emitted(samples)
             if len(runs):
                 at = runs.record_positions  # [R] poll index of each run's record
                 rejected = self.store.append_runs(
@@ -308,29 +278,12 @@ class Worker:
                     now_ms=_now_ms(),
                 )
                 if len(rejected) and self.config.windows.late_policy == "dead_letter":
-                    self._send_dead_letters(
-                        policy_dead_letters(
-                            records, samples.record_index, runs.record_index, rejected
-                        )
+                    late = policy_dead_letters(
+                        records, samples.record_index, runs.record_index, rejected
                     )
+                    self.output.dead_letters(late, self._producer)
         for source, next_offset in index.next_offsets().items():
             self.offsets.consumed(source, next_offset)
-
-    def _resumed(self, samples: SampleBatch) -> SampleBatch:
-        """The samples without those replayed for windows emitted before a restart."""
-        if not self.resume.resuming:
-            return samples
-        keep = self.resume.keep_mask(samples.device_ids, samples.timestamps_ms)
-        if keep is None or keep.all():
-            return samples
-        picked = np.flatnonzero(keep)
-        device_ids = samples.device_ids
-        return SampleBatch.from_samples(
-            [device_ids[i] for i in picked.tolist()],
-            samples.timestamps_ms[picked],
-            samples.values[picked],
-            samples.record_index[picked],
-        )
 
     def _queue_ready_windows(self, index: PollIndex) -> None:
         rows = to_rows(self.store.ready_windows(), index, self.config.windows)
@@ -403,22 +356,6 @@ class Worker:
     def _pending_windows(self) -> int:
         return self.batcher.pending + self.inference.in_flight * self.config.batching.max_batch
 
-    def _apply_backpressure(self) -> None:
-        consumer = self._consumer
-        bound = self.config.batching.max_pending_windows
-        pending = self._pending_windows()
-        if not self._paused and pending > bound:
-            self._paused = [tp for tp in consumer.assignment() if tp not in consumer.paused()]
-            consumer.pause(*self._paused)
-            log.info("backpressure pause pending=%d bound=%d", pending, bound)
-        elif self._paused and pending <= bound // 2:
-            assigned = consumer.assignment()
-            consumer.resume(*[tp for tp in self._paused if tp in assigned])
-            self._paused = []
-            log.info("backpressure resume pending=%d", pending)
-        self.metrics.paused_partitions.set(len(self._paused))
-        self.metrics.pending_windows.set(pending)
-
     def _poll_timeout_ms(self) -> int:
         if len(self.side_requests):
             return 0
@@ -468,7 +405,7 @@ class Worker:
         if self.producer is not None:
             self.producer.close(timeout_s=0)
             self.producer = None
-        self.producer = self.open_transactional_producer()
+        self.producer = transactional_producer(self.config.kafka, self.config.delivery)
 
     # -- draining ---------------------------------------------------------------
     def flush_all(self, deadline_s: float) -> bool:

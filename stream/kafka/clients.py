@@ -15,7 +15,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from stream.config.schema import KafkaConfig
+from stream.config.schema import DeliveryConfig, KafkaConfig
 from stream.errors import SensorstreamError
 from stream.kafka.client_errors import is_outage
 
@@ -169,3 +169,24 @@ class LatchingProducer:
             if self._error is None:
                 log.error("produce failed topic=%s error=%s", topic, exc)
                 self._error = exc
+
+
+def transactional_producer(kafka: KafkaConfig, delivery: DeliveryConfig) -> LatchingProducer:
+    """exactly-once: a producer with this replica's id, its transactions initialised.
+
+    init_transactions fences an earlier producer with the same id (a previous run of
+    this replica, or this worker's own producer after a lost transaction) and aborts
+    whatever transaction it left open.
+    """
+    producer = LatchingProducer(
+        kafka,
+        transactional_id=delivery.transactional_id_for(kafka.group_id),
+        transaction_timeout_ms=delivery.transaction_timeout_ms,
+    )
+    try:
+        producer.producer.init_transactions()
+    except BaseException:
+        producer.close(timeout_s=0)
+        raise
+    producer.begin()
+    return producer
