@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -234,3 +235,17 @@ class EventReader:
     def close(self) -> None:
         """Close the consumer."""
         self.consumer.close()
+
+
+def product_tracebacks(log: str) -> list[str]:
+    """Tracebacks in a worker's log that pass through sensorstream's own code.
+
+    kafka-python logs some socket errors with their traceback (a connection reset
+    while the broker goes away); those are the library's log lines, not a crash.
+    """
+    blocks = re.split(r"(?m)^(?=\S)", log)
+    return [
+        block
+        for block in blocks
+        if block.startswith("Traceback") and re.search(r"/(stream|windows|timesnet)/", block)
+    ]
