@@ -43,7 +43,7 @@ def model_dir() -> Path:
 
 def uwave_series() -> npt.NDArray[np.float64]:
     """All UWave test cases end to end, at 4 decimals as a sensor sends them: [320 * 315, 3]."""
-    from timesnet.data import read_ts
+    from timesnet.ts_format import read_ts
 
     data = read_ts(UWAVE_TEST)
     x = np.asarray(data.x, dtype=np.float32)  # [N, L, C]

@@ -3,7 +3,7 @@
 ``predict`` accepts a raw window ``[L, C]``, a batch ``[B, L, C]``, a path to a
 ``.ts`` or PaddleX ``.csv`` file, or a list mixing these. Files go through the same
 reader and the same pad/crop rule as ``sensorstream predict`` (see
-:mod:`timesnet.data`), and every window goes through the same predictor, so the
+:mod:`timesnet.dataset`), and every window goes through the same predictor, so the
 numbers are the CLI's. Arrays must already have the model's length and channels.
 """
 
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 import numpy.typing as npt
 
-from timesnet.data import read_dataset
 from timesnet.errors import ModelError
+from timesnet.readers import read_dataset
 
 if TYPE_CHECKING:
     from timesnet.manifest import ModelManifest

@@ -31,7 +31,7 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
-from timesnet.data import Dataset
+from timesnet.dataset import Dataset
 from timesnet.errors import ModelError
 from timesnet.export import load_weights, save_graph, save_weights, set_weights
 from timesnet.manifest import (

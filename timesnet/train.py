@@ -18,7 +18,7 @@ import paddle
 import paddle.nn.functional as F
 
 from timesnet.augment import AugmentConfig, augment_batch, mixup
-from timesnet.data import Dataset, split_train_validation
+from timesnet.dataset import Dataset, split_train_validation
 from timesnet.errors import ModelError
 from timesnet.export import build_network, export_model
 from timesnet.manifest import ModelManifest

@@ -46,7 +46,7 @@ def demo(args: argparse.Namespace) -> int:
     """Run the whole demo and print its summary; exit 0 when every window got an event."""
     from stream.config.schema import load_config
     from stream.jobs.demo import DeviceStreams, find_uwave
-    from timesnet.data import read_ts
+    from timesnet.ts_format import read_ts
 
     data = find_uwave(args.data)
     bootstrap, broker = _broker(args)

@@ -200,8 +200,8 @@ def command_line(args: argparse.Namespace) -> str:
 def _train(args: argparse.Namespace) -> int:
     """Handler of `sensorstream train`."""
     from timesnet.augment import AugmentConfig
-    from timesnet.data import read_dataset
     from timesnet.ensemble import fit_ensemble_model_dir
+    from timesnet.readers import read_dataset
     from timesnet.train import TrainingConfig, fit_model_dir
 
     augment = AugmentConfig(mixup_alpha=args.mixup_alpha)
@@ -284,9 +284,9 @@ def _print_epoch(record: object, total: int, phase: str) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     """Handler of `sensorstream evaluate`."""
-    from timesnet.data import read_dataset
     from timesnet.manifest import write_manifest
     from timesnet.predictor import load_predictor
+    from timesnet.readers import read_dataset
     from timesnet.report import evaluate_predictions, save_confusion_png
 
     with _model_errors():
@@ -338,8 +338,8 @@ def _predict_all(predictor: object, x: object, batch_size: int) -> tuple[object,
 
 def _predict(args: argparse.Namespace) -> int:
     """Handler of `sensorstream predict`."""
-    from timesnet.data import read_dataset
     from timesnet.predictor import load_predictor
+    from timesnet.readers import read_dataset
 
     with _model_errors():
         predictor = load_predictor(args.model, args.device, args.threads)

@@ -24,7 +24,7 @@ def shipped_predictor() -> object:
 @pytest.fixture(scope="session")
 def uwave_test() -> object:
     """The UWave test split."""
-    from timesnet.data import read_ts
+    from timesnet.ts_format import read_ts
 
     return read_ts(UWAVE / "UWaveGestureLibrary_TEST.ts")
 

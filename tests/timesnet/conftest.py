@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from timesnet.data import Dataset, read_dataset
+from timesnet.dataset import Dataset
 from timesnet.predictor import Predictor, load_predictor
+from timesnet.readers import read_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 UWAVE_DIR = REPO / ".." / "shared" / "data" / "uwave"

@@ -13,7 +13,7 @@ import pytest
 
 from tests.timesnet.conftest import SHIPPED_MODEL_DIR, UWAVE_TEST_FILE
 from timesnet import ClassificationResult, Model, load_model, save_results_csv
-from timesnet.data import Dataset
+from timesnet.dataset import Dataset
 from timesnet.errors import ModelError
 
 REPO = Path(__file__).resolve().parents[2]

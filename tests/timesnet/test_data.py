@@ -10,15 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from timesnet.data import (
-    Dataset,
-    fit_length,
-    read_dataset,
-    read_paddlex_csv,
-    read_ts,
-    split_train_validation,
-)
+from timesnet.dataset import Dataset, fit_length, split_train_validation
 from timesnet.errors import DataFormatError, ModelError
+from timesnet.paddlex_csv import read_paddlex_csv
+from timesnet.readers import read_dataset
+from timesnet.ts_format import read_ts
 
 UWAVE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "uwave"
 TRAIN = UWAVE / "UWaveGestureLibrary_TRAIN.ts"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from timesnet.data import Dataset
+from timesnet.dataset import Dataset
 from timesnet.errors import ModelError
 from timesnet.export import load_network
 from timesnet.manifest import MANIFEST_FILE, PARAMS_FILE, load_manifest

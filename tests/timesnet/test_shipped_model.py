@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from stream.cli import main
-from timesnet.data import Dataset
+from timesnet.dataset import Dataset
 from timesnet.manifest import load_manifest, model_version
 from timesnet.predictor import Predictor
 

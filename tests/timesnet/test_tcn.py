@@ -10,7 +10,7 @@ import paddle
 import pytest
 
 from stream.cli import main
-from timesnet.data import Dataset
+from timesnet.dataset import Dataset
 from timesnet.errors import ModelError
 from timesnet.export import load_network
 from timesnet.manifest import load_manifest, model_version

@@ -24,8 +24,8 @@ from stream.cli import main
 from stream.http.classify import CLASSIFY_PATH, EndpointLimits, attach_classify_endpoint
 from stream.http.request_batcher import RequestBatcher
 from stream.http.server import HttpServer, Response
-from timesnet.data import read_dataset
 from timesnet.predictor import Predictor, load_predictor
+from timesnet.readers import read_dataset
 
 REPO = Path(__file__).resolve().parents[3]
 MODEL_DIR = REPO / "models" / "uwave"
