@@ -134,7 +134,7 @@ def _numeric_aliases(vocab: Sequence[str]) -> dict[float, int]:
     return aliases
 
 
-def _label_ids(
+def label_ids(
     raw: Sequence[str],
     line_numbers: Sequence[int],
     name: str,
@@ -178,7 +178,7 @@ def _numeric_alias(label: str, aliases: dict[float, int]) -> int | None:
         return None
 
 
-def _file_bytes(path: str | Path) -> bytes:
+def file_bytes(path: str | Path) -> bytes:
     """The bytes of a data file, with a clear error when it cannot be read."""
     try:
         return Path(path).read_bytes()
@@ -186,7 +186,7 @@ def _file_bytes(path: str | Path) -> bytes:
         raise DataFormatError(f"{path}: cannot read data file: {exc.strerror or exc}") from exc
 
 
-def _decode(raw: bytes, name: str) -> str:
+def decode_text(raw: bytes, name: str) -> str:
     """UTF-8 text (a BOM is dropped), or an error naming the file."""
     try:
         return raw.decode("utf-8-sig")
@@ -196,7 +196,7 @@ def _decode(raw: bytes, name: str) -> str:
         ) from exc
 
 
-def _finish(
+def build_dataset(
     name: str,
     series: list[np.ndarray],
     length: int | None,
@@ -204,7 +204,7 @@ def _finish(
     vocab: tuple[str, ...],
     digest: str,
 ) -> Dataset:
-    """Pad/crop the cases and build the Dataset."""
+    """Pad/crop the cases [T_i, C] of file `name` and build its Dataset (logged)."""
     lengths = np.array([case.shape[0] for case in series], dtype=np.int64)
     target = int(lengths.max()) if length is None else int(length)
     x = fit_length(series, target)

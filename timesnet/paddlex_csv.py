@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from timesnet.dataset import Dataset, _decode, _file_bytes, _finish, _label_ids
+from timesnet.dataset import Dataset, build_dataset, decode_text, file_bytes, label_ids
 from timesnet.errors import DataFormatError
 
 
@@ -37,7 +37,7 @@ def read_paddlex_csv(
     sorted by time within a group (numbers, or ISO-8601 dates, naive ones read as UTC).
     """
     name, raw = _csv_source(path_or_text)
-    reader = csv.reader(io.StringIO(_decode(raw, name)))
+    reader = csv.reader(io.StringIO(decode_text(raw, name)))
     try:  # csv.Error: a field over csv's size limit, a NUL byte, a stray quote
         header = [column.strip() for column in next(reader, [])]
         if not any(header):
@@ -75,8 +75,8 @@ def read_paddlex_csv(
     y: np.ndarray | None = None
     vocab = tuple(str(label) for label in labels) if labels is not None else ()
     if cols.label is not None:
-        y, vocab = _label_ids(group_labels, group_lines, name, labels, None)
-    return _finish(name, series, length, y, vocab, hashlib.sha256(raw).hexdigest())
+        y, vocab = label_ids(group_labels, group_lines, name, labels, None)
+    return build_dataset(name, series, length, y, vocab, hashlib.sha256(raw).hexdigest())
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -109,7 +109,7 @@ def _csv_source(path_or_text: str | Path | bytes) -> tuple[str, bytes]:
         return "<csv text>", path_or_text
     if isinstance(path_or_text, str) and "\n" in path_or_text:
         return "<csv text>", path_or_text.encode("utf-8")
-    return Path(path_or_text).name, _file_bytes(path_or_text)
+    return Path(path_or_text).name, file_bytes(path_or_text)
 
 
 def _csv_columns(

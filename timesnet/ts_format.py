@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from timesnet.dataset import Dataset, _decode, _file_bytes, _finish, _label_ids
+from timesnet.dataset import Dataset, build_dataset, decode_text, file_bytes, label_ids
 from timesnet.errors import DataFormatError
 
 _TS_KEYS = (
@@ -47,9 +47,9 @@ def read_ts(
     path: str | Path, length: int | None = None, labels: Sequence[str] | None = None
 ) -> Dataset:
     """Read a UEA/sktime ``.ts`` file into a Dataset (see the module docstring for the rules)."""
-    raw = _file_bytes(path)
+    raw = file_bytes(path)
     name = Path(path).name
-    lines = _decode(raw, name).splitlines()
+    lines = decode_text(raw, name).splitlines()
     header, first = _parse_ts_header(lines, name)
     series: list[np.ndarray] = []
     raw_labels: list[str] = []
@@ -71,8 +71,8 @@ def read_ts(
     y: np.ndarray | None = None
     vocab = tuple(str(label) for label in labels) if labels is not None else ()
     if header.class_label:
-        y, vocab = _label_ids(raw_labels, line_numbers, name, labels, header.declared)
-    return _finish(name, series, length, y, vocab, hashlib.sha256(raw).hexdigest())
+        y, vocab = label_ids(raw_labels, line_numbers, name, labels, header.declared)
+    return build_dataset(name, series, length, y, vocab, hashlib.sha256(raw).hexdigest())
 
 
 def _parse_ts_header(lines: list[str], name: str) -> tuple[_TsHeader, int]:
