@@ -38,7 +38,6 @@ KNOWN_CIRCLES = [
         "stream.kafka.rebalance",
         "stream.kafka.security",
     ],
-    ["timesnet.ensemble", "timesnet.export", "timesnet.train"],
 ]
 KNOWN_UPWARD = [
     "stream.config.schema -> stream.core.alerts",

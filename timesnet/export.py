@@ -22,7 +22,6 @@ from timesnet.manifest import (
     MODEL_PREFIX,
     NETWORK_FILE,
     ModelManifest,
-    load_manifest,
     model_version,
     write_manifest,
 )
@@ -123,27 +122,6 @@ def load_weights(path: str | Path) -> dict[str, npt.NDArray]:
         raise ModelError(
             f"{path}: not a numpy weight archive without pickles ({exc}); re-export the model"
         ) from exc
-
-
-def load_network(model_dir: str | Path) -> TimesNet | TCN:
-    """The dynamic-graph network of a model directory, in eval mode (checks the manifest)."""
-    manifest = load_manifest(model_dir)
-    if "ensemble" in manifest.hyperparameters:  # K members averaged in one graph
-        from timesnet.ensemble import load_ensemble_network  # ensemble imports this one via train
-
-        return load_ensemble_network(model_dir, manifest)
-    config_class = ARCHITECTURES[manifest.architecture][1]
-    try:
-        network = build_network(config_class.from_dict(manifest.hyperparameters["network"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(
-            f"{model_dir}: hyperparameters.network does not build a "
-            f"{manifest.architecture} ({type(exc).__name__}: {exc}); "
-            "re-export the model"
-        ) from exc
-    set_weights(network, load_weights(Path(model_dir) / NETWORK_FILE), Path(model_dir))
-    network.eval()
-    return network
 
 
 def set_weights(network: paddle.nn.Layer, arrays: dict[str, npt.NDArray], source: Path) -> None:

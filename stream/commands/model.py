@@ -200,7 +200,7 @@ def command_line(args: argparse.Namespace) -> str:
 def _train(args: argparse.Namespace) -> int:
     """Handler of `sensorstream train`."""
     from timesnet.augment import AugmentConfig
-    from timesnet.ensemble import fit_ensemble_model_dir
+    from timesnet.crossfit import fit_ensemble_model_dir
     from timesnet.readers import read_dataset
     from timesnet.train import TrainingConfig, fit_model_dir
 

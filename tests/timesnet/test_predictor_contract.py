@@ -14,8 +14,8 @@ import pytest
 
 from timesnet.dataset import Dataset
 from timesnet.errors import ModelError
-from timesnet.export import load_network
 from timesnet.manifest import MANIFEST_FILE, PARAMS_FILE, load_manifest
+from timesnet.network_loader import load_network
 from timesnet.normalization import Normalization
 from timesnet.predictor import Predictor, load_predictor
 from timesnet.train import predict_logits

@@ -12,8 +12,8 @@ import pytest
 from stream.cli import main
 from timesnet.dataset import Dataset
 from timesnet.errors import ModelError
-from timesnet.export import load_network
 from timesnet.manifest import load_manifest, model_version
+from timesnet.network_loader import load_network
 from timesnet.normalization import Normalization
 from timesnet.predictor import Predictor, load_predictor
 from timesnet.tcn import TCN, TCNConfig

@@ -11,8 +11,8 @@ import pytest
 
 from stream.cli import main
 from timesnet.augment import AugmentConfig, _shift, augment_batch, mixup
-from timesnet.export import load_network
 from timesnet.manifest import MODEL_FILES, load_manifest, model_version
+from timesnet.network_loader import load_network
 from timesnet.predictor import load_predictor
 from timesnet.train import predict_logits, smoothed_targets
 
