@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from timesnet.errors import ModelError
 from timesnet.manifest import ModelManifest
 from timesnet.network import TimesNetConfig, dominant_frequencies
 from timesnet.normalization import Normalization
-from timesnet.train import EpochRecord, TrainingConfig, evaluate_network, train_network
+from timesnet.train import EpochCallback, TrainingConfig, evaluate_network, train_network
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +63,6 @@ def folds_for(val_fraction: float) -> int:
             "(0, 0.5] (each member holds out that share); or pass --no-cross-fit"
         )
     return max(2, round(1.0 / val_fraction))
-
-
-EpochCallback = Callable[[EpochRecord, int, str], None]  # (record, planned epochs, phase)
 
 
 def fit_ensemble_model_dir(
