@@ -149,6 +149,16 @@ def test_a_missing_file_is_refused_with_its_name(model: Model, tmp_path: Path) -
         model.predict(tmp_path / "nope.ts")
 
 
+def test_close_releases_the_predictor_and_later_predictions_say_so() -> None:
+    model = load_model(MODEL_DIR, device="cpu")  # its own: the module's model stays open
+    window = np.zeros((315, 3), dtype=np.float32)
+    assert len(model.predict(window)) == 1
+    model.close()
+    with pytest.raises(ModelError, match="was closed; load the model again"):
+        model.predict(window)
+    model.close()  # closing twice is fine
+
+
 def test_save_to_json_writes_every_field(
     model: Model, uwave_test_set: Dataset, tmp_path: Path
 ) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from timesnet.batch_predictor import BatchPredictor
 from timesnet.dataset import Dataset
 from timesnet.errors import ModelError
 from timesnet.manifest import MANIFEST_FILE, PARAMS_FILE, load_manifest
@@ -83,6 +84,24 @@ def test_exported_graph_matches_dynamic_graph_on_raw_windows(
     expected = np.exp(logits - logits.max(axis=1, keepdims=True))
     expected /= expected.sum(axis=1, keepdims=True)
     assert np.abs(predictor.predict_batch(uwave_test_set.x) - expected).max() <= TOLERANCE
+
+
+def test_the_predictor_is_a_batch_predictor(predictor: Predictor) -> None:
+    assert isinstance(predictor, BatchPredictor)
+
+
+def test_close_releases_the_predictor_and_later_calls_say_so(model_dir: Path) -> None:
+    predictor = load_predictor(model_dir)  # its own: the module's predictor stays open
+    x = np.zeros((2, 315, 3), dtype=np.float32)
+    assert predictor.predict_batch(x).shape == (2, len(predictor.manifest.labels))
+    predictor.close()
+    closed = rf"the predictor of model {predictor.manifest.name} version .* was closed; load"
+    for batch in (x, x[:0], x[:1]):
+        with pytest.raises(ModelError, match=closed):
+            predictor.predict_batch(batch)
+    predictor.close()  # closing twice is fine
+    with pytest.raises(ModelError, match=closed):
+        predictor.predict_one(x[0])
 
 
 def test_an_empty_batch_gives_an_empty_answer(predictor: Predictor) -> None:
