@@ -93,7 +93,7 @@ def compare(model_dirs: dict[str, Path], quick: bool, threads: int) -> dict[str,
     from timesnet.predictor import load_predictor
     from timesnet.readers import read_dataset
 
-    test = read_dataset(harness.UWAVE_TEST, 315)
+    test = read_dataset(harness.uwave_test_file(), 315)
     predictors = {name: load_predictor(path, threads=threads) for name, path in model_dirs.items()}
     batch_sizes = QUICK_BATCHES if quick else FULL_BATCHES
     rates = throughput(

@@ -47,6 +47,7 @@ def demo(args: argparse.Namespace) -> int:
     from stream.config.schema import load_config
     from stream.jobs.demo import DeviceStreams, find_uwave
     from timesnet.ts_format import read_ts
+    from timesnet.uwave import UWAVE_TEST_FILE
 
     data = find_uwave(args.data)
     bootstrap, broker = _broker(args)
@@ -66,7 +67,7 @@ def demo(args: argparse.Namespace) -> int:
     ]
     config_path = args.config or _default_config()
     config = load_config(config_path, overrides)
-    test = read_ts(data / "UWaveGestureLibrary_TEST.ts")
+    test = read_ts(data / UWAVE_TEST_FILE)
     streams = DeviceStreams(test.x, args.devices, start_ms=int(time.time() * 1000))
     print(f"demo: data={data} bootstrap={bootstrap} devices={args.devices} speed={args.speed}")
     try:

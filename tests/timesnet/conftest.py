@@ -10,11 +10,9 @@ import pytest
 from timesnet.dataset import Dataset
 from timesnet.predictor import Predictor, load_predictor
 from timesnet.readers import read_dataset
+from timesnet.uwave import UWAVE_TEST_FILE, UWAVE_TRAIN_FILE
 
 REPO = Path(__file__).resolve().parents[2]
-UWAVE_DIR = REPO / ".." / "shared" / "data" / "uwave"
-UWAVE_TRAIN_FILE = UWAVE_DIR / "UWaveGestureLibrary_TRAIN.ts"
-UWAVE_TEST_FILE = UWAVE_DIR / "UWaveGestureLibrary_TEST.ts"
 SHIPPED_MODEL_DIR = REPO / "models" / "uwave"
 
 # Small enough to train in seconds on a busy 2-core machine, big enough to learn something.
@@ -45,15 +43,21 @@ def shipped_predictor() -> Predictor:
 
 
 @pytest.fixture(scope="session")
-def uwave_test_set() -> Dataset:
-    """The 320 UWave test cases (labels "1.0".."8.0", the order every UWave model uses)."""
-    return read_dataset(UWAVE_TEST_FILE, 315)
+def uwave_test_file(uwave_dir: Path) -> Path:
+    """UWaveGestureLibrary_TEST.ts."""
+    return uwave_dir / UWAVE_TEST_FILE
 
 
 @pytest.fixture(scope="session")
-def subset_ts_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def uwave_test_set(uwave_test_file: Path) -> Dataset:
+    """The 320 UWave test cases (labels "1.0".."8.0", the order every UWave model uses)."""
+    return read_dataset(uwave_test_file, 315)
+
+
+@pytest.fixture(scope="session")
+def subset_ts_file(uwave_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A .ts file with the header of UWave TRAIN and its first 5 cases of each class."""
-    lines = UWAVE_TRAIN_FILE.read_text().splitlines()
+    lines = (uwave_dir / UWAVE_TRAIN_FILE).read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip().lower() == "@data") + 1
     kept: list[str] = []
     per_class: dict[str, int] = {}

@@ -18,10 +18,10 @@ from timesnet.normalization import Normalization
 from timesnet.predictor import Predictor, load_predictor
 from timesnet.tcn import TCN, TCNConfig
 from timesnet.train import predict_logits
+from timesnet.uwave import UWAVE_TEST_FILE, UWAVE_TRAIN_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_TCN_DIR = REPO / "models" / "uwave-tcn"
-UWAVE_DIR = REPO / ".." / "shared" / "data" / "uwave"
 TOLERANCE = 1e-5
 ACCURACY_TARGET = 0.90  # issue 10: TCN test accuracy with validation from train only
 
@@ -301,9 +301,9 @@ def test_bad_tcn_dilations_flag_is_one_line_exit_2(
 # ----------------------------------------------------------------------------- shipped TCN
 
 
-def test_shipped_tcn_manifest_records_its_training_command_and_data() -> None:
+def test_shipped_tcn_manifest_records_its_training_command_and_data(uwave_dir: Path) -> None:
     manifest = load_manifest(SHIPPED_TCN_DIR)
-    train_file = UWAVE_DIR / "UWaveGestureLibrary_TRAIN.ts"
+    train_file = uwave_dir / UWAVE_TRAIN_FILE
     assert manifest.name == "uwave-tcn" and manifest.architecture == "tcn"
     assert manifest.training["command"].startswith(
         "sensorstream train --data ../shared/data/uwave/UWaveGestureLibrary_TRAIN.ts "
@@ -313,7 +313,7 @@ def test_shipped_tcn_manifest_records_its_training_command_and_data() -> None:
     assert manifest.training["data_sha256"] == hashlib.sha256(train_file.read_bytes()).hexdigest()
     assert (
         manifest.test_metrics["data_sha256"]
-        == hashlib.sha256((UWAVE_DIR / "UWaveGestureLibrary_TEST.ts").read_bytes()).hexdigest()
+        == hashlib.sha256((uwave_dir / UWAVE_TEST_FILE).read_bytes()).hexdigest()
     )
     size = sum(path.stat().st_size for path in SHIPPED_TCN_DIR.rglob("*") if path.is_file())
     assert size < 5 * 1024 * 1024
