@@ -1,4 +1,4 @@
-"""Model fixtures: the UWave files, the shipped model and its predictor, a tiny trained model."""
+"""Model fixtures: the UWave files, the shipped models, tiny models trained once per session."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from timesnet.uwave import UWAVE_TEST_FILE, UWAVE_TRAIN_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_MODEL_DIR = REPO / "models" / "uwave"
+SHIPPED_TCN_DIR = REPO / "models" / "uwave-tcn"
 
 # Small enough to train in seconds on a busy 2-core machine, big enough to learn something.
 TINY_TRAIN_FLAGS = [
@@ -29,6 +30,24 @@ TINY_TRAIN_FLAGS = [
     "2",
     "--top-k",
     "2",
+    "--val-fraction",
+    "0.25",
+    "--seed",
+    "3",
+]
+# The TCN's own settings; stem, last-step head and causal padding are the non-default paths.
+TINY_TCN_FLAGS = [
+    "--arch",
+    "tcn",
+    "--epochs",
+    "3",
+    "--tcn-channels",
+    "8",
+    "--tcn-downsample",
+    "3",
+    "--tcn-head",
+    "last",
+    "--tcn-causal",
     "--val-fraction",
     "0.25",
     "--seed",
@@ -87,7 +106,28 @@ def train_tiny(subset_ts_file: Path) -> Callable[[Path, list[str]], int]:
 def tiny_model_dir(
     tmp_path_factory: pytest.TempPathFactory, train_tiny: Callable[[Path, list[str]], int]
 ) -> Path:
-    """A tiny model trained once per session by the real `train` command."""
+    """A tiny model trained once per session by the real `train` command (a cross-fit ensemble)."""
     out_dir = tmp_path_factory.mktemp("tiny") / "model"
     assert train_tiny(out_dir, []) == 0
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_timesnet_dir(
+    tmp_path_factory: pytest.TempPathFactory, train_tiny: Callable[[Path, list[str]], int]
+) -> Path:
+    """A tiny single TimesNet (`train --no-cross-fit`), trained once per session."""
+    out_dir = tmp_path_factory.mktemp("tiny-timesnet") / "model"
+    assert train_tiny(out_dir, ["--no-cross-fit"]) == 0
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_tcn_dir(subset_ts_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny TCN trained once per session by the real `train --arch tcn` on 40 UWave cases."""
+    from stream.cli import main
+
+    out_dir = tmp_path_factory.mktemp("tiny-tcn") / "model"
+    argv = ["train", "--data", str(subset_ts_file), "--out", str(out_dir)]
+    assert main(argv + TINY_TCN_FLAGS) == 0
     return out_dir
