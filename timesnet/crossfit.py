@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,7 +30,14 @@ from timesnet.errors import ModelError
 from timesnet.manifest import ModelManifest
 from timesnet.network import TimesNetConfig, dominant_frequencies
 from timesnet.normalization import Normalization
-from timesnet.train import EpochCallback, TrainingConfig, evaluate_network, train_network
+from timesnet.train import (
+    EpochCallback,
+    EpochRecord,
+    TrainingConfig,
+    evaluate_network,
+    train_network,
+    training_labels,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +86,7 @@ def fit_ensemble_model_dir(
     on_epoch: EpochCallback | None = None,
 ) -> ModelManifest:
     """Train one member per fold (seed + i), score each on its held-out fold, export them as one."""
-    if dataset.y is None:
-        raise ModelError("training needs class labels; the data file has none")
+    y = training_labels(dataset)  # [N]
     started = time.perf_counter()
     report = on_epoch or (lambda record, total, phase: None)
     normalization = Normalization.fit(dataset.x)
@@ -91,7 +98,7 @@ def fit_ensemble_model_dir(
         dominant_frequencies(x, top_k),
         **network_options,
     )
-    folds = stratified_folds(dataset.y, folds_for(val_fraction), training.seed)
+    folds = stratified_folds(y, folds_for(val_fraction), training.seed)
     ensemble = EnsembleNet(config, len(folds))
     members = []
     for i, held_out in enumerate(folds):
@@ -101,11 +108,11 @@ def fit_ensemble_model_dir(
             config,
             replace(training, seed=seed),
             x[trained],
-            dataset.y[trained],
+            y[trained],
             None,
-            lambda record, i=i: report(record, training.epochs, f"member {i + 1}/{len(folds)}"),
+            _progress(report, training.epochs, f"member {i + 1}/{len(folds)}"),
         )
-        accuracy, loss = evaluate_network(result.network, x[held_out], dataset.y[held_out])
+        accuracy, loss = evaluate_network(result.network, x[held_out], y[held_out])
         logger.info(
             "member=%d seed=%d held_out=%d accuracy=%.4f loss=%.4f",
             i,
@@ -151,6 +158,11 @@ def fit_ensemble_model_dir(
         },
         training=info,
     )
+
+
+def _progress(report: EpochCallback, epochs: int, phase: str) -> Callable[[EpochRecord], None]:
+    """One member's per-epoch callback: `report` with the planned epochs and the member's name."""
+    return lambda record: report(record, epochs, phase)
 
 
 def _training_info(

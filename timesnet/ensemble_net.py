@@ -52,8 +52,9 @@ class EnsembleNet(nn.Layer):
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         """x [B, L, C] -> log mean member probabilities [B, K]."""
-        total = F.softmax(self.members[0](x), axis=-1)
-        for member in self.members[1:]:
+        first, *rest = self.members  # [1:] works, but Paddle types LayerList indices as int
+        total = F.softmax(first(x), axis=-1)
+        for member in rest:
             total = total + F.softmax(member(x), axis=-1)
         mean = total / len(self.members)  # [B, K]
         return paddle.log(paddle.clip(mean, min=PROBABILITY_FLOOR))

@@ -10,6 +10,7 @@ import logging
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +32,7 @@ from timesnet.tcn import TCN, TCNConfig
 logger = logging.getLogger(__name__)
 
 # The manifest's `architecture` names one of these: (network class, its config class).
-ARCHITECTURES: dict[str, tuple[type, type]] = {
+ARCHITECTURES: dict[str, tuple[type[TimesNet | TCN], type[TimesNetConfig | TCNConfig]]] = {
     "timesnet": (TimesNet, TimesNetConfig),
     "tcn": (TCN, TCNConfig),
 }
@@ -40,9 +41,10 @@ assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES  # the manifest checks names w
 
 def build_network(config: TimesNetConfig | TCNConfig) -> TimesNet | TCN:
     """A fresh network of the architecture whose config class `config` is."""
-    for network_class, config_class in ARCHITECTURES.values():
-        if isinstance(config, config_class):
-            return network_class(config)
+    if isinstance(config, TimesNetConfig):
+        return TimesNet(config)
+    if isinstance(config, TCNConfig):
+        return TCN(config)
     raise ModelError(f"no network for config type {type(config).__name__}")
 
 
@@ -109,8 +111,12 @@ def save_weights(arrays: dict[str, npt.NDArray], path: str | Path) -> None:
     for name, array in arrays.items():
         if array.dtype.hasobject:
             raise ModelError(f"weight {name} has dtype object, which only a pickle can store")
+    if "allow_pickle" in arrays:
+        raise ModelError("a weight named allow_pickle would be taken for np.savez's own flag")
+    # every name is an array now (np.savez's flag is excluded above): what its stub cannot say
+    named: dict[str, Any] = dict(arrays)
     with open(path, "wb") as handle:  # a handle: np.savez would append ".npz" to a bare name
-        np.savez(handle, **arrays)
+        np.savez(handle, **named)
 
 
 def load_weights(path: str | Path) -> dict[str, npt.NDArray]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from timesnet.ensemble_net import load_ensemble_network
+from timesnet.ensemble_net import EnsembleNet, load_ensemble_network
 from timesnet.errors import ModelError
 from timesnet.export import ARCHITECTURES, build_network, load_weights, set_weights
 from timesnet.manifest import NETWORK_FILE, load_manifest
@@ -17,7 +17,7 @@ from timesnet.network import TimesNet
 from timesnet.tcn import TCN
 
 
-def load_network(model_dir: str | Path) -> TimesNet | TCN:
+def load_network(model_dir: str | Path) -> TimesNet | TCN | EnsembleNet:
     """The dynamic-graph network of a model directory, in eval mode (checks the manifest)."""
     manifest = load_manifest(model_dir)
     if "ensemble" in manifest.hyperparameters:  # K members averaged in one graph
