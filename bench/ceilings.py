@@ -12,6 +12,7 @@ from kafka.structs import TopicPartition
 from stream.config.schema import KafkaConfig
 from stream.kafka.clients import make_consumer
 from stream.kafka.columnar_fetch import use_columnar_fetch
+from timesnet.batch_predictor import BatchPredictor
 
 
 @dataclass(frozen=True)
@@ -82,20 +83,23 @@ class PredictorPoint:
 
 
 def predictor_sweep(
-    predictor: object, series: npt.NDArray[np.float32], batch_sizes: list[int], budget_s: float
+    predictor: BatchPredictor,
+    series: npt.NDArray[np.float32],
+    batch_sizes: list[int],
+    budget_s: float,
 ) -> list[PredictorPoint]:
     """windows/s of `predict_batch` at each batch size, about `budget_s` of calls each."""
-    length = predictor.manifest.window_length  # type: ignore[attr-defined]
+    length = predictor.manifest.window_length
     windows = series[: len(series) // length * length].reshape(-1, length, series.shape[1])
     points: list[PredictorPoint] = []
     for batch in batch_sizes:
         x = np.ascontiguousarray(np.resize(windows, (batch, length, series.shape[1])))  # [B, L, C]
-        predictor.predict_batch(x)  # type: ignore[attr-defined]  # oneDNN picks kernels per shape
+        predictor.predict_batch(x)  # oneDNN picks kernels per shape
         times: list[float] = []
         spent = 0.0
         while spent < budget_s or len(times) < 3:
             started = time.perf_counter()
-            predictor.predict_batch(x)  # type: ignore[attr-defined]
+            predictor.predict_batch(x)
             times.append(time.perf_counter() - started)
             spent += times[-1]
         median_s = float(np.median(times))

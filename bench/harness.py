@@ -24,7 +24,6 @@ import orjson
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
-UWAVE_TEST = REPO.parent / "shared" / "data" / "uwave" / "UWaveGestureLibrary_TEST.ts"
 FALLBACK_MODEL = Path("/tmp/h4/m1")  # same shapes as the shipped model, until it exists
 BOOTSTRAP_ENV = "SENSORSTREAM_BOOTSTRAP"
 INTERVAL_MS = 10  # 100 Hz sensors
@@ -41,11 +40,18 @@ def model_dir() -> Path:
     raise FileNotFoundError(f"no model at {shipped} (nor {FALLBACK_MODEL}); train or export one")
 
 
+def uwave_test_file() -> Path:
+    """UWaveGestureLibrary_TEST.ts in the folder timesnet.uwave.find_uwave finds."""
+    from timesnet.uwave import UWAVE_TEST_FILE, find_uwave
+
+    return find_uwave() / UWAVE_TEST_FILE
+
+
 def uwave_series() -> npt.NDArray[np.float64]:
     """All UWave test cases end to end, at 4 decimals as a sensor sends them: [320 * 315, 3]."""
-    from timesnet.data import read_ts
+    from timesnet.ts_format import read_ts
 
-    data = read_ts(UWAVE_TEST)
+    data = read_ts(uwave_test_file())
     x = np.asarray(data.x, dtype=np.float32)  # [N, L, C]
     return np.round(x.reshape(-1, x.shape[2]).astype(np.float64), 4)
 

@@ -90,10 +90,10 @@ def throughput(
 
 def compare(model_dirs: dict[str, Path], quick: bool, threads: int) -> dict[str, Any]:
     """Every figure of the comparison, as one JSON-ready dict."""
-    from timesnet.data import read_dataset
     from timesnet.predictor import load_predictor
+    from timesnet.readers import read_dataset
 
-    test = read_dataset(harness.UWAVE_TEST, 315)
+    test = read_dataset(harness.uwave_test_file(), 315)
     predictors = {name: load_predictor(path, threads=threads) for name, path in model_dirs.items()}
     batch_sizes = QUICK_BATCHES if quick else FULL_BATCHES
     rates = throughput(

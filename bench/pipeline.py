@@ -17,6 +17,7 @@ from stream.config.model_checks import check_against_model
 from stream.config.schema import Config
 from stream.core.worker import Worker
 from stream.kafka.topics import ensure_topics
+from timesnet.batch_predictor import BatchPredictor
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,9 @@ def expected_windows(samples_per_device: int, devices: int, length: int, hop: in
 class TimedWorker(Worker):
     """The worker, noting when its first records arrived and when the target was reached."""
 
-    def __init__(self, config: Config, predictor: object, samples: int, windows: int) -> None:
+    def __init__(
+        self, config: Config, predictor: BatchPredictor, samples: int, windows: int
+    ) -> None:
         super().__init__(config, predictor)
         self.target_samples = samples
         self.target_windows = windows
@@ -109,9 +112,11 @@ class PipelineRun:
         return self.windows / self.batches if self.batches else 0.0
 
 
-def start_worker(config: Config, predictor: object, samples: int, windows: int) -> TimedWorker:
+def start_worker(
+    config: Config, predictor: BatchPredictor, samples: int, windows: int
+) -> TimedWorker:
     """A TimedWorker with its topics ensured, running on its own thread (`worker.thread`)."""
-    manifest = predictor.manifest  # type: ignore[attr-defined]
+    manifest = predictor.manifest
     check_against_model(config, manifest.window_length, manifest.channels)
     ensure_topics(config.kafka)
     worker = TimedWorker(config, predictor, samples, windows)
@@ -162,7 +167,7 @@ def with_group(config: Config, group_id: str) -> Config:
 
 
 def run_worker(
-    config: Config, predictor: object, samples: int, windows: int, timeout_s: float = 300.0
+    config: Config, predictor: BatchPredictor, samples: int, windows: int, timeout_s: float = 300.0
 ) -> PipelineRun:
     """Run a worker until it decoded `samples` and emitted `windows`, and time it."""
     worker = start_worker(config, predictor, samples, windows)

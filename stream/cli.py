@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, dispatch, and turn a SensorstreamError into one line on stderr."""
     from stream.errors import SensorstreamError
+    from timesnet.paddle_warnings import hide_ccache_warning
 
+    hide_ccache_warning()  # Paddle's import would print it above every one-line error
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.log_level.upper() != "DEBUG":

@@ -13,7 +13,6 @@ from prometheus_client import CollectorRegistry
 from stream.config.model_checks import check_against_model, check_rules_against_labels
 from stream.config.schema import Config
 from stream.core.checkpoint import Checkpoint
-from stream.core.inference import BatchPredictor
 from stream.core.worker import Worker
 from stream.errors import SensorstreamError
 from stream.http.classify import EndpointLimits, attach_classify_endpoint
@@ -21,6 +20,7 @@ from stream.http.server import HttpServer, ServerLimits, read_token
 from stream.http.status_page import add_status_routes
 from stream.kafka.security import check_connection
 from stream.kafka.topics import ensure_topics
+from timesnet.batch_predictor import BatchPredictor
 
 log = logging.getLogger(__name__)
 

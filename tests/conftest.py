@@ -1,4 +1,4 @@
-"""Shared fixtures: one real Kafka broker per test session, a fresh topic per test."""
+"""Shared fixtures: the UWave data, one real Kafka broker per session, a fresh topic per test."""
 
 from __future__ import annotations
 
@@ -6,14 +6,22 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from stream.kafka.local_broker import LocalKafka
 from stream.kafka.local_broker_lookup import free_port
 from tests import kafka_helpers
+from timesnet.uwave import find_uwave
 
 BOOTSTRAP_ENV = "SENSORSTREAM_BOOTSTRAP"
+
+
+@pytest.fixture(scope="session")
+def uwave_dir() -> Path:
+    """The folder with the UWave .ts files: $SENSORSTREAM_DATA, else ../shared/data/uwave."""
+    return find_uwave()
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,7 @@ resolved on first use so that importing a submodule does not load the API's read
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Any
-
-# Paddle's import checks for ccache (a compiler cache for building custom C++ ops,
-# which this package never does) and warns on every start; that line would precede
-# every one-line error the CLI prints.
-warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
 
 if TYPE_CHECKING:
     from timesnet.api import ClassificationResult, Model, load_model, save_results_csv

@@ -3,7 +3,7 @@
 ``predict`` accepts a raw window ``[L, C]``, a batch ``[B, L, C]``, a path to a
 ``.ts`` or PaddleX ``.csv`` file, or a list mixing these. Files go through the same
 reader and the same pad/crop rule as ``sensorstream predict`` (see
-:mod:`timesnet.data`), and every window goes through the same predictor, so the
+:mod:`timesnet.dataset`), and every window goes through the same predictor, so the
 numbers are the CLI's. Arrays must already have the model's length and channels.
 """
 
@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 import numpy.typing as npt
 
-from timesnet.data import read_dataset
 from timesnet.errors import ModelError
+from timesnet.readers import read_dataset
 
 if TYPE_CHECKING:
+    from timesnet.batch_predictor import BatchPredictor
     from timesnet.manifest import ModelManifest
-    from timesnet.predictor import Predictor
 
 ARRAY_SOURCE = "<array>"
 
@@ -132,9 +132,9 @@ def save_results_csv(results: Sequence[ClassificationResult], path: str | Path) 
 
 
 class Model:
-    """A loaded model directory: `predict` on arrays, files, or lists of them."""
+    """A loaded model directory: `predict` on arrays, files, or lists of them; `close` when done."""
 
-    def __init__(self, predictor: Predictor, batch_size: int = 64) -> None:
+    def __init__(self, predictor: BatchPredictor, batch_size: int = 64) -> None:
         if batch_size < 1:
             raise ModelError(f"batch_size must be >= 1, got {batch_size}")
         self.predictor = predictor
@@ -149,6 +149,10 @@ class Model:
     def labels(self) -> tuple[str, ...]:
         """Class names in class_id order."""
         return self.manifest.labels
+
+    def close(self) -> None:
+        """Release the predictor; later predict calls raise ModelError. Closing twice is fine."""
+        self.predictor.close()
 
     def predict(self, x: ModelInput, batch_size: int | None = None) -> list[ClassificationResult]:
         """Classify every window of `x` (array [L, C] / [B, L, C], file path, or a list)."""

@@ -38,7 +38,7 @@ def augment_batch(
     batch, length, channels = x.shape
     out = np.array(x, dtype=np.float32, copy=True)
     if config.max_shift > 0:
-        shifts = rng.integers(-config.max_shift, config.max_shift + 1, size=batch)
+        shifts = rng.integers(-config.max_shift, config.max_shift + 1, size=(batch,))
         out = np.stack([_shift(window, int(s)) for window, s in zip(out, shifts, strict=True)])
     if config.scale_std > 0:
         out *= rng.normal(1.0, config.scale_std, size=(batch, 1, channels)).astype(np.float32)

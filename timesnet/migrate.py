@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from timesnet.errors import ModelError
-from timesnet.export import save_weights
 from timesnet.manifest import (
     LEGACY_NETWORK_FILE,
     MANIFEST_FILE,
@@ -26,11 +25,15 @@ from timesnet.manifest import (
     model_version,
     write_manifest,
 )
+from timesnet.paddle_warnings import hide_ccache_warning
 
 
 def migrate(model_dir: str | Path) -> ModelManifest:
     """Rewrite `model_dir`'s pickled weights as .npz and its manifest with sha256 checksums."""
+    # imported here, not at the top, so that main() hides Paddle's import warning first
     import paddle
+
+    from timesnet.export import save_weights
 
     directory = Path(model_dir)
     legacy = directory / LEGACY_NETWORK_FILE
@@ -65,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         help="required: the old network.pdparams is a pickle and runs on load",
     )
     args = parser.parse_args(argv)
+    hide_ccache_warning()  # stderr carries one line per error
     if not args.trust_pickle:
         parser.error("pass --trust-pickle if you trust these directories' origin")
     for model_dir in args.model_dirs:

@@ -96,8 +96,9 @@ class InceptionBlock(nn.Layer):
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         """x [B, Cin, H, W] -> [B, Cout, H, W]."""
-        total = self.branches[0](x)
-        for branch in self.branches[1:]:
+        first, *rest = self.branches  # [1:] works, but Paddle types LayerList indices as int
+        total = first(x)
+        for branch in rest:
             total = total + branch(x)
         return total / self.num_kernels
 
@@ -189,9 +190,12 @@ class TimesNet(nn.Layer):
 
 
 class ProbabilityHead(nn.Layer):
-    """Wraps a TimesNet so the exported graph returns probabilities [B, K] instead of logits."""
+    """Wraps a classifier (TimesNet, TCN, ensemble) so the exported graph returns probabilities.
 
-    def __init__(self, network: TimesNet) -> None:
+    The wrapped network maps x [B, L, C] to logits [B, K] (or log-probabilities).
+    """
+
+    def __init__(self, network: nn.Layer) -> None:
         super().__init__()
         self.network = network
 

@@ -21,7 +21,9 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -31,17 +33,30 @@ from timesnet.manifest import GRAPH_FILE, PARAMS_FILE, ModelManifest, load_manif
 from timesnet.normalization import Normalization
 from timesnet.paddle_import import import_paddle
 
+if TYPE_CHECKING:
+    from paddle import inference
+
 logger = logging.getLogger(__name__)
 
 DELETED_ONEDNN_PASSES = ("operator_reshape_onednn_fuse_pass",)
 GPU_MEMORY_POOL_MB = 256
 
 
+@dataclass(frozen=True)
+class _Runtime:
+    """The Paddle Inference predictor and its input and output handles, dropped together."""
+
+    predictor: inference.Predictor
+    input: inference.Tensor
+    output: inference.Tensor
+
+
 class Predictor:
     """Probabilities for raw windows; one call at a time (a lock serializes concurrent calls).
 
-    Each window's result is independent of its batch-mates (periods are fixed in the
-    graph; tests/timesnet proves it to 1e-5 for batches of 1, 7, 64 and 320).
+    A `timesnet.batch_predictor.BatchPredictor`. Each window's result is independent of
+    its batch-mates (periods are fixed in the graph; tests/timesnet proves it to 1e-5
+    for batches of 1, 7, 64 and 320).
 
     GIL: Paddle Inference 3.x's Python binding of ``run()`` keeps the GIL on CPU and
     CUDA builds (it releases it only for Ascend). Measured here: a pure-Python loop in
@@ -51,12 +66,14 @@ class Predictor:
     process or keep batches short.
     """
 
-    def __init__(self, manifest: ModelManifest, paddle_predictor: object) -> None:
+    def __init__(self, manifest: ModelManifest, paddle_predictor: inference.Predictor) -> None:
         self.manifest = manifest
         self._normalization = Normalization.from_dict(manifest.normalization)
-        self._predictor = paddle_predictor
-        self._input = paddle_predictor.get_input_handle(paddle_predictor.get_input_names()[0])
-        self._output = paddle_predictor.get_output_handle(paddle_predictor.get_output_names()[0])
+        self._runtime: _Runtime | None = _Runtime(
+            paddle_predictor,
+            paddle_predictor.get_input_handle(paddle_predictor.get_input_names()[0]),
+            paddle_predictor.get_output_handle(paddle_predictor.get_output_names()[0]),
+        )
         self._lock = threading.Lock()
 
     @property
@@ -66,20 +83,46 @@ class Predictor:
 
     def predict_batch(self, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """Raw windows x [B, L, C] -> probabilities float32 [B, K] (normalization applied here)."""
+        self._open_runtime()  # a closed predictor says so before judging the input
         windows = self._check(x)
         if windows.shape[0] == 0:
             return np.zeros((0, self.num_classes), dtype=np.float32)
         normalized = np.ascontiguousarray(self._normalization.apply(windows), dtype=np.float32)
         with self._lock:
-            self._input.reshape(list(normalized.shape))
-            self._input.copy_from_cpu(normalized)
-            self._predictor.run()
-            probabilities = self._output.copy_to_cpu()  # [B, K]
+            runtime = self._open_runtime()  # again under the lock: close may have run meanwhile
+            runtime.input.reshape(list(normalized.shape))
+            runtime.input.copy_from_cpu(normalized)
+            runtime.predictor.run()
+            probabilities = runtime.output.copy_to_cpu()  # [B, K]
         return np.asarray(probabilities, dtype=np.float32)
 
     def predict_one(self, window: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """One raw window [L, C] -> probabilities [K]."""
         return self.predict_batch(np.asarray(window)[None])[0]
+
+    def close(self) -> None:
+        """Release the Paddle predictor (its graph, weights and buffers); idempotent.
+
+        Waits for a prediction in progress. Afterwards every predict call raises ModelError.
+        """
+        with self._lock:
+            if self._runtime is not None:
+                logger.info(
+                    "predictor closed model=%s version=%s",
+                    self.manifest.name,
+                    self.manifest.version,
+                )
+            self._runtime = None  # the last references: Paddle frees the predictor with them
+
+    def _open_runtime(self) -> _Runtime:
+        """The runtime, or a ModelError saying the predictor was closed."""
+        runtime = self._runtime
+        if runtime is None:
+            raise ModelError(
+                f"the predictor of model {self.manifest.name} version {self.manifest.version} "
+                "was closed; load the model again (load_predictor) to predict"
+            )
+        return runtime
 
     def _check(self, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """x as float32 [B, L, C], or a ModelError naming the expected shape."""
@@ -145,7 +188,7 @@ def _native_stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _configure_device(config: object, device: str, threads: int) -> None:
+def _configure_device(config: inference.Config, device: str, threads: int) -> None:
     """Point an inference.Config at the CPU (oneDNN) or a GPU; ModelError on a bad name."""
     if threads < 1:
         raise ModelError(f"threads must be >= 1, got {threads}")

@@ -18,13 +18,13 @@ import paddle
 import paddle.nn.functional as F
 
 from timesnet.augment import AugmentConfig, augment_batch, mixup
-from timesnet.data import Dataset, split_train_validation
+from timesnet.dataset import Dataset, split_train_validation
 from timesnet.errors import ModelError
 from timesnet.export import build_network, export_model
 from timesnet.manifest import ModelManifest
 from timesnet.network import TimesNet, TimesNetConfig, dominant_frequencies
 from timesnet.normalization import Normalization
-from timesnet.tcn import TCNConfig
+from timesnet.tcn import TCN, TCNConfig
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class EpochRecord:
 class TrainingResult:
     """The trained network (best validation epoch restored) and the per-epoch history."""
 
-    network: TimesNet
+    network: TimesNet | TCN
     history: list[EpochRecord]
     best_epoch: int
     best_val_accuracy: float | None
@@ -101,15 +101,9 @@ def train_network(
     paddle.seed(training.seed)
     rng = np.random.default_rng(training.seed)
     network = build_network(config)
-    schedule = training.learning_rate
-    if training.cosine_schedule:
-        schedule = paddle.optimizer.lr.CosineAnnealingDecay(
-            training.learning_rate,
-            T_max=training.epochs,
-            eta_min=training.learning_rate * training.min_lr_ratio,
-        )
+    schedule = _cosine_schedule(training) if training.cosine_schedule else None
     optimizer = paddle.optimizer.AdamW(
-        learning_rate=schedule,
+        learning_rate=training.learning_rate if schedule is None else schedule,
         parameters=network.parameters(),
         weight_decay=training.weight_decay,
         grad_clip=paddle.nn.ClipGradByGlobalNorm(training.grad_clip_norm),
@@ -120,16 +114,17 @@ def train_network(
     for epoch in range(1, (stop_epoch or training.epochs) + 1):
         started = time.perf_counter()
         loss = _train_epoch(network, optimizer, x_train, y_train, training, rng)
-        if training.cosine_schedule:
+        if schedule is not None:
             schedule.step()
-        val_accuracy = val_loss = None
+        val_accuracy: float | None = None
+        val_loss: float | None = None
         if validation is not None:
             val_accuracy, val_loss = evaluate_network(network, *validation)
         record = EpochRecord(epoch, loss, val_accuracy, val_loss, time.perf_counter() - started)
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
-        if validation is None:
+        if val_accuracy is None or val_loss is None:  # no validation split
             continue
         score = (val_accuracy, -val_loss)
         if best is None or score > best:
@@ -138,7 +133,9 @@ def train_network(
             logger.info("early stop epoch=%d best_epoch=%d", epoch, best_epoch)
             break
     if best_state is not None:
-        network.set_state_dict(best_state)
+        # Paddle's stub types state dicts as Tensors; set_value takes numpy arrays as well,
+        # and converting here would renumber the exported graph's tensor names (its version).
+        network.set_state_dict(best_state)  # type: ignore[arg-type]
     network.eval()
     return TrainingResult(
         network,
@@ -149,8 +146,17 @@ def train_network(
     )
 
 
+def _cosine_schedule(training: TrainingConfig) -> paddle.optimizer.lr.CosineAnnealingDecay:
+    """Learning rate annealed to min_lr_ratio * learning_rate over `training.epochs`."""
+    return paddle.optimizer.lr.CosineAnnealingDecay(
+        training.learning_rate,
+        T_max=training.epochs,
+        eta_min=training.learning_rate * training.min_lr_ratio,
+    )
+
+
 def _train_epoch(
-    network: TimesNet,
+    network: TimesNet | TCN,
     optimizer: paddle.optimizer.Optimizer,
     x: npt.NDArray[np.float32],
     y: npt.NDArray[np.int64],
@@ -191,9 +197,12 @@ def soft_cross_entropy(logits: paddle.Tensor, targets: paddle.Tensor) -> paddle.
 
 
 def predict_logits(
-    network: TimesNet, x: npt.NDArray[np.float32], batch_size: int = 64
+    network: paddle.nn.Layer, x: npt.NDArray[np.float32], batch_size: int = 64
 ) -> npt.NDArray[np.float32]:
-    """Eval-mode logits [N, K] of normalized windows x [N, L, C] in the dynamic graph."""
+    """Eval-mode logits [N, K] of normalized windows x [N, L, C] in the dynamic graph.
+
+    `network` is any classifier here: TimesNet, TCN or an ensemble (log-probabilities).
+    """
     network.eval()
     outputs = []
     with paddle.no_grad():
@@ -203,7 +212,7 @@ def predict_logits(
 
 
 def evaluate_network(
-    network: TimesNet, x: npt.NDArray[np.float32], y: npt.NDArray[np.int64]
+    network: paddle.nn.Layer, x: npt.NDArray[np.float32], y: npt.NDArray[np.int64]
 ) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) of the network on x [N, L, C] / y [N]."""
     logits = predict_logits(network, x)
@@ -213,7 +222,7 @@ def evaluate_network(
     return float((logits.argmax(axis=1) == y).mean()), loss
 
 
-def _snapshot(network: TimesNet) -> dict[str, npt.NDArray]:
+def _snapshot(network: paddle.nn.Layer) -> dict[str, npt.NDArray]:
     """A detached copy of the network's parameters, to restore the best epoch later."""
     return {name: value.numpy().copy() for name, value in network.state_dict().items()}
 
@@ -243,8 +252,7 @@ def fit_model_dir(
     count (same seed), and its normalization and periods are refitted on all of them; the
     validation figures in the manifest are those of the selection run.
     """
-    if dataset.y is None:
-        raise ModelError("training needs class labels; the data file has none")
+    training_labels(dataset)  # refuse an unlabelled file before any work
     started = time.perf_counter()
     report = on_epoch or (lambda record, total, phase: None)
     selection = None
@@ -304,15 +312,24 @@ def _fit_part(
     normalization = Normalization.fit(train_part.x)
     x = normalization.apply(train_part.x)  # [N, L, C]
     shape = (train_part.window_length, train_part.n_channels, len(train_part.labels))
+    config: TimesNetConfig | TCNConfig
     if architecture == "tcn":
         config = TCNConfig(*shape, **network_options)
     else:
         config = TimesNetConfig(*shape, dominant_frequencies(x, top_k), **network_options)
     validation = None
     if validation_part is not None:
-        validation = (normalization.apply(validation_part.x), validation_part.y)
-    result = train_network(config, training, x, train_part.y, validation, on_epoch, stop_epoch)
+        validation = (normalization.apply(validation_part.x), training_labels(validation_part))
+    y = training_labels(train_part)
+    result = train_network(config, training, x, y, validation, on_epoch, stop_epoch)
     return result, normalization
+
+
+def training_labels(dataset: Dataset) -> npt.NDArray[np.int64]:
+    """The class ids y [N] of a training set; ModelError when its file has no labels."""
+    if dataset.y is None:
+        raise ModelError("training needs class labels; the data file has none")
+    return dataset.y
 
 
 def _training_info(
@@ -345,10 +362,15 @@ def _training_info(
                 {
                     "epoch": r.epoch,
                     "loss": round(r.loss, 5),
-                    "val_accuracy": round(r.val_accuracy, 5),
-                    "val_loss": round(r.val_loss, 5),
+                    "val_accuracy": _rounded(r.val_accuracy),
+                    "val_loss": _rounded(r.val_loss),
                 }
                 for r in selection.history
             ],
         }
     return info
+
+
+def _rounded(value: float | None) -> float | None:
+    """A validation figure rounded for the manifest (None where an epoch had no validation)."""
+    return None if value is None else round(value, 5)

@@ -7,6 +7,8 @@ the ring with at most two slice assignments.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from windows.arena import NO_OFFSET, CompactArena
@@ -15,7 +17,7 @@ from windows.fastpath import WindowColumns
 
 def append_single_run(
     arena: CompactArena, slot: int, ts: np.ndarray, rows: np.ndarray, source: int, offset: int
-) -> WindowColumns | tuple | None | bool:
+) -> WindowColumns | tuple | None | Literal[False]:
     """One clean run of a known device with scalar bookkeeping (ts [n], rows void [n]).
 
     Returns False when the run is not clean (the general path takes it), else the

@@ -7,7 +7,9 @@ windows of the round copied out with one gather. No Python runs per sample.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -175,7 +177,7 @@ def _extend_need(
 
 def append_device_run(
     arena: DeviceArena, slot: int, ts: np.ndarray, values: np.ndarray, source: int, offset: int
-) -> WindowColumns | tuple | None | bool:
+) -> WindowColumns | tuple | None | Literal[False]:
     """One device's chunk with scalar bookkeeping; False when it needs the general path.
 
     Takes in-order samples that share one offset, for a device that already has
@@ -232,7 +234,7 @@ def _chunk_windows(
     cfg = arena.config
     cap, length, hop = arena.cap, cfg.length, cfg.hop
     ts_row, off_row = arena.ts[slot], arena.offsets[slot]
-    starts = range(ns0, count1 - length + 1, hop)
+    starts: Sequence[int] = range(ns0, count1 - length + 1, hop)
     if cfg.reorder_ms:
         wait_ms = cfg.reorder_ms
         starts = [s for s in starts if int(ts_row[(s + length - 1) % cap]) + wait_ms <= newest]

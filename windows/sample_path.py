@@ -27,8 +27,13 @@ class SamplePath:
         self.arena = arena
         self.counters = counters
 
-    def apply(self, slots, ts, vals, src, off):
-        """Append a call's samples: (window parts, rejected, device slots, last positions)."""
+    def apply(
+        self, slots: np.ndarray, ts: np.ndarray, vals: np.ndarray, src: np.ndarray, off: np.ndarray
+    ) -> tuple[list[WindowColumns], list[tuple[int, str]], np.ndarray, np.ndarray]:
+        """Append a call's samples: (window parts, rejected, device slots, last positions).
+
+        slots [N] int64, ts [N] int64, vals [N, C] float32, src [N] int32, off [N] int64.
+        """
         n = len(slots)
         if n > 1 and (slots[1:] != slots[:-1]).any():
             order = np.argsort(slots, kind="stable")
@@ -102,8 +107,19 @@ class SamplePath:
         return slow_from
 
     def _slow_runs(
-        self, slots, ts, vals, src, off, order, starts, run_lengths, slow_from, parts, rejected
-    ):
+        self,
+        slots: np.ndarray,
+        ts: np.ndarray,
+        vals: np.ndarray,
+        src: np.ndarray,
+        off: np.ndarray,
+        order: np.ndarray,
+        starts: np.ndarray,
+        run_lengths: np.ndarray,
+        slow_from: np.ndarray,
+        parts: list[WindowColumns],
+        rejected: list[tuple[int, str]],
+    ) -> None:
         """Apply the rules one sample at a time to the runs (or run tails) the fast path left."""
         sink: list[EmittedWindow] = []
         for r in np.flatnonzero(slow_from < run_lengths).tolist():

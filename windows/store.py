@@ -67,11 +67,15 @@ class WindowStore:
 
     def __init__(self, config: WindowConfig) -> None:
         self.config = config
-        self._arena: CompactArena | DeviceArena = (
-            CompactArena(config) if config.compact else DeviceArena(config)
-        )
         self._counters: Counter[str] = Counter()
-        self._samples = None if config.compact else SamplePath(config, self._arena, self._counters)
+        # the layout is fixed here: the compact paths assert CompactArena, the others DeviceArena
+        self._arena: CompactArena | DeviceArena
+        self._samples: SamplePath | None = None  # the per-sample layout's rules
+        if config.compact:
+            self._arena = CompactArena(config)
+        else:
+            self._arena = DeviceArena(config)
+            self._samples = SamplePath(config, self._arena, self._counters)
         self._out: list[WindowBatch | list[tuple]] = []  # batches, or rows of single windows
         self._seq = 0
         self._rejected: list[tuple[int, str]] = []
@@ -190,18 +194,12 @@ class WindowStore:
             return
         self._seq += 1
         arena = self._arena
+        assert isinstance(arena, DeviceArena)
         slot = arena.slot_of.get(device_id)
         if slot is not None:
             columns = append_device_run(arena, slot, ts, vals, source, offset)
             if columns is not False:
-                if isinstance(columns, tuple):
-                    self._counters["windows"] += 1
-                    if not self._out or not isinstance(self._out[-1], list):
-                        self._out.append([])
-                    self._out[-1].append((device_id, *columns))
-                elif columns is not None:
-                    self._counters["windows"] += len(columns.slots)
-                    self._collect([columns], ordered=True)
+                self._queue_scalar(device_id, columns)
                 arena.touch[slot] = self._seq << 32 | (n - 1)
                 arena.last_seen_ms[slot] = ts[-1] if now_ms is None else now_ms
                 return
@@ -303,6 +301,7 @@ class WindowStore:
     def _append_compact(self, slots, lengths, first, src, off, ts, vals, now_ms) -> None:
         """Clean devices through the vectorized runs, the rest through CompactTimeline."""
         arena = self._arena
+        assert isinstance(arena, CompactArena)
         rows = np.ascontiguousarray(vals).view(np.dtype((np.void, 4 * vals.shape[1]))).ravel()
         if len(slots) == 1 and self._single_run(
             int(slots[0]), ts, rows, int(src[0]), int(off[0]), now_ms
@@ -329,29 +328,23 @@ class WindowStore:
     def _single_run(self, slot: int, ts, rows, source: int, offset: int, now_ms) -> bool:
         """One run of a known device through the scalar path; False if it is not clean."""
         arena = self._arena
+        assert isinstance(arena, CompactArena)
         columns = append_single_run(arena, slot, ts, rows, source, offset)
         if columns is False:
             return False
-        if isinstance(columns, tuple):
-            self._counters["windows"] += 1
-            if not self._out or not isinstance(self._out[-1], list):
-                self._out.append([])
-            self._out[-1].append((arena.names[slot], *columns))
-        elif columns is not None:
-            self._counters["windows"] += len(columns.slots)
-            self._collect([columns], ordered=True)
+        self._queue_scalar(arena.names[slot], columns)
         arena.touch[slot] = self._seq << 32 | (len(ts) - 1)
         arena.last_seen_ms[slot] = ts[-1] if now_ms is None else now_ms
         return True
 
     def _compact_slow(self, runs: Runs, ts, vals) -> list[WindowColumns]:
         """Dirty devices of a call, one sample at a time, each device's runs in arrival order."""
+        arena = self._arena
+        assert isinstance(arena, CompactArena)
         sink: list[EmittedWindow] = []
         starts = runs.device_starts
         for a, b in zip(starts.tolist(), (runs.device_ends + 1).tolist(), strict=True):
-            timeline = CompactTimeline(
-                self.config, self._arena, int(runs.slots[a]), self._counters, sink
-            )
+            timeline = CompactTimeline(self.config, arena, int(runs.slots[a]), self._counters, sink)
             for r in range(a, b):
                 lo = int(runs.first[r])
                 hi = lo + int(runs.lengths[r])
@@ -402,12 +395,26 @@ class WindowStore:
 
     def _apply(self, slots, ts, vals, src, off, now_ms) -> None:
         """The per-sample layout: see windows.sample_path."""
+        assert self._samples is not None
         parts, rejected, dev, last = self._samples.apply(slots, ts, vals, src, off)
         self._rejected.extend(rejected)
         self._collect(parts)
         arena = self._arena
         arena.touch[dev] = (self._seq << 32) | last
         arena.last_seen_ms[dev] = arena.newest_ts[dev] if now_ms is None else now_ms
+
+    def _queue_scalar(self, name: str | None, columns: WindowColumns | tuple | None) -> None:
+        """Queue what a scalar path readied: one window as a row of `name`, several as columns."""
+        if isinstance(columns, tuple):
+            self._counters["windows"] += 1
+            rows = self._out[-1] if self._out else None
+            if not isinstance(rows, list):  # single windows share a row list until a batch
+                rows = []
+                self._out.append(rows)
+            rows.append((name, *columns))
+        elif columns is not None:
+            self._counters["windows"] += len(columns.slots)
+            self._collect([columns], ordered=True)
 
     def _collect(self, parts: list[WindowColumns], ordered: bool = False) -> None:
         """Order the call's windows by the arrival of the sample that readied them; queue them."""
@@ -460,7 +467,9 @@ def _increasing(positions: np.ndarray) -> bool:
     return len(positions) < 2 or bool((positions[1:] > positions[:-1]).all())
 
 
-def _runs_of_samples(slots, src, off):
+def _runs_of_samples(
+    slots: np.ndarray, src: np.ndarray, off: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Maximal stretches of one device, source and offset: (slots, lengths, first, src, off)."""
     n = len(slots)
     change = (slots[1:] != slots[:-1]) | (src[1:] != src[:-1]) | (off[1:] != off[:-1])

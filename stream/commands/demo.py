@@ -57,7 +57,8 @@ def demo(args: argparse.Namespace) -> int:
     """Run the whole demo and print its summary; exit 0 when every window got an event."""
     from stream.config.loading import load_config
     from stream.jobs.demo import DeviceStreams, find_uwave
-    from timesnet.data import read_ts
+    from timesnet.ts_format import read_ts
+    from timesnet.uwave import UWAVE_TEST_FILE
 
     data = find_uwave(args.data)
     bootstrap, broker = _broker(args)
@@ -77,7 +78,7 @@ def demo(args: argparse.Namespace) -> int:
     ]
     config_path = args.config or _default_config()
     config = load_config(config_path, overrides)
-    test = read_ts(data / "UWaveGestureLibrary_TEST.ts")
+    test = read_ts(data / UWAVE_TEST_FILE)
     if test.y is None:
         raise SensorstreamError(f"{data}: the demo needs the labelled UWave test file")
     streams = DeviceStreams(test.x, args.devices, start_ms=int(time.time() * 1000))

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from stream.core.inference import BatchPredictor
+    from timesnet.batch_predictor import BatchPredictor
     from timesnet.train import EpochRecord
 
 # A dilation past any window length only pads; this keeps the TCN's padding arithmetic small.
@@ -208,8 +208,8 @@ def command_line(args: argparse.Namespace) -> str:
 def _train(args: argparse.Namespace) -> int:
     """Handler of `sensorstream train`."""
     from timesnet.augment import AugmentConfig
-    from timesnet.data import read_dataset
-    from timesnet.ensemble import fit_ensemble_model_dir
+    from timesnet.crossfit import fit_ensemble_model_dir
+    from timesnet.readers import read_dataset
     from timesnet.train import TrainingConfig, fit_model_dir
 
     augment = AugmentConfig(mixup_alpha=args.mixup_alpha)
@@ -292,9 +292,9 @@ def _print_epoch(record: EpochRecord, total: int, phase: str) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     """Handler of `sensorstream evaluate`."""
-    from timesnet.data import read_dataset
     from timesnet.manifest import write_manifest
     from timesnet.predictor import load_predictor
+    from timesnet.readers import read_dataset
     from timesnet.report import evaluate_predictions, save_confusion_png
 
     with _model_errors():
@@ -348,8 +348,8 @@ def _predict_all(
 
 def _predict(args: argparse.Namespace) -> int:
     """Handler of `sensorstream predict`."""
-    from timesnet.data import read_dataset
     from timesnet.predictor import load_predictor
+    from timesnet.readers import read_dataset
 
     with _model_errors():
         predictor = load_predictor(args.model, args.device, args.threads)

@@ -17,11 +17,11 @@ from stream.commands.run import add_config_arguments
 
 if TYPE_CHECKING:
     from stream.config.schema import Config
-    from stream.core.inference import BatchPredictor
     from stream.core.worker import Worker
     from stream.jobs.replay.job import ReplayJob
     from stream.jobs.replay.ranges import ResolvedRange
     from stream.jobs.replay.run import ReplayResult
+    from timesnet.batch_predictor import BatchPredictor
     from timesnet.manifest import ModelManifest
 
 

@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -27,22 +26,9 @@ import numpy.typing as npt
 from stream.core.columns import WindowRows
 from stream.core.side_requests import SideRequest, SideRequestFailed, answer
 from stream.errors import SensorstreamError
-from timesnet.manifest import ModelManifest
+from timesnet.batch_predictor import BatchPredictor
 
 log = logging.getLogger(__name__)
-
-
-class BatchPredictor(Protocol):
-    """What the worker needs of a model: raw windows in, probabilities out."""
-
-    @property
-    def manifest(self) -> ModelManifest:
-        """The model's name, version, labels, window length and channels."""
-        ...
-
-    def predict_batch(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """[B, L, C] raw windows -> [B, K] probabilities."""
-        ...
 
 
 @dataclass(frozen=True)

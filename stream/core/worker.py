@@ -31,7 +31,7 @@ from stream.core.checkpoint import Checkpoint, GroupCheckpoint
 from stream.core.columns import WindowRows
 from stream.core.event_output import EventOutput
 from stream.core.housekeeping import Housekeeping
-from stream.core.inference import BatchPredictor, Classified, InferenceThread
+from stream.core.inference import Classified, InferenceThread
 from stream.core.metrics import WorkerMetrics
 from stream.core.offsets import OffsetTracker
 from stream.core.recovery import ResumeFilter, latest_anchor_per_device
@@ -45,6 +45,7 @@ from stream.decode.types import SampleBatch
 from stream.kafka.client_errors import is_outage
 from stream.kafka.clients import LatchingProducer, ProducerFailed, transactional_producer
 from stream.kafka.record_columns import RecordColumns
+from timesnet.batch_predictor import BatchPredictor
 
 log = logging.getLogger(__name__)
 

@@ -179,8 +179,8 @@ class ClassifyEndpoint:
 
     def _windows(self, text: str, raw: bytes) -> _Windows:
         """Parse and check the CSV: the model's channel count and exact window length."""
-        from timesnet.data import read_paddlex_csv
         from timesnet.errors import DataFormatError
+        from timesnet.paddlex_csv import read_paddlex_csv
 
         try:
             data = read_paddlex_csv(raw)

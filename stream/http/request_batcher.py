@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from stream.core.inference import BatchPredictor
+from timesnet.batch_predictor import BatchPredictor
 
 log = logging.getLogger(__name__)
 

@@ -10,56 +10,47 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import urllib.request
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
 from stream.errors import SensorstreamError
+from timesnet import uwave
+from timesnet.errors import ModelError
+
+if TYPE_CHECKING:
+    from kafka import KafkaProducer
 
 log = logging.getLogger(__name__)
 
-UWAVE_FILES = ("UWaveGestureLibrary_TRAIN.ts", "UWaveGestureLibrary_TEST.ts")
 UWAVE_ARCHIVE_URL = "https://www.timeseriesclassification.com/aeon-toolkit/UWaveGestureLibrary.zip"
 INTERVAL_MS = 10  # nominal 100 Hz
 
 
-def cache_data_dir() -> Path:
-    """Where the demo keeps data it downloaded."""
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sensorstream" / "data"
-
-
 def find_uwave(explicit: str | None = None, download: bool = True) -> Path:
-    """The folder holding the UWave `.ts` files: --data, $SENSORSTREAM_DATA,
-    ../shared/data/uwave, the cache, or a download into the cache."""
-    candidates: list[Path] = []
-    if explicit:
-        candidates.append(Path(explicit))
-    elif os.environ.get("SENSORSTREAM_DATA"):
-        candidates.append(Path(os.environ["SENSORSTREAM_DATA"]))
-    else:
-        repo = Path(__file__).resolve().parents[2]
-        candidates += [Path.cwd() / "../shared/data/uwave", repo / "../shared/data/uwave"]
-        candidates.append(cache_data_dir() / "uwave")
-    for folder in candidates:
-        if all((folder / name).is_file() for name in UWAVE_FILES):
-            return folder.resolve()
-    if explicit or os.environ.get("SENSORSTREAM_DATA"):
-        raise SensorstreamError(
-            f"{candidates[0]}: expected {' and '.join(UWAVE_FILES)} in that folder"
-        )
-    target = cache_data_dir() / "uwave"
+    """The folder holding the UWave `.ts` files (timesnet.uwave.find_uwave: --data,
+    $SENSORSTREAM_DATA, ../shared/data/uwave, the cache), else a download into the cache."""
+    try:
+        return uwave.find_uwave(explicit)
+    except ModelError as exc:
+        if explicit or os.environ.get(uwave.DATA_ENV):
+            raise SensorstreamError(str(exc)) from exc
+    target = uwave.cache_data_dir() / "uwave"
     if download and _download_uwave(target):
         return target
     raise SensorstreamError(
-        f"no UWave data found and it could not be downloaded: get {' and '.join(UWAVE_FILES)} "
-        f"(UEA archive, UWaveGestureLibrary) and put them in {target}, or pass --data DIR"
+        f"no UWave data found and it could not be downloaded: get "
+        f"{' and '.join(uwave.UWAVE_FILES)} (UEA archive, UWaveGestureLibrary) and put them "
+        f"in {target}, or pass --data DIR"
     )
 
 
@@ -76,9 +67,9 @@ def _download_uwave(target: Path) -> bool:
     with zipfile.ZipFile(archive) as zipped:
         for member in zipped.namelist():
             name = Path(member).name
-            if name in UWAVE_FILES:
+            if name in uwave.UWAVE_FILES:
                 (target / name).write_bytes(zipped.read(member))
-    return all((target / name).is_file() for name in UWAVE_FILES)
+    return uwave.holds_uwave(target)
 
 
 @dataclass(frozen=True)
@@ -182,22 +173,22 @@ class Scoreboard:
 
 
 def produce_streams(
-    producer: object, topic: str, streams: DeviceStreams, speed: float, stop: object
+    producer: KafkaProducer, topic: str, streams: DeviceStreams, speed: float, stop: threading.Event
 ) -> int:
     """Send every step of `streams` to `topic`, paced at `speed`; returns samples sent."""
     step_s = streams.step_duration_s(speed)
     next_at = time.monotonic()
     sent = 0
     for step in streams.steps():
-        if getattr(stop, "is_set", lambda: False)():
+        if stop.is_set():
             break
         for key, value, samples in step:
-            producer.send(topic, key=key, value=value)  # type: ignore[attr-defined]
+            producer.send(topic, key=key, value=value)
             sent += samples
         if step_s:
             next_at += step_s
             delay = next_at - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-    producer.flush()  # type: ignore[attr-defined]
+    producer.flush()
     return sent

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.integration.workers import REPO, SHIPPED_MODEL, UWAVE
+from tests.integration.workers import REPO, SHIPPED_MODEL
+from timesnet.uwave import UWAVE_TEST_FILE
 
 
 @pytest.fixture(scope="session")
@@ -22,15 +23,15 @@ def shipped_predictor() -> object:
 
 
 @pytest.fixture(scope="session")
-def uwave_test() -> object:
+def uwave_test(uwave_dir: Path) -> object:
     """The UWave test split."""
-    from timesnet.data import read_ts
+    from timesnet.ts_format import read_ts
 
-    return read_ts(UWAVE / "UWaveGestureLibrary_TEST.ts")
+    return read_ts(uwave_dir / UWAVE_TEST_FILE)
 
 
 @pytest.fixture(scope="session")
-def cli_predictions(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
+def cli_predictions(uwave_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
     """`sensorstream predict` on the UWave test split: probabilities [320, K] by case index."""
     out = tmp_path_factory.mktemp("predict") / "preds.jsonl"
     subprocess.run(
@@ -42,7 +43,7 @@ def cli_predictions(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
             "--model",
             str(SHIPPED_MODEL),
             "--data",
-            str(UWAVE / "UWaveGestureLibrary_TEST.ts"),
+            str(uwave_dir / UWAVE_TEST_FILE),
             "--out",
             str(out),
         ],

@@ -26,7 +26,6 @@ from stream.jobs.demo import DeviceStreams, produce_streams
 from stream.service import build_worker, start_http
 
 REPO = Path(__file__).resolve().parents[2]
-UWAVE = REPO.parent / "shared" / "data" / "uwave"
 SHIPPED_MODEL = Path(os.environ.get("SENSORSTREAM_TEST_MODEL", REPO / "models" / "uwave"))
 
 

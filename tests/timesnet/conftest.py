@@ -1,4 +1,4 @@
-"""Model fixtures: the UWave files, the shipped model and its predictor, a tiny trained model."""
+"""Model fixtures: the UWave files, the shipped models, tiny models trained once per session."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from timesnet.data import Dataset, read_dataset
+from timesnet.dataset import Dataset
 from timesnet.predictor import Predictor, load_predictor
+from timesnet.readers import read_dataset
+from timesnet.uwave import UWAVE_TEST_FILE, UWAVE_TRAIN_FILE
 
 REPO = Path(__file__).resolve().parents[2]
-UWAVE_DIR = REPO / ".." / "shared" / "data" / "uwave"
-UWAVE_TRAIN_FILE = UWAVE_DIR / "UWaveGestureLibrary_TRAIN.ts"
-UWAVE_TEST_FILE = UWAVE_DIR / "UWaveGestureLibrary_TEST.ts"
 SHIPPED_MODEL_DIR = REPO / "models" / "uwave"
+SHIPPED_TCN_DIR = REPO / "models" / "uwave-tcn"
 
 # Small enough to train in seconds on a busy 2-core machine, big enough to learn something.
 TINY_TRAIN_FLAGS = [
@@ -35,6 +35,24 @@ TINY_TRAIN_FLAGS = [
     "--seed",
     "3",
 ]
+# The TCN's own settings; stem, last-step head and causal padding are the non-default paths.
+TINY_TCN_FLAGS = [
+    "--arch",
+    "tcn",
+    "--epochs",
+    "3",
+    "--tcn-channels",
+    "8",
+    "--tcn-downsample",
+    "3",
+    "--tcn-head",
+    "last",
+    "--tcn-causal",
+    "--val-fraction",
+    "0.25",
+    "--seed",
+    "3",
+]
 
 
 @pytest.fixture(scope="session")
@@ -44,15 +62,21 @@ def shipped_predictor() -> Predictor:
 
 
 @pytest.fixture(scope="session")
-def uwave_test_set() -> Dataset:
-    """The 320 UWave test cases (labels "1.0".."8.0", the order every UWave model uses)."""
-    return read_dataset(UWAVE_TEST_FILE, 315)
+def uwave_test_file(uwave_dir: Path) -> Path:
+    """UWaveGestureLibrary_TEST.ts."""
+    return uwave_dir / UWAVE_TEST_FILE
 
 
 @pytest.fixture(scope="session")
-def subset_ts_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def uwave_test_set(uwave_test_file: Path) -> Dataset:
+    """The 320 UWave test cases (labels "1.0".."8.0", the order every UWave model uses)."""
+    return read_dataset(uwave_test_file, 315)
+
+
+@pytest.fixture(scope="session")
+def subset_ts_file(uwave_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A .ts file with the header of UWave TRAIN and its first 5 cases of each class."""
-    lines = UWAVE_TRAIN_FILE.read_text().splitlines()
+    lines = (uwave_dir / UWAVE_TRAIN_FILE).read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip().lower() == "@data") + 1
     kept: list[str] = []
     per_class: dict[str, int] = {}
@@ -82,7 +106,28 @@ def train_tiny(subset_ts_file: Path) -> Callable[[Path, list[str]], int]:
 def tiny_model_dir(
     tmp_path_factory: pytest.TempPathFactory, train_tiny: Callable[[Path, list[str]], int]
 ) -> Path:
-    """A tiny model trained once per session by the real `train` command."""
+    """A tiny model trained once per session by the real `train` command (a cross-fit ensemble)."""
     out_dir = tmp_path_factory.mktemp("tiny") / "model"
     assert train_tiny(out_dir, []) == 0
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_timesnet_dir(
+    tmp_path_factory: pytest.TempPathFactory, train_tiny: Callable[[Path, list[str]], int]
+) -> Path:
+    """A tiny single TimesNet (`train --no-cross-fit`), trained once per session."""
+    out_dir = tmp_path_factory.mktemp("tiny-timesnet") / "model"
+    assert train_tiny(out_dir, ["--no-cross-fit"]) == 0
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_tcn_dir(subset_ts_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny TCN trained once per session by the real `train --arch tcn` on 40 UWave cases."""
+    from stream.cli import main
+
+    out_dir = tmp_path_factory.mktemp("tiny-tcn") / "model"
+    argv = ["train", "--data", str(subset_ts_file), "--out", str(out_dir)]
+    assert main(argv + TINY_TCN_FLAGS) == 0
     return out_dir

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.timesnet.conftest import SHIPPED_MODEL_DIR, UWAVE_TEST_FILE
+from tests.timesnet.conftest import SHIPPED_MODEL_DIR
 from timesnet import ClassificationResult, Model, load_model, save_results_csv
-from timesnet.data import Dataset
+from timesnet.dataset import Dataset
 from timesnet.errors import ModelError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ def model() -> Model:
 
 
 @pytest.fixture(scope="module")
-def cli_predictions(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+def cli_predictions(uwave_test_file: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     """`sensorstream predict` JSON lines for the UWave test file, from a separate process."""
     out = tmp_path_factory.mktemp("cli") / "predictions.jsonl"
     subprocess.run(
@@ -48,7 +48,7 @@ def cli_predictions(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
             "--model",
             str(MODEL_DIR),
             "--data",
-            str(UWAVE_TEST_FILE),
+            str(uwave_test_file),
             "--out",
             str(out),
         ],
@@ -72,12 +72,12 @@ def assert_same_as_cli(results: list[ClassificationResult], expected: list[dict]
 
 
 def test_predict_on_the_ts_file_equals_the_cli_predict_command(
-    model: Model, cli_predictions: list[dict]
+    model: Model, cli_predictions: list[dict], uwave_test_file: Path
 ) -> None:
-    results = model.predict(UWAVE_TEST_FILE)
+    results = model.predict(uwave_test_file)
     assert_same_as_cli(results, cli_predictions)
     assert [r.index for r in results] == [line["index"] for line in cli_predictions]
-    assert {r.source for r in results} == {str(UWAVE_TEST_FILE)}
+    assert {r.source for r in results} == {str(uwave_test_file)}
     assert [r.case for r in results] == list(range(320))
 
 
@@ -147,6 +147,16 @@ def test_inputs_that_are_neither_arrays_nor_paths_are_refused(model: Model, bad:
 def test_a_missing_file_is_refused_with_its_name(model: Model, tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="nope.ts"):
         model.predict(tmp_path / "nope.ts")
+
+
+def test_close_releases_the_predictor_and_later_predictions_say_so() -> None:
+    model = load_model(MODEL_DIR, device="cpu")  # its own: the module's model stays open
+    window = np.zeros((315, 3), dtype=np.float32)
+    assert len(model.predict(window)) == 1
+    model.close()
+    with pytest.raises(ModelError, match="was closed; load the model again"):
+        model.predict(window)
+    model.close()  # closing twice is fine
 
 
 def test_save_to_json_writes_every_field(

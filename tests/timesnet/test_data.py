@@ -10,19 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from timesnet.data import (
-    Dataset,
-    fit_length,
-    read_dataset,
-    read_paddlex_csv,
-    read_ts,
-    split_train_validation,
-)
+from timesnet.dataset import Dataset, fit_length, split_train_validation
 from timesnet.errors import DataFormatError, ModelError
+from timesnet.paddlex_csv import read_paddlex_csv
+from timesnet.readers import read_dataset
+from timesnet.ts_format import read_ts
+from timesnet.uwave import UWAVE_TEST_FILE, UWAVE_TRAIN_FILE
 
-UWAVE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "uwave"
-TRAIN = UWAVE / "UWaveGestureLibrary_TRAIN.ts"
-TEST = UWAVE / "UWaveGestureLibrary_TEST.ts"
 TRAIN_SHA256 = "e1d656037ceb880fe3d4ef7f83f2ee38459897ebaaada93527a17a86823bc92d"
 TEST_SHA256 = "734b30171297cc4c209485020466d83dabd2b7ecf76edc10957354f2557d0964"
 UWAVE_LABELS = tuple(f"{k}.0" for k in range(1, 9))
@@ -63,8 +57,13 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def uwave_train() -> Dataset:
-    return read_ts(TRAIN)
+def train_file(uwave_dir: Path) -> Path:
+    return uwave_dir / UWAVE_TRAIN_FILE
+
+
+@pytest.fixture(scope="module")
+def uwave_train(train_file: Path) -> Dataset:
+    return read_ts(train_file)
 
 
 def test_uwave_train_has_120_cases_of_315_by_3_with_15_per_class(uwave_train: Dataset) -> None:
@@ -78,8 +77,8 @@ def test_uwave_train_has_120_cases_of_315_by_3_with_15_per_class(uwave_train: Da
     assert (uwave_train.window_length, uwave_train.n_channels, len(uwave_train)) == (315, 3, 120)
 
 
-def test_uwave_first_case_matches_the_file_text(uwave_train: Dataset) -> None:
-    first_line = TRAIN.read_text().split("@data\n", 1)[1].split("\n", 1)[0]
+def test_uwave_first_case_matches_the_file_text(uwave_train: Dataset, train_file: Path) -> None:
+    first_line = train_file.read_text().split("@data\n", 1)[1].split("\n", 1)[0]
     channels = first_line.split(":")
     expected = np.array([c.split(",") for c in channels[:3]], dtype=np.float32).T  # [L, C]
     np.testing.assert_array_equal(uwave_train.x[0], expected)
@@ -87,21 +86,24 @@ def test_uwave_first_case_matches_the_file_text(uwave_train: Dataset) -> None:
 
 
 def test_uwave_test_file_reads_in_well_under_a_second_with_train_label_ids(
-    uwave_train: Dataset,
+    uwave_train: Dataset, uwave_dir: Path
 ) -> None:
+    test_file = uwave_dir / UWAVE_TEST_FILE
     start = time.perf_counter()
-    test = read_ts(TEST, labels=uwave_train.labels)
+    test = read_ts(test_file, labels=uwave_train.labels)
     elapsed_s = time.perf_counter() - start
     assert test.x.shape == (320, 315, 3)
     assert test.labels == UWAVE_LABELS
     assert np.bincount(test.y, minlength=8).tolist() == [40] * 8
-    assert test.source_sha256 == TEST_SHA256 == hashlib.sha256(TEST.read_bytes()).hexdigest()
+    assert test.source_sha256 == TEST_SHA256 == hashlib.sha256(test_file.read_bytes()).hexdigest()
     # ~0.16 s measured; the bound leaves room for a busy shared 2-core machine.
     assert elapsed_s < 1.0
 
 
-def test_read_dataset_dispatches_on_suffix_and_rejects_others(tmp_path: Path) -> None:
-    assert read_dataset(TRAIN, length=100).x.shape == (120, 100, 3)
+def test_read_dataset_dispatches_on_suffix_and_rejects_others(
+    train_file: Path, tmp_path: Path
+) -> None:
+    assert read_dataset(train_file, length=100).x.shape == (120, 100, 3)
     with pytest.raises(DataFormatError, match=r"\.ts or \.csv"):
         read_dataset(write(tmp_path, "cases.txt", "x"))
 

@@ -9,11 +9,12 @@ import paddle
 import paddle.nn.functional as F
 import pytest
 
-from timesnet.ensemble import EnsembleNet, folds_for, stratified_folds
+from timesnet.crossfit import folds_for, stratified_folds
+from timesnet.ensemble_net import EnsembleNet
 from timesnet.errors import ModelError
-from timesnet.export import load_network
 from timesnet.manifest import load_manifest
 from timesnet.network import TimesNetConfig
+from timesnet.network_loader import load_network
 from timesnet.train import predict_logits
 
 SMALL = TimesNetConfig(40, 3, 4, (1, 2), d_model=8, d_ff=8, e_layers=1, num_kernels=2)

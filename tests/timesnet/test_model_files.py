@@ -14,7 +14,6 @@ import pytest
 
 from stream.cli import main
 from timesnet.errors import ModelError
-from timesnet.export import load_network
 from timesnet.manifest import (
     LEGACY_NETWORK_FILE,
     MANIFEST_FILE,
@@ -25,6 +24,7 @@ from timesnet.manifest import (
     model_version,
 )
 from timesnet.migrate import migrate
+from timesnet.network_loader import load_network
 from timesnet.predictor import load_predictor
 
 MODELS = Path(__file__).resolve().parents[2] / "models"

@@ -1,49 +1,85 @@
-"""The predictor contract, run on the shipped model and on a freshly trained tiny one.
+"""The predictor contract, held by every model the project ships or trains (STYLE 16).
 
-Shapes, probabilities, determinism, batch invariance over the 320 UWave test windows,
-the exported graph against the dynamic graph, and the errors a caller can trigger.
+Models: the shipped TimesNet ensemble (models/uwave) and TCN (models/uwave-tcn), and a
+tiny cross-fit ensemble, a tiny single TimesNet and a tiny TCN, each trained once per
+session by the real `train` command. For each: shapes, probabilities, determinism,
+batch invariance over the 320 UWave test windows, the exported graph against the
+dynamic graph, an export round trip, close(), and the errors a caller can trigger.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import paddle
 import pytest
 
-from timesnet.data import Dataset
+from tests.timesnet.conftest import SHIPPED_MODEL_DIR, SHIPPED_TCN_DIR
+from timesnet.batch_predictor import BatchPredictor
+from timesnet.dataset import Dataset
+from timesnet.ensemble_net import EnsembleNet, export_ensemble
 from timesnet.errors import ModelError
-from timesnet.export import load_network
-from timesnet.manifest import MANIFEST_FILE, PARAMS_FILE, load_manifest
+from timesnet.export import export_model
+from timesnet.manifest import MANIFEST_FILE, PARAMS_FILE, ModelManifest, load_manifest
+from timesnet.network import TimesNet
+from timesnet.network_loader import load_network
 from timesnet.normalization import Normalization
 from timesnet.predictor import Predictor, load_predictor
+from timesnet.tcn import TCN
 from timesnet.train import predict_logits
 
 TOLERANCE = 1e-5
-SHIPPED_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "uwave"
+# parameter id -> (a model directory, or the session fixture that trains one; its network)
+MODELS: dict[str, tuple[Path | str, type]] = {
+    "shipped-ensemble": (SHIPPED_MODEL_DIR, EnsembleNet),
+    "shipped-tcn": (SHIPPED_TCN_DIR, TCN),
+    "tiny-ensemble": ("tiny_model_dir", EnsembleNet),
+    "tiny-timesnet": ("tiny_timesnet_dir", TimesNet),
+    "tiny-tcn": ("tiny_tcn_dir", TCN),
+}
 
 
-@pytest.fixture(scope="module", params=["shipped", "tiny"])
+@pytest.fixture(scope="module", params=sorted(MODELS))
 def model_dir(request: pytest.FixtureRequest) -> Path:
     """Each model the contract runs against."""
-    if request.param == "shipped":
-        return SHIPPED_MODEL_DIR
-    return request.getfixturevalue("tiny_model_dir")
+    source = MODELS[request.param][0]
+    return source if isinstance(source, Path) else request.getfixturevalue(source)
 
 
 @pytest.fixture(scope="module")
-def predictor(model_dir: Path, request: pytest.FixtureRequest) -> Predictor:
-    """The predictor of `model_dir` (the session's shipped predictor is reused)."""
+def predictor(model_dir: Path, request: pytest.FixtureRequest) -> Iterator[Predictor]:
+    """The predictor of `model_dir` (the session's shipped predictor is reused, not closed)."""
     if model_dir == SHIPPED_MODEL_DIR:
-        return request.getfixturevalue("shipped_predictor")
-    return load_predictor(model_dir)
+        yield request.getfixturevalue("shipped_predictor")
+        return
+    predictor = load_predictor(model_dir)
+    yield predictor
+    predictor.close()
+
+
+@pytest.fixture(scope="module")
+def network(model_dir: Path) -> paddle.nn.Layer:
+    """The dynamic-graph network the model was exported from, rebuilt from its directory."""
+    return load_network(model_dir)
 
 
 @pytest.fixture(scope="module")
 def one_at_a_time(predictor: Predictor, uwave_test_set: Dataset) -> np.ndarray:
-    """Probabilities [320, K] of the UWave test windows, each predicted alone."""
+    """Probabilities [320, K] of the UWave test windows, each predicted alone (batches of 1)."""
     return np.concatenate([predictor.predict_batch(window[None]) for window in uwave_test_set.x])
+
+
+def test_each_model_is_the_network_its_parameter_names(
+    network: paddle.nn.Layer, request: pytest.FixtureRequest
+) -> None:
+    assert type(network) is MODELS[request.node.callspec.params["model_dir"]][1]
+
+
+def test_the_predictor_is_a_batch_predictor(predictor: Predictor) -> None:
+    assert isinstance(predictor, BatchPredictor)
 
 
 def test_output_is_float32_batch_by_classes(
@@ -67,6 +103,7 @@ def test_same_input_gives_identical_output(predictor: Predictor, uwave_test_set:
 def test_batches_give_the_same_answer_as_one_window_at_a_time(
     predictor: Predictor, uwave_test_set: Dataset, one_at_a_time: np.ndarray, batch_size: int
 ) -> None:
+    """predict(batch)[i] == predict(batch[i:i+1]) within 1e-5; `one_at_a_time` is batch 1."""
     x = uwave_test_set.x
     batched = np.concatenate(
         [predictor.predict_batch(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
@@ -76,13 +113,68 @@ def test_batches_give_the_same_answer_as_one_window_at_a_time(
 
 
 def test_exported_graph_matches_dynamic_graph_on_raw_windows(
-    model_dir: Path, predictor: Predictor, uwave_test_set: Dataset
+    predictor: Predictor, network: paddle.nn.Layer, uwave_test_set: Dataset
 ) -> None:
+    noise = np.random.default_rng(1).normal(size=(33, 315, 3)).astype(np.float32)
+    x = np.concatenate([uwave_test_set.x, noise])  # and windows unlike any gesture
     normalization = Normalization.from_dict(predictor.manifest.normalization)
-    logits = predict_logits(load_network(model_dir), normalization.apply(uwave_test_set.x))
+    logits = predict_logits(network, normalization.apply(x))
     expected = np.exp(logits - logits.max(axis=1, keepdims=True))
     expected /= expected.sum(axis=1, keepdims=True)
-    assert np.abs(predictor.predict_batch(uwave_test_set.x) - expected).max() <= TOLERANCE
+    assert np.abs(predictor.predict_batch(x) - expected).max() <= TOLERANCE
+
+
+def _export_again(network: paddle.nn.Layer, manifest: ModelManifest, out: Path) -> ModelManifest:
+    """Export a loaded network with its manifest's settings, as training would have."""
+    common = {
+        "name": manifest.name,
+        "labels": manifest.labels,
+        "normalization": manifest.normalization,
+        "training": manifest.training,
+    }
+    if isinstance(network, EnsembleNet):
+        return export_ensemble(network, out, hyperparameters=manifest.hyperparameters, **common)
+    return export_model(
+        network, out, training_config=manifest.hyperparameters["training"], **common
+    )
+
+
+def test_export_round_trip_gives_the_same_network_and_probabilities(
+    predictor: Predictor, network: paddle.nn.Layer, uwave_test_set: Dataset, tmp_path: Path
+) -> None:
+    exported = _export_again(network, predictor.manifest, tmp_path / "again")
+    loaded = load_manifest(tmp_path / "again")
+    assert loaded.version == exported.version
+    for field in ("architecture", "labels", "channels", "window_length", "normalization"):
+        assert getattr(loaded, field) == getattr(predictor.manifest, field), field
+    assert loaded.periods == predictor.manifest.periods
+    assert loaded.hyperparameters["network"] == predictor.manifest.hyperparameters["network"]
+    before = network.state_dict()
+    after = load_network(tmp_path / "again").state_dict()
+    assert set(after) == set(before)
+    for name, value in before.items():
+        np.testing.assert_array_equal(after[name].numpy(), value.numpy(), err_msg=name)
+    reloaded = load_predictor(tmp_path / "again")
+    try:
+        x = uwave_test_set.x[:64]
+        again = reloaded.predict_batch(x)
+    finally:
+        reloaded.close()
+    assert np.abs(again - predictor.predict_batch(x)).max() <= TOLERANCE
+
+
+def test_close_releases_the_predictor_and_later_calls_say_so(model_dir: Path) -> None:
+    predictor = load_predictor(model_dir)  # its own: the module's predictor stays open
+    x = np.zeros((2, 315, 3), dtype=np.float32)
+    assert predictor.predict_batch(x).shape == (2, len(predictor.manifest.labels))
+    predictor.close()
+    closed = rf"the predictor of model {predictor.manifest.name} version .* was closed; load"
+    for batch in (x, x[:0], x[:1]):
+        with pytest.raises(ModelError, match=closed):
+            predictor.predict_batch(batch)
+    predictor.close()  # closing twice is fine
+    with pytest.raises(ModelError, match=closed):
+        predictor.predict_one(x[0])
 
 
 def test_an_empty_batch_gives_an_empty_answer(predictor: Predictor) -> None:

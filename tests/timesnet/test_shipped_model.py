@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from stream.cli import main
-from timesnet.data import Dataset
+from timesnet.dataset import Dataset
 from timesnet.manifest import load_manifest, model_version
 from timesnet.predictor import Predictor
+from timesnet.uwave import UWAVE_TRAIN_FILE
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "uwave"
-UWAVE_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "uwave"
 # Issue 3 asks for >= 0.875 (aim 0.90). The shipped model is a 4-member cross-fitted
 # ensemble fixed in advance and checked only by out-of-fold accuracy on the training file;
 # the test file was scored once, for the record (0.8969, 287/320).
@@ -27,9 +27,9 @@ def test_shipped_model_is_under_five_megabytes() -> None:
     assert size < 5 * 1024 * 1024
 
 
-def test_manifest_records_how_the_model_was_trained() -> None:
+def test_manifest_records_how_the_model_was_trained(uwave_dir: Path) -> None:
     manifest = load_manifest(MODEL_DIR)
-    train_file = UWAVE_DIR / "UWaveGestureLibrary_TRAIN.ts"
+    train_file = uwave_dir / UWAVE_TRAIN_FILE
     assert manifest.name == "uwave" and manifest.architecture == "timesnet"
     assert manifest.version == model_version(MODEL_DIR)
     assert manifest.labels == tuple(f"{k}.0" for k in range(1, 9))
@@ -46,9 +46,9 @@ def test_manifest_records_how_the_model_was_trained() -> None:
     assert ensemble["members"] == len(ensemble["seeds"]) == 4
 
 
-def test_recorded_test_metrics_come_from_the_test_file() -> None:
+def test_recorded_test_metrics_come_from_the_test_file(uwave_test_file: Path) -> None:
     metrics = load_manifest(MODEL_DIR).test_metrics
-    test_file = UWAVE_DIR / "UWaveGestureLibrary_TEST.ts"
+    test_file = uwave_test_file
     assert metrics["data_sha256"] == hashlib.sha256(test_file.read_bytes()).hexdigest()
     assert metrics["n"] == 320
     assert metrics["accuracy"] >= ACCURACY_FLOOR
@@ -66,9 +66,8 @@ def test_shipped_model_keeps_its_accuracy_on_the_full_test_set(
 
 
 def test_evaluate_json_reports_the_shipped_accuracy(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    uwave_test_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    test_file = UWAVE_DIR / "UWaveGestureLibrary_TEST.ts"
     assert (
         main(
             [
@@ -76,7 +75,7 @@ def test_evaluate_json_reports_the_shipped_accuracy(
                 "--model",
                 str(MODEL_DIR),
                 "--data",
-                str(test_file),
+                str(uwave_test_file),
                 "--json",
                 "--report-dir",
                 str(tmp_path),

@@ -1,4 +1,7 @@
-"""The TCN classifier: config, shapes, receptive field, causality, export, serving, shipping."""
+"""The TCN classifier: config, shapes, receptive field, causality, training, the shipped TCN.
+
+Serving (probabilities, batch invariance, export) is in test_predictor_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +13,16 @@ import paddle
 import pytest
 
 from stream.cli import main
-from timesnet.data import Dataset
+from tests.timesnet.conftest import SHIPPED_TCN_DIR
+from timesnet.dataset import Dataset
 from timesnet.errors import ModelError
-from timesnet.export import load_network
 from timesnet.manifest import load_manifest, model_version
-from timesnet.normalization import Normalization
-from timesnet.predictor import Predictor, load_predictor
+from timesnet.network_loader import load_network
+from timesnet.predictor import load_predictor
 from timesnet.tcn import TCN, TCNConfig
-from timesnet.train import predict_logits
+from timesnet.uwave import UWAVE_TEST_FILE, UWAVE_TRAIN_FILE
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED_TCN_DIR = REPO / "models" / "uwave-tcn"
-UWAVE_DIR = REPO / ".." / "shared" / "data" / "uwave"
 TOLERANCE = 1e-5
 ACCURACY_TARGET = 0.90  # issue 10: TCN test accuracy with validation from train only
 
@@ -184,50 +185,6 @@ def test_eval_network_output_does_not_depend_on_batch_mates(head: str) -> None:
 # ----------------------------------------------------------------------------- trained models
 
 
-@pytest.fixture(scope="module")
-def tiny_tcn_dir(subset_ts_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny TCN trained by the real `train --arch tcn` command on 40 UWave cases."""
-    out_dir = tmp_path_factory.mktemp("tiny-tcn") / "model"
-    argv = [
-        "train",
-        "--arch",
-        "tcn",
-        "--data",
-        str(subset_ts_file),
-        "--out",
-        str(out_dir),
-        "--epochs",
-        "3",
-        "--tcn-channels",
-        "8",
-        "--tcn-downsample",
-        "3",
-        "--tcn-head",
-        "last",
-        "--tcn-causal",
-        "--val-fraction",
-        "0.25",
-        "--seed",
-        "3",
-    ]
-    assert main(argv) == 0
-    return out_dir
-
-
-@pytest.fixture(scope="module", params=["tiny", "shipped"])
-def tcn_dir(request: pytest.FixtureRequest) -> Path:
-    """Each TCN model directory the serving checks run against."""
-    if request.param == "shipped":
-        return SHIPPED_TCN_DIR
-    return request.getfixturevalue("tiny_tcn_dir")
-
-
-@pytest.fixture(scope="module")
-def tcn_predictor(tcn_dir: Path) -> Predictor:
-    """The generic predictor, loaded from a TCN model directory."""
-    return load_predictor(tcn_dir)
-
-
 def test_train_arch_tcn_writes_a_tcn_manifest_with_its_settings(
     tiny_tcn_dir: Path, subset_ts_file: Path
 ) -> None:
@@ -248,33 +205,6 @@ def test_load_network_rebuilds_a_tcn(tiny_tcn_dir: Path) -> None:
     assert network.config == TCNConfig.from_dict(
         load_manifest(tiny_tcn_dir).hyperparameters["network"]
     )
-
-
-def test_exported_tcn_matches_its_dynamic_graph_within_1e_5(
-    tcn_dir: Path, tcn_predictor: Predictor, uwave_test_set: Dataset
-) -> None:
-    normalization = Normalization.from_dict(tcn_predictor.manifest.normalization)
-    logits = predict_logits(load_network(tcn_dir), normalization.apply(uwave_test_set.x))
-    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
-    expected /= expected.sum(axis=1, keepdims=True)
-    assert np.abs(tcn_predictor.predict_batch(uwave_test_set.x) - expected).max() <= TOLERANCE
-
-
-def test_tcn_predictor_is_batch_invariant_for_1_7_64_320(
-    tcn_predictor: Predictor, uwave_test_set: Dataset
-) -> None:
-    x = uwave_test_set.x  # [320, 315, 3]
-    by_size = {
-        size: np.concatenate(
-            [tcn_predictor.predict_batch(x[i : i + size]) for i in range(0, len(x), size)]
-        )
-        for size in (1, 7, 64, 320)
-    }
-    assert by_size[1].shape == (320, 8)
-    np.testing.assert_allclose(by_size[1].sum(axis=1), 1.0, atol=TOLERANCE)
-    for size in (7, 64, 320):
-        assert np.abs(by_size[size] - by_size[1]).max() <= TOLERANCE, size
-        np.testing.assert_array_equal(by_size[size].argmax(axis=1), by_size[1].argmax(axis=1))
 
 
 def test_bad_tcn_dilations_flag_is_one_line_exit_2(
@@ -301,9 +231,9 @@ def test_bad_tcn_dilations_flag_is_one_line_exit_2(
 # ----------------------------------------------------------------------------- shipped TCN
 
 
-def test_shipped_tcn_manifest_records_its_training_command_and_data() -> None:
+def test_shipped_tcn_manifest_records_its_training_command_and_data(uwave_dir: Path) -> None:
     manifest = load_manifest(SHIPPED_TCN_DIR)
-    train_file = UWAVE_DIR / "UWaveGestureLibrary_TRAIN.ts"
+    train_file = uwave_dir / UWAVE_TRAIN_FILE
     assert manifest.name == "uwave-tcn" and manifest.architecture == "tcn"
     assert manifest.training["command"].startswith(
         "sensorstream train --data ../shared/data/uwave/UWaveGestureLibrary_TRAIN.ts "
@@ -313,7 +243,7 @@ def test_shipped_tcn_manifest_records_its_training_command_and_data() -> None:
     assert manifest.training["data_sha256"] == hashlib.sha256(train_file.read_bytes()).hexdigest()
     assert (
         manifest.test_metrics["data_sha256"]
-        == hashlib.sha256((UWAVE_DIR / "UWaveGestureLibrary_TEST.ts").read_bytes()).hexdigest()
+        == hashlib.sha256((uwave_dir / UWAVE_TEST_FILE).read_bytes()).hexdigest()
     )
     size = sum(path.stat().st_size for path in SHIPPED_TCN_DIR.rglob("*") if path.is_file())
     assert size < 5 * 1024 * 1024

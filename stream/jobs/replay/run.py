@@ -26,8 +26,8 @@ from stream.kafka.clients import client_settings, make_consumer
 
 if TYPE_CHECKING:
     from stream.config.schema import Config, KafkaConfig
-    from stream.core.inference import BatchPredictor
     from stream.core.worker import Worker
+    from timesnet.batch_predictor import BatchPredictor
 
 log = logging.getLogger(__name__)
 

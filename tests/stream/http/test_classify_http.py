@@ -24,12 +24,12 @@ from stream.cli import main
 from stream.http.classify import CLASSIFY_PATH, EndpointLimits, attach_classify_endpoint
 from stream.http.request_batcher import RequestBatcher
 from stream.http.server import HttpServer, Response
-from timesnet.data import read_dataset
 from timesnet.predictor import Predictor
+from timesnet.readers import read_dataset
+from timesnet.uwave import UWAVE_TEST_FILE
 
 REPO = Path(__file__).resolve().parents[3]
 MODEL_DIR = REPO / "models" / "uwave"
-UWAVE_TEST_FILE = REPO / ".." / "shared" / "data" / "uwave" / "UWaveGestureLibrary_TEST.ts"
 BODY_LIMIT = 256 * 1024  # one window is ~17 KB of base64; several groups fit
 FETCH_LIMIT = 128 * 1024
 TOLERANCE = 1e-6
@@ -87,13 +87,13 @@ def post(url: str, body: bytes | dict) -> tuple[int, dict]:
 
 
 @pytest.fixture(scope="module")
-def windows() -> np.ndarray:
+def windows(uwave_dir: Path) -> np.ndarray:
     """The UWave test windows [320, 315, 3]."""
-    return read_dataset(UWAVE_TEST_FILE, 315).x
+    return read_dataset(uwave_dir / UWAVE_TEST_FILE, 315).x
 
 
 @pytest.fixture(scope="module")
-def cli_lines(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+def cli_lines(uwave_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     """What `sensorstream predict` writes for the UWave test file."""
     out = tmp_path_factory.mktemp("predict") / "lines.jsonl"
     assert (
@@ -103,7 +103,7 @@ def cli_lines(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
                 "--model",
                 str(MODEL_DIR),
                 "--data",
-                str(UWAVE_TEST_FILE),
+                str(uwave_dir / UWAVE_TEST_FILE),
                 "--out",
                 str(out),
             ]

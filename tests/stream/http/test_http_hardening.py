@@ -27,12 +27,12 @@ from stream.http.classify import CLASSIFY_PATH, attach_classify_endpoint
 from stream.http.request_batcher import RequestBatcher
 from stream.http.server import HttpServer
 from tests.stream.http.servers import BODY_LIMIT, in_process_server
-from timesnet.data import read_dataset
 from timesnet.predictor import Predictor
+from timesnet.readers import read_dataset
+from timesnet.uwave import UWAVE_TEST_FILE
 
 REPO = Path(__file__).resolve().parents[3]
 MODEL_DIR = REPO / "models" / "uwave"
-UWAVE_TEST_FILE = REPO / ".." / "shared" / "data" / "uwave" / "UWaveGestureLibrary_TEST.ts"
 FUZZ = settings(
     max_examples=200,
     deadline=None,
@@ -46,9 +46,9 @@ FUZZ = settings(
 
 
 @pytest.fixture(scope="module")
-def window() -> np.ndarray:
+def window(uwave_dir: Path) -> np.ndarray:
     """One UWave test window [315, 3]."""
-    return read_dataset(UWAVE_TEST_FILE, 315).x[0]
+    return read_dataset(uwave_dir / UWAVE_TEST_FILE, 315).x[0]
 
 
 def csv_of(window: np.ndarray, header: str = "group_id,time,a,b,c") -> str:
