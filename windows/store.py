@@ -17,6 +17,7 @@ from windows.compact_timeline import CompactTimeline
 from windows.config import WindowConfig
 from windows.errors import WindowError
 from windows.fastpath import WindowColumns, append_device_run
+from windows.inputs import check_runs, check_samples, increasing, runs_of_samples
 from windows.policies import EmittedWindow
 from windows.sample_path import SamplePath, columns_of
 
@@ -95,13 +96,15 @@ class WindowStore:
         Returns the samples dropped as duplicates or late, so a caller can say which
         records they came from; they are counted either way.
         """
-        ts, vals, src, off = self._check(len(device_ids), timestamps_ms, values, sources, offsets)
+        ts, vals, src, off = check_samples(
+            self.config.channels, len(device_ids), timestamps_ms, values, sources, offsets
+        )
         self._rejected = []
         if len(ts):
             self._seq += 1
             slots = self._resolve(device_ids)
             if self.config.compact:
-                self._append_compact(*_runs_of_samples(slots, src, off), ts, vals, now_ms)
+                self._append_compact(*runs_of_samples(slots, src, off), ts, vals, now_ms)
             else:
                 self._apply(slots, ts, vals, src, off, now_ms)
         return self._take_rejected()
@@ -121,9 +124,11 @@ class WindowStore:
         timestamps [N] and values [N, C] with N = run_lengths.sum(). Same result as
         append_bulk on the per-sample expansion; rejected positions index the N samples.
         """
-        lengths, src, off = self._check_runs(len(device_ids), run_lengths, sources, offsets)
+        lengths, src, off = check_runs(len(device_ids), run_lengths, sources, offsets)
         n = int(lengths.sum())
-        ts, vals, _, _ = self._check(n, timestamps_ms, values, np.zeros(n), np.zeros(n))
+        ts, vals, _, _ = check_samples(
+            self.config.channels, n, timestamps_ms, values, np.zeros(n), np.zeros(n)
+        )
         if not self.config.compact:
             ids = np.repeat(np.asarray(device_ids, dtype=object), lengths).tolist()
             return self.append_bulk(
@@ -171,7 +176,7 @@ class WindowStore:
         ts = np.asarray(timestamps_ms, dtype=np.int64)
         vals = np.asarray(values, dtype=np.float32)
         if vals.shape != (n, self.config.channels):
-            self._check(n, ts, vals, np.zeros(n), np.zeros(n))
+            check_samples(self.config.channels, n, ts, vals, np.zeros(n), np.zeros(n))
         if not n:
             return
         if self.config.compact:
@@ -285,19 +290,6 @@ class WindowStore:
             [reason for _, reason in self._rejected],
         )
 
-    def _check_runs(self, r, run_lengths, sources, offsets):
-        lengths = np.asarray(run_lengths, dtype=np.int64)
-        src = np.asarray(sources, dtype=np.int32)
-        off = np.asarray(offsets, dtype=np.int64)
-        if not lengths.shape == src.shape == off.shape == (r,):
-            raise WindowError(
-                f"device_ids, run_lengths, sources and offsets must be [R] with one R; got "
-                f"{r}, {list(lengths.shape)}, {list(src.shape)}, {list(off.shape)}"
-            )
-        if r and lengths.min() < 1:
-            raise WindowError("run_lengths must be >= 1; leave empty records out of the call")
-        return lengths, src, off
-
     def _append_compact(self, slots, lengths, first, src, off, ts, vals, now_ms) -> None:
         """Clean devices through the vectorized runs, the rest through CompactTimeline."""
         arena = self._arena
@@ -355,21 +347,6 @@ class WindowStore:
             self._rejected.extend(timeline.rejected)
         return [columns_of(sink, self.config)] if sink else []
 
-    def _check(self, n, timestamps_ms, values, sources, offsets):
-        ts = np.asarray(timestamps_ms, dtype=np.int64)
-        vals = np.asarray(values, dtype=np.float32)
-        src = np.asarray(sources, dtype=np.int32)
-        off = np.asarray(offsets, dtype=np.int64)
-        c = self.config.channels
-        if vals.ndim != 2 or vals.shape[1] != c:
-            raise WindowError(f"values must have shape [N, {c}], got {list(vals.shape)}")
-        if not len(ts) == len(vals) == len(src) == len(off) == n:
-            raise WindowError(
-                f"device_ids, timestamps, values, sources and offsets must have one length; "
-                f"got {n}, {len(ts)}, {len(vals)}, {len(src)}, {len(off)}"
-            )
-        return ts, vals, src, off
-
     def _resolve(self, device_ids: Sequence[str]) -> np.ndarray:
         """Slot of every sample's device, making room for new devices by LRU eviction."""
         arena = self._arena
@@ -420,7 +397,7 @@ class WindowStore:
         """Order the call's windows by the arrival of the sample that readied them; queue them."""
         if not parts:
             return
-        if len(parts) == 1 and (ordered or _increasing(parts[0].positions)):
+        if len(parts) == 1 and (ordered or increasing(parts[0].positions)):
             p = parts[0]
             names = self._arena.names
             self._out.append(
@@ -460,19 +437,3 @@ class WindowStore:
                 cat("anchor_ts_ms")[order],
             )
         )
-
-
-def _increasing(positions: np.ndarray) -> bool:
-    """True if positions strictly increase (windows already in the order they became ready)."""
-    return len(positions) < 2 or bool((positions[1:] > positions[:-1]).all())
-
-
-def _runs_of_samples(
-    slots: np.ndarray, src: np.ndarray, off: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Maximal stretches of one device, source and offset: (slots, lengths, first, src, off)."""
-    n = len(slots)
-    change = (slots[1:] != slots[:-1]) | (src[1:] != src[:-1]) | (off[1:] != off[:-1])
-    first = np.flatnonzero(np.concatenate(([True], change)))
-    lengths = np.diff(first, append=n)
-    return slots[first], lengths, first, src[first], off[first]
