@@ -38,6 +38,7 @@ from timesnet.train import (
     train_network,
     training_labels,
 )
+from timesnet.training_stats import dataset_stats
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +158,7 @@ def fit_ensemble_model_dir(
             },
         },
         training=info,
+        training_stats=dataset_stats(dataset),
     )
 
 

@@ -28,6 +28,7 @@ from timesnet.manifest import (
     write_manifest,
 )
 from timesnet.network import TimesNet, TimesNetConfig
+from timesnet.training_stats import TrainingStats
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def export_ensemble(
     normalization: dict,
     hyperparameters: dict,
     training: dict,
+    training_stats: TrainingStats | None = None,
 ) -> ModelManifest:
     """jit.save the ensemble as one graph (normalized x [B, L, C] -> probabilities [B, K])."""
     config = ensemble.config
@@ -96,6 +98,7 @@ def export_ensemble(
         training=dict(training),
         test_metrics=None,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        training_stats=training_stats,
     )
     write_manifest(directory, manifest)
     logger.info(

@@ -28,6 +28,7 @@ from timesnet.manifest import (
 )
 from timesnet.network import ProbabilityHead, TimesNet, TimesNetConfig
 from timesnet.tcn import TCN, TCNConfig
+from timesnet.training_stats import TrainingStats
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ def export_model(
     normalization: dict,
     training_config: dict,
     training: dict,
+    training_stats: TrainingStats | None = None,
 ) -> ModelManifest:
     """Save `network` (eval mode) under `out_dir` with its manifest; returns the manifest.
 
@@ -100,6 +102,7 @@ def export_model(
         training=dict(training),
         test_metrics=None,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        training_stats=training_stats,
     )
     write_manifest(directory, manifest)
     logger.info("exported model dir=%s version=%s", directory, manifest.version)

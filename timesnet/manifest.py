@@ -5,8 +5,9 @@ A model directory contains the exported inference graph (``model.json`` +
 round-trip checks and fine-tuning; for an ensemble a table naming, for each
 member parameter, the identical one in ``model.pdiparams``, so the weights are
 stored once) and ``manifest.json``. The version is a content
-hash of the three weight/graph files, so updating ``test_metrics`` in the manifest
-does not change the version, while any change to the model does.
+hash of the three weight/graph files, so updating ``test_metrics`` or
+``training_stats`` (timesnet/training_stats.py) in the manifest does not change
+the version, while any change to the model does.
 
 Nothing here or on the serving path unpickles: the graph is JSON, the parameters
 Paddle's tensor format, the dynamic weights a numpy archive read with
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from timesnet.errors import ModelError
+from timesnet.training_stats import TrainingStats
 
 MANIFEST_FILE = "manifest.json"
 GRAPH_FILE = "model.json"
@@ -59,12 +61,16 @@ class ModelManifest:
     test_metrics: dict | None
     created_at: str  # ISO-8601 UTC
     files: dict[str, str] = field(default_factory=dict)  # MODEL_FILES name -> sha256 hex
+    # what the training data looked like (drift checks); None for models trained before
+    training_stats: TrainingStats | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready dict (tuples become lists)."""
         data = asdict(self)
         data["labels"] = list(self.labels)
         data["periods"] = None if self.periods is None else list(self.periods)
+        stats = self.training_stats
+        data["training_stats"] = None if stats is None else stats.to_dict()
         return data
 
     @classmethod
@@ -92,11 +98,16 @@ class ModelManifest:
             else _object(data, "test_metrics"),
             created_at=_text(data, "created_at"),
             files=_files(_get(data, "files")),
+            training_stats=_training_stats(data.get("training_stats"), channels, len(labels)),
         )
 
     def with_test_metrics(self, metrics: dict) -> ModelManifest:
         """A copy with `test_metrics` replaced (the version stays: the model is unchanged)."""
         return replace(self, test_metrics=dict(metrics))
+
+    def with_training_stats(self, stats: TrainingStats) -> ModelManifest:
+        """A copy with `training_stats` replaced (the version stays: the model is unchanged)."""
+        return replace(self, training_stats=stats)
 
 
 def model_version(model_dir: str | Path) -> str:
@@ -308,6 +319,15 @@ def _files(value: Any) -> dict[str, str]:
             f"files must map each of {', '.join(MODEL_FILES)} to its sha256 (64 hex digits)"
         )
     return dict(value)
+
+
+def _training_stats(value: Any, channels: int, classes: int) -> TrainingStats | None:
+    if value is None:
+        return None
+    try:
+        return TrainingStats.from_dict(value, channels, classes)
+    except ValueError as exc:
+        raise ManifestFieldError(str(exc)) from None
 
 
 def _short(value: Any) -> str:

@@ -25,6 +25,7 @@ from timesnet.manifest import ModelManifest
 from timesnet.network import TimesNet, TimesNetConfig, dominant_frequencies
 from timesnet.normalization import Normalization
 from timesnet.tcn import TCN, TCNConfig
+from timesnet.training_stats import dataset_stats
 
 logger = logging.getLogger(__name__)
 
@@ -295,6 +296,7 @@ def fit_model_dir(
             "refit": refit,
         },
         training=info,
+        training_stats=dataset_stats(dataset),
     )
 
 
