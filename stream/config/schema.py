@@ -34,6 +34,8 @@ MAX_WAIT_S = 86_400.0
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\],]+):(\d{1,5})$")
 MAX_CONSECUTIVE = 10_000  # bounds the per-(device, rule) run kept in memory
+MAX_DRIFT_SAMPLES = 1_000_000_000  # only a bounded, evenly spaced sample of them is kept
+MAX_DRIFT_EVENTS = 10_000_000  # every one kept: 2 bytes each
 
 
 class _Section(BaseModel):
@@ -204,6 +206,14 @@ class ModelConfig(_Section):
     threads: int = Field(2, gt=0, le=1024)
 
 
+class DriftConfig(_Section):
+    """[drift]: how much recent input and how many recent events are compared with training."""
+
+    window_samples: int = Field(100_000, ge=100, le=MAX_DRIFT_SAMPLES)
+    window_events: int = Field(1000, ge=10, le=MAX_DRIFT_EVENTS)
+    interval_s: float = Field(10.0, ge=0.1, le=86_400, allow_inf_nan=False)
+
+
 class BatchingConfig(_Section):
     """[batching]: dynamic batch bounds and the backpressure bound on waiting windows."""
 
@@ -317,6 +327,7 @@ class Config(BaseModel):
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     records: RecordsConfig = Field(default_factory=RecordsConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
     alerts: tuple[AlertRule, ...] = ()  # [[alerts]]: label + confidence range rules
 
 

@@ -6,11 +6,15 @@ deploy/ query them, and a test checks that every name they use exists.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 INFERENCE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+M = TypeVar("M", bound=MetricWrapperBase)
 
 
 class WorkerMetrics:
@@ -115,3 +119,25 @@ class WorkerMetrics:
             registry=r,
         )
         self.alerts = Counter("sensorstream_alerts", "Label alerts fired", ["rule"], registry=r)
+        # Registered by `show` once there is a value (stream/core/drift.py): absent for a
+        # model without training statistics, and before there is anything to compare.
+        self.input_drift_psi = Gauge(
+            "sensorstream_input_drift_psi",
+            "Population stability index of recent samples against training, per channel",
+            ["channel"],
+            registry=None,
+        )
+        self.label_drift_psi = Gauge(
+            "sensorstream_label_drift_psi",
+            "Population stability index of recent top classes against the training labels",
+            registry=None,
+        )
+        self.optional: tuple[MetricWrapperBase, ...] = (self.input_drift_psi, self.label_drift_psi)
+        self._shown: set[int] = set()
+
+    def show(self, metric: M) -> M:
+        """Register one of the `optional` metrics on the registry (once); returns it."""
+        if id(metric) not in self._shown:
+            self._shown.add(id(metric))
+            self.registry.register(metric)
+        return metric

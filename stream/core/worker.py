@@ -29,6 +29,7 @@ from stream.core.batching import DynamicBatcher
 from stream.core.broker_outage import BrokerOutage, OutageRecovery
 from stream.core.checkpoint import Checkpoint, GroupCheckpoint
 from stream.core.columns import WindowRows
+from stream.core.drift import drift_monitor
 from stream.core.event_output import EventOutput
 from stream.core.housekeeping import Housekeeping
 from stream.core.inference import Classified, InferenceThread
@@ -98,6 +99,7 @@ class Worker:
             config.kafka.stall_timeout_s,
         )
         self.outage = BrokerOutage(config.delivery.broker_outage_s, self.metrics.broker_unreachable)
+        self.drift = drift_monitor(config.drift, self.manifest, self.metrics)
         self.outage_recovery = OutageRecovery(self, self.outage)
         self._stop = threading.Event()
         self._produced: list[int] = []  # tokens of batches produced since the last commit
@@ -226,6 +228,7 @@ class Worker:
             return  # the commit found the broker gone: its positions can't be asked for
         self.backpressure.apply(self._consumer, self._pending_windows())
         self.housekeeping.maybe_run(self._consumer, _now_ms())
+        self.drift.maybe_update()
 
     def _poll(self) -> tuple[PolledRecords, PollIndex]:
         fetched: dict[TopicPartition, list[RecordColumns]] = self._consumer.poll(
@@ -266,6 +269,7 @@ class Worker:
         self.metrics.samples_consumed.inc(len(samples))
         self.stats.samples += len(samples)
         if len(samples):
+            self.drift.observe_samples(samples.values)
             runs = self.resume.without_emitted(samples)
             if len(runs):
                 at = runs.record_positions  # [R] poll index of each run's record
@@ -311,6 +315,7 @@ class Worker:
         for done in classified:
             if len(done.rows):  # else HTTP requests only: answered by the predictor thread
                 self.output.produce(done.rows, done.probabilities, done.inference_s, self._producer)
+                self.drift.observe_classes(done.probabilities.argmax(axis=1))
                 self.checkpoint.keep_anchors(latest_anchor_per_device(done.rows))
             self._produced.append(done.token)
 

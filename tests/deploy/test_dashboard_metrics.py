@@ -43,6 +43,8 @@ GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "1m", "$instance":
 def exported_series() -> set[str]:
     """Sample names the worker's /metrics shows once every labelled metric has a child."""
     metrics = WorkerMetrics(CollectorRegistry())
+    for optional in metrics.optional:  # e.g. the drift gauges, shown once they have a value
+        metrics.show(optional)
     for metric in vars(metrics).values():
         if isinstance(metric, MetricWrapperBase) and metric._labelnames:
             metric.labels(**{name: "x" for name in metric._labelnames})

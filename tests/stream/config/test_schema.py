@@ -106,6 +106,10 @@ def test_state_topic_is_derived_from_the_group_and_never_an_input():
         ("model.threads=100000", "model.threads: expected an integer <= 1024"),
         ("batching.max_batch=1000000", "batching.max_batch: expected an integer <= 65536"),
         ("records.max_record_bytes=3000000000", "records.max_record_bytes: expected an integer"),
+        ("drift.window_samples=10", "drift.window_samples: expected an integer >= 100, got 10"),
+        ("drift.window_events=100000000", "drift.window_events: expected an integer <= 10000000"),
+        ("drift.interval_s=0.01", "drift.interval_s: expected a number >= 0.1, got 0.01"),
+        ("drift.interval_s=inf", "drift.interval_s: expected a finite number, got inf"),
     ],
 )
 def test_out_of_bounds_values_are_one_line_naming_the_key(item, message):
@@ -114,6 +118,13 @@ def test_out_of_bounds_values_are_one_line_naming_the_key(item, message):
     assert message in str(caught.value)
     assert str(caught.value).startswith("--set: ")
     assert "\n" not in str(caught.value)
+
+
+def test_drift_defaults_and_overrides():
+    config = Config()
+    assert (config.drift.window_samples, config.drift.window_events) == (100_000, 1000)
+    assert config.drift.interval_s == 10.0
+    assert load_config(None, ["drift.interval_s=2"], environ={}).drift.interval_s == 2.0
 
 
 def test_bootstrap_servers_accept_lists_hostnames_and_bracketed_ipv6():
