@@ -33,7 +33,7 @@ def run_promtool(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:
 def test_alert_rules_pass_promtool_check_rules(promtool: str) -> None:
     result = run_promtool(promtool, "check", "rules", "alerts.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 9 rules found" in result.stdout
+    assert "SUCCESS: 10 rules found" in result.stdout
 
 
 def test_prometheus_config_passes_promtool_check_config(promtool: str) -> None:
