@@ -10,7 +10,11 @@ import logging
 
 from prometheus_client import CollectorRegistry
 
-from stream.config.model_checks import check_against_model, check_rules_against_labels
+from stream.config.model_checks import (
+    check_abstain_label,
+    check_against_model,
+    check_rules_against_labels,
+)
 from stream.config.schema import Config
 from stream.core.checkpoint import Checkpoint
 from stream.core.worker import Worker
@@ -52,6 +56,7 @@ def build_worker(
     manifest = predictor.manifest
     check_against_model(config, manifest.window_length, manifest.channels)
     check_rules_against_labels(config.alerts, manifest.labels)
+    check_abstain_label(config.model, manifest.labels)
     ensure_topics(config.kafka)
     return Worker(config, predictor, registry, event_extras, checkpoint)
 

@@ -176,12 +176,13 @@ def _check_topics(topics: tuple[str, ...], output: str) -> None:
 
 def _load_model(config: Config) -> BatchPredictor:
     """The model, with the same windows-fit-the-model and memory checks as `run`."""
-    from stream.config.model_checks import check_against_model
+    from stream.config.model_checks import check_abstain_label, check_against_model
     from stream.service import load_model
 
     predictor = load_model(config)
     manifest = predictor.manifest
     check_against_model(config, manifest.window_length, manifest.channels)
+    check_abstain_label(config.model, manifest.labels)
     return predictor
 
 

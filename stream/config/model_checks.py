@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from stream.config.schema import AlertRule, Config
+from stream.config.schema import AlertRule, Config, ModelConfig
 from stream.errors import ConfigError
 
 
@@ -72,3 +72,13 @@ def check_rules_against_labels(rules: Sequence[AlertRule], labels: Sequence[str]
                 f"alerts[{first_index[rule.name]}]; give every rule its own name"
             )
         first_index[rule.name] = index
+
+
+def check_abstain_label(model: ModelConfig, labels: Sequence[str]) -> None:
+    """Raise ConfigError when `[model] abstain_label` is one of the model's own labels."""
+    if model.abstain_label in labels:
+        raise ConfigError(
+            f"model.abstain_label: {model.abstain_label!r} is one of the model's labels, so an "
+            "abstained window would read as that class; choose a label the model lacks "
+            '(the default is "unknown")'
+        )

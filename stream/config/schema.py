@@ -34,6 +34,7 @@ MAX_WAIT_S = 86_400.0
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\],]+):(\d{1,5})$")
 MAX_CONSECUTIVE = 10_000  # bounds the per-(device, rule) run kept in memory
+MAX_LABEL_LENGTH = 1000  # as the manifest bounds its strings
 MAX_DRIFT_SAMPLES = 1_000_000_000  # only a bounded, evenly spaced sample of them is kept
 MAX_DRIFT_EVENTS = 10_000_000  # every one kept: 2 bytes each
 
@@ -199,11 +200,14 @@ class WindowsConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """[model]: where the exported model lives and what runs it."""
+    """[model]: where the exported model lives, what runs it, and when a window abstains."""
 
     path: Annotated[Path, Field(strict=False)] = Path(DEFAULT_MODEL_PATH)
     device: str = Field("cpu", pattern=r"^(cpu|gpu|gpu:\d+)$")
     threads: int = Field(2, gt=0, le=1024)
+    # a window whose top probability is below min_score gets abstain_label (0.0: never)
+    min_score: float = Field(0.0, ge=0.0, le=1.0, allow_inf_nan=False)
+    abstain_label: str = Field("unknown", min_length=1, max_length=MAX_LABEL_LENGTH)
 
 
 class DriftConfig(_Section):

@@ -13,6 +13,7 @@ import numpy.typing as npt
 from kafka.structs import TopicPartition
 
 from stream.config.schema import Config
+from stream.core.abstain import decide
 from stream.core.alerts import AlertEvaluator
 from stream.core.columns import WindowRows
 from stream.core.events import (
@@ -51,7 +52,8 @@ class EventOutput:
         self.board = board
         self.event_extras = event_extras
         self.label_names = list(manifest.labels)
-        self.labels = np.array(manifest.labels, dtype=object)
+        # class_id -1 (abstained, stream/core/abstain.py) picks the last: the abstain label
+        self.labels = np.array([*manifest.labels, config.model.abstain_label], dtype=object)
         self.model_ref = ModelRef(name=manifest.name, version=manifest.version)
         self.alerts = AlertEvaluator(config.alerts) if config.alerts else None
         for rule in config.alerts:
@@ -86,11 +88,13 @@ class EventOutput:
             sources,
             _now_ms(),
             self.event_extras,
+            self.config.model.min_score,
+            self.config.model.abstain_label,
         )
         output_topic = self.config.kafka.output_topic
         for device_id, value in zip(rows.device_ids, encoded, strict=True):
             producer.send(output_topic, value, device_id.encode())
-        class_ids = probabilities.argmax(axis=1)
+        class_ids = decide(probabilities, self.config.model.min_score).class_ids  # -1: abstained
         if self.alerts is not None:
             self._produce_alerts(rows, probabilities, class_ids, producer)
         latencies_s = (_now_ms() - rows.ready_record_ts_ms) / 1000.0
@@ -123,7 +127,7 @@ class EventOutput:
         fired = self.alerts.evaluate(
             rows.device_ids,
             self.labels[class_ids].tolist(),
-            probabilities[np.arange(len(rows)), class_ids],
+            probabilities.max(axis=1),
             rows.start_ts_ms,
             rows.end_ts_ms,
             [event_id(d, end, version) for d, end in zip(rows.device_ids, ends, strict=True)],

@@ -4,9 +4,14 @@ An event per window, keyed by device id::
 
     {"event_id": "...", "device_id": "glove-7", "window_start_ts": 1732280000123,
      "window_end_ts": 1732280003263, "label": "gesture-3", "class_id": 2, "score": 0.91,
-     "probabilities": [...], "model": {"name": "uwave", "version": "..."},
+     "abstained": false, "probabilities": [...], "model": {"name": "uwave", "version": "..."},
      "source": {"topic": "sensor-samples", "partition": 3, "first_offset": 10, "last_offset": 324},
      "emitted_at": 1732280003301, ...extra}
+
+A window whose score is below `[model] min_score` abstains (stream/core/abstain.py):
+``"label": <abstain_label>, "class_id": -1, "abstained": true`` and ``"top_label"``,
+the label it would have had. ``abstained`` is in every event, so consumers can
+filter on it without a default; ``top_label`` only in abstained ones.
 
 Probabilities are the predictor's float32 values written in their shortest float32
 form (orjson's numpy support), so parsing them back to float32 gives the same bits.
@@ -24,6 +29,7 @@ import orjson
 from kafka.record.default_records import DefaultRecordBatchBuilder
 from pydantic import BaseModel, ConfigDict
 
+from stream.core.abstain import decide
 from stream.decode.types import DeadLetter
 
 EVENT_FIELDS: tuple[str, ...] = (
@@ -34,6 +40,8 @@ EVENT_FIELDS: tuple[str, ...] = (
     "label",
     "class_id",
     "score",
+    "abstained",
+    "top_label",
     "probabilities",
     "model",
     "source",
@@ -70,13 +78,15 @@ class Event(BaseModel):
     device_id: str
     window_start_ts: int  # epoch ms of the window's first sample
     window_end_ts: int  # epoch ms of the window's last sample
-    label: str
-    class_id: int
+    label: str  # the abstain label when abstained
+    class_id: int  # -1 when abstained
     score: float
     probabilities: list[float]  # [K]
     model: ModelRef
     source: EventSource
     emitted_at: int  # epoch ms
+    abstained: bool = False  # events written before abstaining existed lack it
+    top_label: str | None = None  # the label an abstained window would have had
 
 
 def event_id(device_id: str, window_end_ts_ms: int, model_version: str) -> str:
@@ -95,8 +105,13 @@ def encode_events(
     sources: Sequence[EventSource],
     emitted_at_ms: int,
     extra: Mapping[str, Any] | None = None,
+    min_score: float = 0.0,
+    abstain_label: str = "unknown",
 ) -> list[bytes]:
-    """One JSON event per window; probabilities [W, K] float32, labels [K], the rest [W]."""
+    """One JSON event per window; probabilities [W, K] float32, labels [K], the rest [W].
+
+    A window whose top probability is below `min_score` abstains (module docstring).
+    """
     probs = np.ascontiguousarray(probabilities, dtype=np.float32)  # [W, K]
     count = len(device_ids)
     if probs.ndim != 2 or probs.shape[0] != count or probs.shape[1] != len(labels):
@@ -110,8 +125,11 @@ def encode_events(
     clashes = set(extra or ()) & set(EVENT_FIELDS)
     if clashes:
         raise ValueError(f"extra fields would overwrite event fields: {sorted(clashes)}")
-    class_ids = probs.argmax(axis=1).tolist()  # [W]
-    scores = probs[np.arange(count), class_ids]  # [W] float32, serialized as float32
+    decisions = decide(probs, min_score)
+    top_ids = decisions.top_ids.tolist()  # [W]
+    class_ids = decisions.class_ids.tolist()  # [W]
+    abstained = decisions.abstained.tolist()  # [W]
+    scores = decisions.scores  # [W] float32, serialized as float32
     starts = np.asarray(window_start_ts_ms, dtype=np.int64).tolist()
     ends = np.asarray(window_end_ts_ms, dtype=np.int64).tolist()
     model_json = {"name": model.name, "version": model.version}
@@ -124,9 +142,11 @@ def encode_events(
             "device_id": device_ids[w],
             "window_start_ts": starts[w],
             "window_end_ts": ends[w],
-            "label": labels[class_ids[w]],
+            "label": abstain_label if abstained[w] else labels[top_ids[w]],
             "class_id": class_ids[w],
             "score": scores[w],
+            "abstained": abstained[w],
+            **({"top_label": labels[top_ids[w]]} if abstained[w] else {}),
             "probabilities": probs[w],
             "model": model_json,
             "source": {

@@ -49,9 +49,12 @@ class StatusBoard:
         probabilities: npt.NDArray[np.float32],
         class_ids: npt.NDArray[np.int64],
     ) -> None:
-        """Remember the newest window of each device in a produced batch ([W, K] probabilities)."""
+        """Remember the newest window of each device in a produced batch ([W, K] probabilities).
+
+        class_id -1 (an abstained window) shows the last of `labels`: the abstain label.
+        """
         produced_ms = time.time_ns() // 1_000_000
-        scores = probabilities[np.arange(len(rows)), class_ids].tolist()
+        scores = probabilities.max(axis=1).tolist()  # the top score, abstained or not
         starts, ends = rows.start_ts_ms.tolist(), rows.end_ts_ms.tolist()
         # Only a batch's last max_devices rows can survive the bound, so skip the rest.
         first = max(0, len(rows) - self.max_devices)

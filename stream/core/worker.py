@@ -72,7 +72,8 @@ class Worker:
         self.checkpoint: Checkpoint = checkpoint or GroupCheckpoint(config)
         self.metrics = WorkerMetrics(registry or CollectorRegistry())
         self.stats = WorkerStats()
-        self.board = StatusBoard(self.manifest.labels)  # what the status page at / shows
+        # what the status page at / shows; class_id -1 (abstained) reads the abstain label
+        self.board = StatusBoard([*self.manifest.labels, config.model.abstain_label])
         self.decoder = RecordDecoder(self.manifest.channels, config.records)
         self.store = make_window_store(config.windows, self.manifest.channels)
         self.batcher = DynamicBatcher(config.batching.max_batch, config.batching.max_wait_ms)

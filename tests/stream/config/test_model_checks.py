@@ -1,12 +1,16 @@
-"""The config against the loaded model: window length, channels, memory, alert labels."""
+"""The config against the loaded model: window, channels, memory, alert and abstain labels."""
 
 from __future__ import annotations
 
 import pytest
 
 from stream.config.loading import load_config
-from stream.config.model_checks import check_against_model, check_rules_against_labels
-from stream.config.schema import AlertRule, Config
+from stream.config.model_checks import (
+    check_abstain_label,
+    check_against_model,
+    check_rules_against_labels,
+)
+from stream.config.schema import AlertRule, Config, ModelConfig
 from stream.errors import ConfigError
 
 LABELS = ("1.0", "2.0", "3.0")
@@ -65,3 +69,12 @@ def test_duplicate_rule_names_are_rejected() -> None:
 
 def test_known_labels_pass() -> None:
     check_rules_against_labels([rule(), rule(name="two", label="3.0")], LABELS)
+
+
+def test_an_abstain_label_that_is_a_model_label_is_one_line_naming_the_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_abstain_label(ModelConfig(abstain_label="2.0"), LABELS)
+    message = str(caught.value)
+    assert message.startswith("model.abstain_label: '2.0' is one of the model's labels")
+    assert "\n" not in message
+    check_abstain_label(ModelConfig(), LABELS)  # "unknown"

@@ -110,6 +110,9 @@ def test_state_topic_is_derived_from_the_group_and_never_an_input():
         ("drift.window_events=100000000", "drift.window_events: expected an integer <= 10000000"),
         ("drift.interval_s=0.01", "drift.interval_s: expected a number >= 0.1, got 0.01"),
         ("drift.interval_s=inf", "drift.interval_s: expected a finite number, got inf"),
+        ("model.min_score=1.5", "model.min_score: expected a number <= 1.0, got 1.5"),
+        ("model.min_score=-0.1", "model.min_score: expected a non-negative number, got -0.1"),
+        ('model.abstain_label=""', "model.abstain_label: String should have at least 1"),
     ],
 )
 def test_out_of_bounds_values_are_one_line_naming_the_key(item, message):
@@ -120,11 +123,15 @@ def test_out_of_bounds_values_are_one_line_naming_the_key(item, message):
     assert "\n" not in str(caught.value)
 
 
-def test_drift_defaults_and_overrides():
+def test_drift_and_abstain_defaults_and_overrides():
     config = Config()
+    assert (config.model.min_score, config.model.abstain_label) == (0.0, "unknown")
     assert (config.drift.window_samples, config.drift.window_events) == (100_000, 1000)
     assert config.drift.interval_s == 10.0
-    assert load_config(None, ["drift.interval_s=2"], environ={}).drift.interval_s == 2.0
+    items = ["model.min_score=1", 'model.abstain_label="unsure"', "drift.interval_s=2"]
+    config = load_config(None, items, environ={})
+    assert (config.model.min_score, config.model.abstain_label) == (1.0, "unsure")
+    assert config.drift.interval_s == 2.0
 
 
 def test_bootstrap_servers_accept_lists_hostnames_and_bracketed_ipv6():

@@ -91,8 +91,9 @@ def test_event_json_has_exactly_the_documented_fields():
     document = orjson.loads(encode([[0.2, 0.3, 0.5]])[0])
     assert set(document) == {
         "event_id", "device_id", "window_start_ts", "window_end_ts", "label", "class_id",
-        "score", "probabilities", "model", "source", "emitted_at",
+        "score", "abstained", "probabilities", "model", "source", "emitted_at",
     }  # fmt: skip
+    assert document["abstained"] is False
     assert document["source"] == {
         "topic": "samples",
         "partition": 0,
@@ -101,15 +102,50 @@ def test_event_json_has_exactly_the_documented_fields():
     }
 
 
+def test_a_window_below_min_score_abstains_and_keeps_its_probabilities():
+    probs = np.array([[0.2, 0.3, 0.5], [0.1, 0.8, 0.1], [0.34, 0.33, 0.33]], dtype=np.float32)
+    sources = [EventSource(topic="t", partition=0, first_offset=w, last_offset=w) for w in range(3)]
+    starts = np.arange(3, dtype=np.int64)
+    encoded = encode_events(
+        ["a", "b", "c"], starts, starts + 1, probs, LABELS, MODEL, sources, 0, None, 0.5, "unsure"
+    )
+    documents = [orjson.loads(raw) for raw in encoded]
+    # a score equal to min_score does not abstain
+    assert [d["label"] for d in documents] == ["zigzag", "square", "unsure"]
+    assert [d["class_id"] for d in documents] == [2, 1, -1]
+    assert [d["abstained"] for d in documents] == [False, False, True]
+    assert [d.get("top_label") for d in documents] == [None, None, "circle"]
+    assert documents[2]["score"] == np.float32(0.34)
+    np.testing.assert_array_equal(np.float32(documents[2]["probabilities"]), probs[2])
+    event = Event.model_validate_json(encoded[2])
+    assert (event.abstained, event.top_label, event.class_id) == (True, "circle", -1)
+    # the same window's id whether it abstains or not: it is the same window
+    assert documents[2]["event_id"] == event_id("c", 3, MODEL.version)
+
+
+def test_min_score_zero_never_abstains():
+    documents = [orjson.loads(raw) for raw in encode(np.full((4, 3), 1 / 3, np.float32))]
+    assert [d["abstained"] for d in documents] == [False] * 4
+    assert all("top_label" not in d for d in documents)
+
+
+def test_events_written_before_abstaining_parse_as_not_abstained():
+    document = orjson.loads(encode([[0.2, 0.3, 0.5]])[0])
+    del document["abstained"]
+    event = Event.model_validate(document)
+    assert (event.abstained, event.top_label) == (False, None)
+
+
 def test_extra_fields_are_written_and_kept_by_the_model():
     raw = encode([[0.2, 0.3, 0.5]], extra={"replay": True, "job_id": "backfill-3"})[0]
     event = Event.model_validate_json(raw)
     assert event.model_extra == {"replay": True, "job_id": "backfill-3"}
 
 
-def test_extra_fields_cannot_overwrite_event_fields():
-    with pytest.raises(ValueError, match="label"):
-        encode([[0.2, 0.3, 0.5]], extra={"label": "forged"})
+@pytest.mark.parametrize("field", ["label", "abstained", "top_label"])
+def test_extra_fields_cannot_overwrite_event_fields(field):
+    with pytest.raises(ValueError, match=field):
+        encode([[0.2, 0.3, 0.5]], extra={field: "forged"})
 
 
 def test_probabilities_shape_must_match_windows_and_labels():
