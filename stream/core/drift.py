@@ -43,7 +43,7 @@ from timesnet.training_stats import TrainingStats, bin_counts
 log = logging.getLogger(__name__)
 
 PSI_EPSILON = 1e-4
-MAX_SAMPLED_VALUES = 65_536  # sampled rows x channels held for the input PSI
+MAX_SAMPLED_VALUES = 32_768  # sampled rows x channels held for the input PSI
 MIN_SAMPLED_ROWS = 1024  # so that many channels still get enough rows
 
 
@@ -114,9 +114,9 @@ class DriftMonitor:
             config.window_samples, max(MIN_SAMPLED_ROWS, MAX_SAMPLED_VALUES // channels)
         )
         self.stride = math.ceil(config.window_samples / ring_rows)
-        self._samples = Ring(
-            math.ceil(config.window_samples / self.stride), (channels,), np.float32
-        )
+        # a row of C float32 as one item: numpy copies those ~2x faster than C floats each
+        self._row_item = np.dtype((np.void, 4 * channels))
+        self._samples = Ring(math.ceil(config.window_samples / self.stride), (), self._row_item)
         self._classes = Ring(config.window_events, (), np.int16)
         self._seen = 0  # samples observed so far: where the stride's phase stands
         self._next_update_s = clock() + config.interval_s
@@ -129,8 +129,16 @@ class DriftMonitor:
             return
         first = -self._seen % self.stride  # the stream's next multiple of the stride
         self._seen += count
-        taken = values[first :: self.stride]
-        self._samples.push(taken[max(len(taken) - self._samples.capacity, 0) :])
+        taken = values[first :: self.stride]  # [M, C] a view
+        taken = taken[max(len(taken) - self._samples.capacity, 0) :]
+        if taken.dtype != np.float32 or taken.strides[1] != 4:
+            taken = np.ascontiguousarray(taken, dtype=np.float32)
+        self._samples.push(taken.view(self._row_item).reshape(-1))
+
+    def kept_samples(self) -> npt.NDArray[np.float32]:
+        """The sampled rows [M, C] the input PSI is computed on (a view)."""
+        channels = self._row_item.itemsize // 4
+        return self._samples.rows().view(np.float32).reshape(len(self._samples), channels)
 
     def observe_classes(self, class_ids: npt.NDArray[np.integer]) -> None:
         """Top class ids [W] of produced windows."""
@@ -159,7 +167,7 @@ class DriftMonitor:
         """PSI [C] of the kept samples per channel, None before any."""
         if not len(self._samples):
             return None
-        return psi(bin_counts(self._samples.rows(), self._edges), self._shares)
+        return psi(bin_counts(self.kept_samples(), self._edges), self._shares)
 
     def label_psi(self) -> float | None:
         """PSI of the kept top classes, None before any."""

@@ -16,7 +16,15 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.config.schema import DriftConfig
-from stream.core.drift import PSI_EPSILON, DriftMonitor, NoDrift, Ring, drift_monitor, psi
+from stream.core.drift import (
+    MAX_SAMPLED_VALUES,
+    PSI_EPSILON,
+    DriftMonitor,
+    NoDrift,
+    Ring,
+    drift_monitor,
+    psi,
+)
 from stream.core.metrics import WorkerMetrics
 from timesnet.manifest import load_manifest
 from timesnet.training_stats import bin_counts, fit_training_stats
@@ -119,16 +127,27 @@ def test_the_kept_sample_is_every_strideth_sample_of_the_latest_window(
         seen += size
     expected = [i for i in range(seen) if i % drift.stride == 0]
     expected = expected[max(len(expected) - drift._samples.capacity, 0) :]
-    assert sorted(drift._samples.rows()[:, 0].astype(int).tolist()) == expected
+    kept = drift.kept_samples()
+    assert sorted(kept[:, 0].astype(int).tolist()) == expected
+    np.testing.assert_array_equal(kept[:, 0], kept[:, 1])
     # the ring spans about window_samples of the stream
     assert window - drift.stride < drift._samples.capacity * drift.stride < window + drift.stride
 
 
 def test_the_sample_is_bounded_whatever_the_window() -> None:
     drift, _ = monitor(DriftConfig(window_samples=1_000_000_000))
-    assert drift._samples.capacity * 2 <= 65_536
+    assert drift._samples.capacity * 2 <= MAX_SAMPLED_VALUES
     drift, _ = monitor(DriftConfig(window_samples=100_000), stats(channels=3))
-    assert (drift.stride, drift._samples.capacity) == (5, 20_000)
+    assert (drift.stride, drift._samples.capacity) == (10, 10_000)
+
+
+def test_strided_and_other_dtype_polls_are_sampled_alike() -> None:
+    drift, _ = monitor(DriftConfig(window_samples=100))
+    base = np.arange(60, dtype=np.float64).reshape(30, 2)
+    drift.observe_samples(np.asfortranarray(base))  # columns contiguous, not rows
+    drift.observe_samples(base[::-1] + 100)  # negative row stride
+    expected = np.concatenate([base, base[::-1] + 100]).astype(np.float32)
+    np.testing.assert_array_equal(np.sort(drift.kept_samples(), axis=0), np.sort(expected, axis=0))
 
 
 def test_input_psi_is_that_of_the_kept_samples_against_training() -> None:
