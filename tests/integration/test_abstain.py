@@ -1,9 +1,12 @@
-"""Abstaining on a real broker: a min_score above every score gives only abstained events."""
+"""Abstaining on a real broker: a min_score above every score gives only abstained events,
+while the classification endpoint still answers the top label."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -37,6 +40,7 @@ def test_a_threshold_above_every_score_abstains_on_every_window(
         time.sleep(0.5)
         metrics = running.get("/metrics")[1].decode()
         status = json.loads(running.get("/status.json")[1])
+        answer = classify(running.url, x[0])
     reader.close()
 
     assert len(events) == CASES
@@ -52,3 +56,20 @@ def test_a_threshold_above_every_score_abstains_on_every_window(
     assert f'sensorstream_events_total{{label="unsure"}} {float(CASES)}' in metrics
     assert 'sensorstream_events_total{label="1.0"}' not in metrics
     assert {e["label"] for e in status["events"]} == {"unsure"}
+    # the PaddleX-compatible answer is not an event: it keeps the top label
+    assert answer["result"]["label"] == labels[int(expected[0].argmax())]
+    assert set(answer["result"]) == {"label", "score"}
+
+
+def classify(url: str, window: np.ndarray) -> dict:
+    """POST one window [L, C] as a PaddleX CSV to the worker's classification endpoint."""
+    rows = ["group_id,time,dim_0,dim_1,dim_2"]
+    rows += [f"0,{t},{a!r},{b!r},{c!r}" for t, (a, b, c) in enumerate(window.tolist())]
+    body = json.dumps({"csv": base64.b64encode("\n".join(rows).encode()).decode()}).encode()
+    request = urllib.request.Request(
+        url + "/time-series-classification",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
