@@ -193,7 +193,13 @@ class NoDrift:
 def drift_monitor(
     config: DriftConfig, manifest: ModelManifest, metrics: WorkerMetrics
 ) -> DriftMonitor | NoDrift:
-    """A monitor for `manifest`'s training statistics, or NoDrift (and one log line) without."""
+    """A monitor for `manifest`'s training statistics, or NoDrift (and one log line) without.
+
+    Building one for another model (a model swap) first takes the gauges of the
+    previous one off /metrics: they come back with the new model's first values.
+    """
+    metrics.hide(metrics.input_drift_psi)
+    metrics.hide(metrics.label_drift_psi)
     if manifest.training_stats is None:
         log.info(
             "model=%s has no training statistics: no drift gauges; add them with "

@@ -141,3 +141,11 @@ class WorkerMetrics:
             self._shown.add(id(metric))
             self.registry.register(metric)
         return metric
+
+    def hide(self, metric: MetricWrapperBase) -> None:
+        """Take one of the `optional` metrics off the registry again, with its values."""
+        if id(metric) in self._shown:
+            self._shown.discard(id(metric))
+            self.registry.unregister(metric)
+        if metric._labelnames:
+            metric.clear()

@@ -230,3 +230,20 @@ def test_a_model_without_statistics_gets_no_monitor_and_one_log_line(
     drift.maybe_update()
     assert "drift" not in generate_latest(metrics.registry).decode()
     assert isinstance(drift_monitor(DriftConfig(), manifest, metrics), DriftMonitor)
+
+
+def test_a_monitor_for_another_model_takes_the_previous_gauges_off_metrics() -> None:
+    manifest = load_manifest(SHIPPED_MODEL)
+    metrics = WorkerMetrics(CollectorRegistry())
+    drift = drift_monitor(DriftConfig(), manifest, metrics)
+    drift.observe_samples(np.zeros((10, 3), np.float32))
+    drift.observe_classes(np.array([0, 1]))
+    drift.update()
+    assert len(series(metrics)) == 4
+    again = drift_monitor(DriftConfig(), manifest, metrics)
+    assert series(metrics) == {}
+    again.observe_classes(np.array([2]))
+    again.update()
+    assert list(series(metrics)) == ["sensorstream_label_drift_psi{}"]
+    drift_monitor(DriftConfig(), replace(manifest, training_stats=None), metrics)
+    assert series(metrics) == {}
