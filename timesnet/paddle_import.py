@@ -12,11 +12,11 @@ import signal
 import threading
 from types import ModuleType
 
-HANDED_BACK = (signal.SIGTERM, signal.SIGINT)
+HANDED_BACK = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def import_paddle() -> ModuleType:
-    """`import paddle`, with Python's SIGTERM/SIGINT handlers in force again afterwards."""
+    """`import paddle`, with Python's SIGTERM/SIGINT/SIGHUP handlers in force again after."""
     import paddle
 
     if threading.current_thread() is threading.main_thread():

@@ -40,8 +40,13 @@ def run(args: argparse.Namespace) -> int:
     """Load, check, serve, consume until SIGTERM/SIGINT, drain, exit 0."""
     from stream.config.loading import load_config
     from stream.core.inference import PredictorError
-    from stream.core.signals import StopForwarder, stop_on_signals
-    from stream.service import build_worker, start_http
+    from stream.core.signals import StopForwarder, reload_on_sighup, stop_on_signals
+    from stream.service import (
+        attach_model_reload,
+        attach_shadow_reload,
+        build_worker,
+        start_http,
+    )
 
     config = load_config(args.config, args.overrides)
     stop = StopForwarder()  # a SIGTERM while the model loads still ends in a clean exit
@@ -56,8 +61,10 @@ def run(args: argparse.Namespace) -> int:
             ",".join(config.kafka.input_topics),
             server.url,
         )
+        reloaders = [attach_model_reload(config, worker), attach_shadow_reload(config, worker)]
         try:
-            worker.run()
+            with reload_on_sighup([r for r in reloaders if r is not None]):
+                worker.run()
         except PredictorError:
             # The alert counts sensorstream_predictor_errors_total; a count no scrape saw
             # never fires it, so /metrics stays up for two of the shipped scrape intervals.

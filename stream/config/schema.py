@@ -208,6 +208,25 @@ class ModelConfig(_Section):
     # a window whose top probability is below min_score gets abstain_label (0.0: never)
     min_score: float = Field(0.0, ge=0.0, le=1.0, allow_inf_nan=False)
     abstain_label: str = Field("unknown", min_length=1, max_length=MAX_LABEL_LENGTH)
+    # the manifest version at `path` is checked this often (0: only on SIGHUP)
+    reload_interval_s: float = Field(10.0, ge=0.0, le=MAX_WAIT_S, allow_inf_nan=False)
+
+
+class ShadowConfig(_Section):
+    """[shadow]: a candidate model classifying the same windows, published to its own topic."""
+
+    path: Annotated[Path | None, Field(strict=False)] = None  # unset: no shadow
+    topic: str | None = None  # default <output_topic>.shadow
+    # batches the shadow may fall behind by before batches are skipped for it
+    max_queued_batches: int = Field(4, gt=0, le=1024)
+
+    @field_validator("topic")
+    @classmethod
+    def _topic_name(cls, value: str | None) -> str | None:
+        """A topic name Kafka accepts."""
+        if value is not None:
+            check_topic_name(value)
+        return value
 
 
 class DriftConfig(_Section):
@@ -332,7 +351,13 @@ class Config(BaseModel):
     records: RecordsConfig = Field(default_factory=RecordsConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    shadow: ShadowConfig = Field(default_factory=ShadowConfig)
     alerts: tuple[AlertRule, ...] = ()  # [[alerts]]: label + confidence range rules
+
+
+def shadow_topic(config: Config) -> str:
+    """Where shadow events go: [shadow] topic, else the output topic + ".shadow"."""
+    return config.shadow.topic or f"{config.kafka.output_topic}.shadow"
 
 
 # the TOML tables: every field of Config whose type is a section ([[alerts]] is not one)

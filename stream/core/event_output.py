@@ -7,12 +7,13 @@ place: the events and alerts sent, the metrics and run stats, and the status boa
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 from kafka.structs import TopicPartition
 
-from stream.config.schema import Config
+from stream.config.schema import Config, shadow_topic
 from stream.core.abstain import decide
 from stream.core.alerts import AlertEvaluator
 from stream.core.columns import WindowRows
@@ -23,8 +24,10 @@ from stream.core.events import (
     encode_events,
     event_id,
 )
+from stream.core.inference import Classified
 from stream.core.metrics import WorkerMetrics
 from stream.core.offsets import OffsetTracker
+from stream.core.shadow import ShadowBatch
 from stream.core.stats import WorkerStats
 from stream.core.status_board import StatusBoard
 from stream.decode.types import DeadLetter
@@ -54,19 +57,78 @@ class EventOutput:
         self.label_names = list(manifest.labels)
         # class_id -1 (abstained, stream/core/abstain.py) picks the last: the abstain label
         self.labels = np.array([*manifest.labels, config.model.abstain_label], dtype=object)
-        self.model_ref = ModelRef(name=manifest.name, version=manifest.version)
+        self._model_refs: dict[str, ModelRef] = {}
+        self.shadow_topic = shadow_topic(config)
         self.alerts = AlertEvaluator(config.alerts) if config.alerts else None
         for rule in config.alerts:
             metrics.alerts.labels(rule.name)  # the series exists at 0 before the first alert
 
-    def produce(
+    def produce(self, done: Classified, producer: LatchingProducer) -> npt.NDArray[np.object_]:
+        """One event per window of a classified batch, keyed by device; returns their labels.
+
+        The event's model is the one that classified the batch: during a reload,
+        batches in flight still carry the old model's version.
+        """
+        rows, probabilities = done.rows, done.probabilities  # probabilities [W, K]
+        model = self._model_ref(done.predictor.manifest)
+        self._send_events(
+            rows,
+            probabilities,
+            self.label_names,
+            model,
+            {},
+            self.config.kafka.output_topic,
+            producer,
+        )
+        class_ids = decide(probabilities, self.config.model.min_score).class_ids  # -1: abstained
+        if self.alerts is not None:
+            self._produce_alerts(rows, probabilities, class_ids, model.version, producer)
+        latencies_s = (_now_ms() - rows.ready_record_ts_ms) / 1000.0
+        self._observe(len(rows), done.inference_s, class_ids, latencies_s)
+        self.board.add_batch(rows, probabilities, class_ids)
+        return self.labels[class_ids]  # [W]
+
+    def produce_shadow(self, batch: ShadowBatch, producer: LatchingProducer) -> None:
+        """The shadow's events (with "shadow": true) and its agreement with the primary."""
+        manifest = batch.predictor.manifest
+        model = self._model_ref(manifest)
+        extra = {"shadow": True}
+        self._send_events(
+            batch.rows,
+            batch.probabilities,
+            manifest.labels,
+            model,
+            extra,
+            self.shadow_topic,
+            producer,
+        )
+        shadow_labels = np.array([*manifest.labels, self.config.model.abstain_label], dtype=object)
+        class_ids = decide(batch.probabilities, self.config.model.min_score).class_ids
+        labels = shadow_labels[class_ids]  # [W]
+        agree = labels == batch.primary_labels  # [W]
+        agreed = int(agree.sum())
+        self.metrics.shadow_windows.inc(len(labels))
+        self.metrics.shadow_agreement.labels("true").inc(agreed)
+        self.metrics.shadow_agreement.labels("false").inc(len(labels) - agreed)
+        pairs, counts = np.unique(
+            np.stack([batch.primary_labels.astype(str), labels.astype(str)], axis=1),
+            axis=0,
+            return_counts=True,
+        )
+        for (primary, shadow), n in zip(pairs.tolist(), counts.tolist(), strict=True):
+            self.metrics.shadow_pairs.labels(primary, shadow).inc(n)
+        self.board.shadow_batch(manifest.version, len(labels), agreed)
+
+    def _send_events(
         self,
         rows: WindowRows,
         probabilities: npt.NDArray[np.float32],
-        inference_s: float,
+        labels: Sequence[str],
+        model: ModelRef,
+        extra: Mapping[str, object],
+        topic: str,
         producer: LatchingProducer,
     ) -> None:
-        """One event per window ([W, K] probabilities), keyed by device."""
         sources = [
             EventSource(
                 topic=tp.topic, partition=tp.partition, first_offset=first, last_offset=last
@@ -83,23 +145,24 @@ class EventOutput:
             rows.start_ts_ms,
             rows.end_ts_ms,
             probabilities,
-            self.label_names,
-            self.model_ref,
+            labels,
+            model,
             sources,
             _now_ms(),
-            self.event_extras,
+            {**self.event_extras, **extra},
             self.config.model.min_score,
             self.config.model.abstain_label,
         )
-        output_topic = self.config.kafka.output_topic
         for device_id, value in zip(rows.device_ids, encoded, strict=True):
-            producer.send(output_topic, value, device_id.encode())
-        class_ids = decide(probabilities, self.config.model.min_score).class_ids  # -1: abstained
-        if self.alerts is not None:
-            self._produce_alerts(rows, probabilities, class_ids, producer)
-        latencies_s = (_now_ms() - rows.ready_record_ts_ms) / 1000.0
-        self._observe(len(rows), inference_s, class_ids, latencies_s)
-        self.board.add_batch(rows, probabilities, class_ids)
+            producer.send(topic, value, device_id.encode())
+
+    def _model_ref(self, manifest: ModelManifest) -> ModelRef:
+        ref = self._model_refs.get(manifest.version)
+        if ref is None:
+            ref = self._model_refs[manifest.version] = ModelRef(
+                name=manifest.name, version=manifest.version
+            )
+        return ref
 
     def dead_letters(self, dead_letters: list[DeadLetter], producer: LatchingProducer) -> None:
         """Original bytes and the reason, to the dead-letter topic (once across restarts)."""
@@ -119,10 +182,10 @@ class EventOutput:
         rows: WindowRows,
         probabilities: npt.NDArray[np.float32],
         class_ids: npt.NDArray[np.int64],
+        version: str,
         producer: LatchingProducer,
     ) -> None:
         assert self.alerts is not None
-        version = self.model_ref.version
         ends = rows.end_ts_ms.tolist()
         fired = self.alerts.evaluate(
             rows.device_ids,

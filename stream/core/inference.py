@@ -39,6 +39,15 @@ class Classified:
     token: int  # the offset tracker's hold on these windows
     probabilities: npt.NDArray[np.float32]  # [B, K]
     inference_s: float
+    predictor: BatchPredictor  # the model that classified them (one of two during a reload)
+
+
+@dataclass(frozen=True)
+class _Submitted:
+    predictor: BatchPredictor
+    rows: WindowRows
+    token: int
+    side: list[SideRequest]
 
 
 class PredictorError(SensorstreamError):
@@ -46,18 +55,20 @@ class PredictorError(SensorstreamError):
 
 
 class InferenceThread:
-    """Runs `predictor.predict_batch` for submitted batches, one at a time, in order."""
+    """Runs each submitted batch through the predictor it was submitted with, in order.
+
+    The predictor travels with the batch, so a model swapped in by a reload takes
+    the batches submitted after the swap while those before it finish on the old one.
+    """
 
     def __init__(
         self,
-        predictor: BatchPredictor,
         max_in_flight: int = 2,
         on_stream_error: Callable[[], None] | None = None,
     ) -> None:
-        self.predictor = predictor
         self.max_in_flight = max_in_flight
         self.on_stream_error = on_stream_error  # counts the failure before the poll loop sees it
-        self._inbox: queue.Queue[tuple[WindowRows, int, list[SideRequest]] | None] = queue.Queue()
+        self._inbox: queue.Queue[_Submitted | None] = queue.Queue()
         self._outbox: queue.Queue[Classified] = queue.Queue()
         self._in_flight = 0
         self._error: BaseException | None = None
@@ -78,11 +89,17 @@ class InferenceThread:
         """Whether another batch may be submitted now."""
         return self._in_flight < self.max_in_flight
 
-    def submit(self, rows: WindowRows, token: int, side: list[SideRequest] | None = None) -> None:
-        """Queue a batch for the predictor; `side` requests ride along after the rows."""
+    def submit(
+        self,
+        predictor: BatchPredictor,
+        rows: WindowRows,
+        token: int,
+        side: list[SideRequest] | None = None,
+    ) -> None:
+        """Queue a batch for `predictor`; `side` requests ride along after the rows."""
         self._raise_if_failed()
         self._in_flight += 1
-        self._inbox.put((rows, token, side or []))
+        self._inbox.put(_Submitted(predictor, rows, token, side or []))
 
     def collect(self, timeout_s: float = 0.0) -> list[Classified]:
         """Finished batches in submission order; waits up to `timeout_s` for the first."""
@@ -116,20 +133,22 @@ class InferenceThread:
             item = self._inbox.get()
             if item is None:
                 return
-            rows, token, side = item
             started = time.perf_counter()
-            probabilities = self._predict_batch(rows, side)
+            probabilities = self._predict_batch(item.predictor, item.rows, item.side)
             if probabilities is None:
                 return
-            self._outbox.put(Classified(rows, token, probabilities, time.perf_counter() - started))
+            elapsed_s = time.perf_counter() - started
+            self._outbox.put(
+                Classified(item.rows, item.token, probabilities, elapsed_s, item.predictor)
+            )
 
     def _predict_batch(
-        self, rows: WindowRows, side: list[SideRequest]
+        self, predictor: BatchPredictor, rows: WindowRows, side: list[SideRequest]
     ) -> npt.NDArray[np.float32] | None:
         """The rows' probabilities [B, K] with `side` answered; None once the stream failed."""
         data = np.concatenate([rows.data, *(request.windows for request in side)])
         try:
-            probabilities = self.predictor.predict_batch(data)
+            probabilities = predictor.predict_batch(data)
         except BaseException as exc:  # latched below, or retried apart
             if not side:
                 self._fail(exc, len(rows), side)
@@ -140,17 +159,17 @@ class InferenceThread:
                 len(side),
                 first_line(exc),
             )
-            return self._predict_apart(rows, side)
+            return self._predict_apart(predictor, rows, side)
         answer(side, probabilities[len(rows) :])
         return probabilities[: len(rows)]
 
     def _predict_apart(
-        self, rows: WindowRows, side: list[SideRequest]
+        self, predictor: BatchPredictor, rows: WindowRows, side: list[SideRequest]
     ) -> npt.NDArray[np.float32] | None:
         """Each side request alone (its failure is its own answer), then the stream rows."""
         for request in side:
             try:
-                answer([request], self.predictor.predict_batch(request.windows))
+                answer([request], predictor.predict_batch(request.windows))
             except Exception as exc:  # the request's answer, not the worker's end
                 log.info(
                     "side request failed windows=%d: %s", len(request.windows), first_line(exc)
@@ -162,7 +181,7 @@ class InferenceThread:
         if not len(rows):
             return np.zeros((0, 0), dtype=np.float32)  # no stream rows to answer
         try:
-            return self.predictor.predict_batch(rows.data)
+            return predictor.predict_batch(rows.data)
         except BaseException as exc:
             self._fail(exc, len(rows), [])
             return None

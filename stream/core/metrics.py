@@ -113,6 +113,36 @@ class WorkerMetrics:
             ["name", "version", "architecture", "device"],
             registry=r,
         )
+        self.model_reloads = Counter(
+            "sensorstream_model_reloads",
+            "Model reloads by result: ok (swapped in) or refused (the old model kept serving)",
+            ["result"],
+            registry=r,
+        )
+        for result in ("ok", "refused"):
+            self.model_reloads.labels(result)  # both series exist at 0 before the first reload
+        self.shadow_windows = Counter(
+            "sensorstream_shadow_windows",
+            "Windows the shadow model classified and published",
+            registry=r,
+        )
+        self.shadow_skipped = Counter(
+            "sensorstream_shadow_skipped",
+            "Windows the shadow model skipped: it was behind the primary, or failed on them",
+            registry=r,
+        )
+        self.shadow_agreement = Counter(
+            "sensorstream_shadow_agreement",
+            "Shadow windows by whether their label equals the primary's",
+            ["agree"],
+            registry=r,
+        )
+        self.shadow_pairs = Counter(
+            "sensorstream_shadow_pairs",
+            "Shadow windows by the primary's label and the shadow's label",
+            ["primary", "shadow"],
+            registry=r,
+        )
         self.broker_unreachable = Gauge(
             "sensorstream_broker_unreachable_seconds",
             "Seconds since the broker became unreachable (0 when reachable)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 from typing import Protocol
@@ -18,6 +18,14 @@ class Stoppable(Protocol):
 
     def request_stop(self) -> None:
         """Stop polling; drain, flush, commit and return."""
+        ...
+
+
+class Reloadable(Protocol):
+    """A model watcher (stream/core/model_reload.py)."""
+
+    def request_check(self) -> None:
+        """Look at the model path now."""
         ...
 
 
@@ -67,3 +75,22 @@ def stop_on_signals(worker: Stoppable) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+@contextmanager
+def reload_on_sighup(reloaders: Sequence[Reloadable]) -> Iterator[None]:
+    """SIGHUP asks each reloader to look at its model path now (main thread only)."""
+    if threading.current_thread() is not threading.main_thread() or not reloaders:
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("signal=SIGHUP checking the model paths for a new version")
+        for reloader in reloaders:
+            reloader.request_check()
+
+    previous = signal.signal(signal.SIGHUP, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)

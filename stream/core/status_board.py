@@ -41,6 +41,9 @@ class StatusBoard:
         self._events: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._alerts: deque[dict[str, Any]] = deque(maxlen=max_alerts)
         self._started_s = clock()
+        self.model_since_ms = time.time_ns() // 1_000_000  # when the served model started serving
+        self.model_reloads = 0
+        self.shadow: dict[str, Any] = {}  # version, windows, agreed: see shadow_batch
         self._samples: deque[tuple[float, int, int]] = deque([(self._started_s, 0, 0)])
 
     def add_batch(
@@ -122,3 +125,27 @@ class StatusBoard:
     def uptime_s(self) -> float:
         """Seconds since the board (and its worker) was created."""
         return self.clock() - self._started_s
+
+    def model_changed(self, version: str) -> None:
+        """A reload swapped in `version` now."""
+        with self._lock:
+            self.model_since_ms = time.time_ns() // 1_000_000
+            self.model_reloads += 1
+
+    def shadow_batch(self, version: str, windows: int, agreed: int) -> None:
+        """The shadow classified `windows` windows, `agreed` of them like the primary."""
+        with self._lock:
+            self.shadow = {
+                "version": version,
+                "windows": self.shadow.get("windows", 0) + windows,
+                "agreed": self.shadow.get("agreed", 0) + agreed,
+            }
+
+    def shadow_status(self) -> dict[str, Any] | None:
+        """The shadow's version, windows and agreement rate (None without a shadow batch)."""
+        with self._lock:
+            if not self.shadow:
+                return None
+            windows = self.shadow["windows"]
+            rate = self.shadow["agreed"] / windows if windows else None
+            return {**self.shadow, "agreement_rate": None if rate is None else round(rate, 4)}

@@ -34,8 +34,11 @@ from stream.core.event_output import EventOutput
 from stream.core.housekeeping import Housekeeping
 from stream.core.inference import Classified, InferenceThread
 from stream.core.metrics import WorkerMetrics
+from stream.core.model_reload import ModelReloader
 from stream.core.offsets import OffsetTracker
 from stream.core.recovery import ResumeFilter, latest_anchor_per_device
+from stream.core.served_model import ServedModel
+from stream.core.shadow import ShadowRunner
 from stream.core.side_requests import SideQueue
 from stream.core.stats import WorkerStats
 from stream.core.status_board import StatusBoard
@@ -47,6 +50,7 @@ from stream.kafka.client_errors import is_outage
 from stream.kafka.clients import LatchingProducer, ProducerFailed, transactional_producer
 from stream.kafka.record_columns import RecordColumns
 from timesnet.batch_predictor import BatchPredictor
+from timesnet.manifest import ModelManifest
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +67,15 @@ class Worker:
         registry: CollectorRegistry | None = None,
         event_extras: dict[str, object] | None = None,
         checkpoint: Checkpoint | None = None,
+        owns_predictor: bool = False,
     ) -> None:
         tune_allocator()  # process-wide; see stream/core/allocator.py
         self.config = config
-        self.predictor = predictor
-        self.manifest = predictor.manifest
+        # the served model, swapped by a reload (stream/core/model_reload.py) between batches
+        self.models = ServedModel(predictor, owned=owns_predictor)
+        self.reloader: ModelReloader | None = None  # set by service.attach_model_reload
+        self.shadow: ShadowRunner | None = None  # set by service.attach_shadow
+        self.shadow_reloader: ModelReloader | None = None
         # a group member unless told otherwise (a replay passes its RangeCheckpoint)
         self.checkpoint: Checkpoint = checkpoint or GroupCheckpoint(config)
         self.metrics = WorkerMetrics(registry or CollectorRegistry())
@@ -111,6 +119,16 @@ class Worker:
         self.producer: LatchingProducer | None = None
         self._inference: InferenceThread | None = None
 
+    @property
+    def predictor(self) -> BatchPredictor:
+        """The model new batches go to."""
+        return self.models.current
+
+    @property
+    def manifest(self) -> ModelManifest:
+        """The served model's manifest."""
+        return self.models.current.manifest
+
     # -- lifecycle ------------------------------------------------------------
     def request_stop(self) -> None:
         """Stop polling; `run` drains, flushes, commits and returns."""
@@ -137,15 +155,8 @@ class Worker:
 
     def open(self) -> None:
         """Connect the clients and subscribe or assign (see stream/core/checkpoint.py)."""
-        self.metrics.model_info.labels(
-            self.manifest.name,
-            self.manifest.version,
-            self.manifest.architecture,
-            self.config.model.device,
-        ).set(1)
-        self._inference = InferenceThread(
-            self.predictor, on_stream_error=self.metrics.predictor_errors.inc
-        )
+        self._export_model_info()
+        self._inference = InferenceThread(on_stream_error=self.metrics.predictor_errors.inc)
         if self.exactly_once:
             self.producer = transactional_producer(self.config.kafka, self.config.delivery)
         else:
@@ -208,6 +219,48 @@ class Worker:
                 # whatever `drain` could not commit is not half-visible
                 self.producer.abort(self.config.delivery.producer_flush_timeout_s)
             self.producer.close()
+        for reloader in (self.reloader, self.shadow_reloader):
+            if reloader is not None:
+                reloader.close()
+        if self.shadow is not None:
+            self.shadow.close()
+        self.models.close()
+
+    # -- the served model -------------------------------------------------------
+    def _maybe_swap_model(self) -> None:
+        """Between two batches: serve a model the reloader loaded, if one is waiting."""
+        shadow = self.shadow_reloader.take() if self.shadow_reloader is not None else None
+        if shadow is not None and self.shadow is not None:
+            old_shadow = self.shadow.swap(shadow)
+            self.metrics.model_reloads.labels("ok").inc()
+            log.info(
+                "shadow model reloaded version=%s -> %s",
+                old_shadow.manifest.version,
+                shadow.manifest.version,
+            )
+        new = self.reloader.take() if self.reloader is not None else None
+        if new is None:
+            return
+        old = self.models.swap(new)
+        self._export_model_info()
+        self.metrics.model_reloads.labels("ok").inc()
+        self.board.model_changed(new.manifest.version)
+        self.drift = drift_monitor(self.config.drift, new.manifest, self.metrics)
+        log.info(
+            "model reloaded name=%s version=%s -> %s (batches in flight finish on %s)",
+            new.manifest.name,
+            old.manifest.version,
+            new.manifest.version,
+            old.manifest.version,
+        )
+
+    def _export_model_info(self) -> None:
+        """sensorstream_model_info shows the served model only."""
+        manifest = self.manifest
+        self.metrics.model_info.clear()
+        self.metrics.model_info.labels(
+            manifest.name, manifest.version, manifest.architecture, self.config.model.device
+        ).set(1)
 
     # -- the data path ----------------------------------------------------------
     def step(self) -> None:
@@ -217,6 +270,7 @@ class Worker:
             self.checkpoint.excuse_stall(time.monotonic())
             self.outage_recovery.ride_out()
             return
+        self._maybe_swap_model()
         records, index = self._poll()
         samples, dead_letters = self.decoder.decode(records)
         self.output.dead_letters(dead_letters, self._producer)
@@ -224,6 +278,7 @@ class Worker:
         self._queue_ready_windows(index)
         self._submit_batches()
         self._produce_events(self.inference.collect(timeout_s=self._collect_wait_s()))
+        self._produce_shadow()
         self._maybe_commit()
         if self.outage.active:
             return  # the commit found the broker gone: its positions can't be asked for
@@ -310,15 +365,28 @@ class Worker:
                 return
             if batch is None:
                 batch = WindowRows.empty(self.manifest.window_length, self.manifest.channels)
-            self.inference.submit(batch, self.offsets.hold(batch), side)
+            predictor = self.models.current
+            self.inference.submit(predictor, batch, self.offsets.hold(batch), side)
+            self.models.submitted(predictor)
 
     def _produce_events(self, classified: list[Classified]) -> None:
         for done in classified:
             if len(done.rows):  # else HTTP requests only: answered by the predictor thread
-                self.output.produce(done.rows, done.probabilities, done.inference_s, self._producer)
+                labels = self.output.produce(done, self._producer)
+                if self.shadow is not None:
+                    self.metrics.shadow_skipped.inc(self.shadow.offer(done.rows, labels))
                 self.drift.observe_classes(done.probabilities.argmax(axis=1))
                 self.checkpoint.keep_anchors(latest_anchor_per_device(done.rows))
             self._produced.append(done.token)
+            self.models.returned(done.predictor)
+
+    def _produce_shadow(self) -> None:
+        if self.shadow is None:
+            return
+        batches, failed = self.shadow.collect()
+        self.metrics.shadow_skipped.inc(failed)
+        for batch in batches:
+            self.output.produce_shadow(batch, self._producer)
 
     def _maybe_commit(self, force: bool = False) -> None:
         interval_s = self.config.delivery.commit_interval_ms / 1000.0
@@ -394,6 +462,7 @@ class Worker:
         while self.inference.in_flight:  # their events are not to be produced now
             for done in self.inference.collect(timeout_s=0.05):
                 self.offsets.release(done.token)
+                self.models.returned(done.predictor)
         self.batcher.drain()
         for token in self._produced:
             self.offsets.release(token)
@@ -437,6 +506,9 @@ class Worker:
     def drain(self, deadline_s: float) -> None:
         """Shutdown: finish in-flight work, flush, commit."""
         complete = self.flush_all(deadline_s)
+        if self.shadow is not None and not self.outage.active:
+            self.shadow.wait_idle(deadline_s)
+            self._produce_shadow()
         self.commit()
         log.info("drained complete=%s windows=%d", complete, self.stats.windows)
 

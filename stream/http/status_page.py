@@ -28,6 +28,8 @@ def status_snapshot(worker: Any) -> dict[str, Any]:
             "version": manifest.version,
             "labels": list(manifest.labels),
             "device": config.model.device,
+            "since_ms": worker.board.model_since_ms,
+            "reloads": worker.board.model_reloads,
         },
         "worker": {
             "ready": ready,
@@ -45,6 +47,7 @@ def status_snapshot(worker: Any) -> dict[str, Any]:
             "windows": stats.windows,
             "dead_letters": sum(stats.dead_letters.values()),
         },
+        "shadow": worker.board.shadow_status(),
         "events": worker.board.events(),
         "alerts": worker.board.alerts(),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, NewPartitions, NewTopic
@@ -16,8 +17,10 @@ from stream.kafka.clients import MAX_REQUEST_BYTES, client_settings
 log = logging.getLogger(__name__)
 
 
-def ensure_topics(kafka: KafkaConfig, default_partitions: int = 1) -> dict[str, int]:
-    """Create missing output topics; grow the changelog to the inputs' partition count.
+def ensure_topics(
+    kafka: KafkaConfig, default_partitions: int = 1, extra: Sequence[str] = ()
+) -> dict[str, int]:
+    """Create missing output topics (and `extra` ones); grow the changelog to the inputs'.
 
     Returns the partition count of every input topic that exists.
     """
@@ -43,6 +46,7 @@ def ensure_topics(kafka: KafkaConfig, default_partitions: int = 1) -> dict[str, 
                 topic_configs={"max.message.bytes": str(MAX_REQUEST_BYTES)},
             ),
             kafka.alerts_topic: NewTopic(kafka.alerts_topic, default_partitions, 1),
+            **{name: NewTopic(name, default_partitions, 1) for name in extra},
             kafka.state_topic_name: NewTopic(
                 kafka.state_topic_name,
                 changelog_partitions,

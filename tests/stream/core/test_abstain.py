@@ -19,6 +19,7 @@ from stream.config.schema import AlertRule, Config, ModelConfig
 from stream.core.abstain import ABSTAINED, decide
 from stream.core.columns import WindowRows
 from stream.core.event_output import EventOutput
+from stream.core.inference import Classified
 from stream.core.metrics import WorkerMetrics
 from stream.core.offsets import OffsetTracker
 from stream.core.stats import WorkerStats
@@ -81,6 +82,16 @@ def output(min_score: float, rules: tuple[AlertRule, ...] = ()) -> tuple[EventOu
     return out, config
 
 
+class ManifestOnly:
+    """A predictor as far as EventOutput looks at it: the model that classified the batch."""
+
+    manifest = MANIFEST
+
+
+def classified(rows: WindowRows, probabilities: np.ndarray) -> Classified:
+    return Classified(rows, 0, probabilities, 0.01, ManifestOnly())  # type: ignore[arg-type]
+
+
 def one_hot(rows: list[tuple[int, float]]) -> np.ndarray:
     """[W, 8] probabilities: class c gets p, the rest share 1 - p."""
     probabilities = np.zeros((len(rows), len(LABELS)), dtype=np.float32)
@@ -94,7 +105,7 @@ def test_abstained_windows_are_events_counts_and_status_under_the_abstain_label(
     out, config = output(min_score=0.6)
     producer = FakeProducer()
     probabilities = one_hot([(2, 0.9), (4, 0.5), (4, 0.95)])
-    out.produce(make_rows(3), probabilities, 0.01, producer)  # type: ignore[arg-type]
+    out.produce(classified(make_rows(3), probabilities), producer)  # type: ignore[arg-type]
 
     events = [orjson.loads(v) for v in producer.sent[config.kafka.output_topic]]
     assert [e["label"] for e in events] == ["3.0", "unsure", "5.0"]
@@ -132,7 +143,7 @@ def test_an_abstained_window_never_matches_a_label_alert(min_score: float, fired
     out, config = output(min_score, (rule,))
     producer = FakeProducer()
     probabilities = one_hot([(4, 0.9), (4, 0.5), (4, 0.9)])
-    out.produce(same_device(3), probabilities, 0.01, producer)  # type: ignore[arg-type]
+    out.produce(classified(same_device(3), probabilities), producer)  # type: ignore[arg-type]
     alerts = [orjson.loads(v) for v in producer.sent.get(config.kafka.alerts_topic, [])]
     assert len(alerts) == fired
 

@@ -39,9 +39,10 @@ def side_request(value: float) -> SideRequest:
 
 def run_one(predictor: PickyPredictor, rows: object, side: list[SideRequest]) -> InferenceThread:
     errors: list[int] = []
-    thread = InferenceThread(predictor, on_stream_error=lambda: errors.append(1))
+    thread = InferenceThread(on_stream_error=lambda: errors.append(1))
     thread.errors = errors  # type: ignore[attr-defined]
-    thread.submit(rows, token=7, side=side)
+    thread.predictor = predictor  # type: ignore[attr-defined]
+    thread.submit(predictor, rows, token=7, side=side)
     for request in side:
         assert request.done.wait(5)
     return thread
@@ -67,7 +68,7 @@ def test_a_bad_side_request_fails_alone_and_the_stream_batch_is_answered() -> No
     assert isinstance(bad.error, RequestRejected) and bad.error.status == 422
     assert "infinity" in str(bad.error) and "\n" not in str(bad.error)
     assert thread.errors == []  # type: ignore[attr-defined]
-    thread.submit(rows, token=8)  # still serving
+    thread.submit(thread.predictor, rows, token=8)  # type: ignore[attr-defined]  # serving
     assert [d.token for d in thread.collect(timeout_s=5)] == [8]
     thread.close()
 
@@ -84,7 +85,7 @@ def test_a_failure_on_stream_windows_is_counted_latched_and_one_line() -> None:
     assert "\n" not in message and "stream windows" in message and "infinity" in message
     assert thread.errors == [1]  # type: ignore[attr-defined]
     with pytest.raises(PredictorError):
-        thread.submit(rows, token=9)
+        thread.submit(PickyPredictor(), rows, token=9)
 
 
 def test_stream_rows_failing_with_requests_aboard_answer_the_requests_then_latch() -> None:
@@ -114,7 +115,7 @@ def test_a_batch_of_requests_only_fails_none_of_the_good_ones() -> None:
 
 def test_side_queue_classify_raises_the_requests_own_422() -> None:
     queue = SideQueue(timeout_s=5)
-    thread = InferenceThread(PickyPredictor())
+    thread = InferenceThread()
     answers: dict[str, object] = {}
 
     def ask(name: str, value: float) -> None:
@@ -128,9 +129,25 @@ def test_side_queue_classify_raises_the_requests_own_422() -> None:
         asker.start()
     while len(queue) < 2:
         threading.Event().wait(0.01)
-    thread.submit(make_rows(0, length=LENGTH, channels=CHANNELS), 1, queue.take(10))
+    thread.submit(
+        PickyPredictor(), make_rows(0, length=LENGTH, channels=CHANNELS), 1, queue.take(10)
+    )
     for asker in askers:
         asker.join(5)
     assert answers["bad"] == 422
     np.testing.assert_array_equal(answers["ok"], [[3.0, -3.0]])
+    thread.close()
+
+
+def test_each_batch_runs_on_the_predictor_it_was_submitted_with() -> None:
+    old, new = PickyPredictor(), PickyPredictor()
+    thread = InferenceThread(max_in_flight=3)
+    thread.submit(old, make_rows(2, length=LENGTH, channels=CHANNELS), 1)
+    thread.submit(new, make_rows(3, length=LENGTH, channels=CHANNELS), 2)
+    thread.submit(old, make_rows(1, length=LENGTH, channels=CHANNELS), 3)
+    done: list = []
+    while len(done) < 3:
+        done += thread.collect(timeout_s=5)
+    assert [(d.token, d.predictor) for d in done] == [(1, old), (2, new), (3, old)]
+    assert old.calls == [2, 1] and new.calls == [3]
     thread.close()
