@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stream.errors import SensorstreamError
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from stream.core.model_reload import ModelReloader
+    from stream.http.request_batcher import RequestBatcher
+    from timesnet.manifest import ModelManifest
 
 # A request waits at most this long for batch-mates: the batcher gives up after 30 s.
 MAX_WAIT_MS = 10_000
@@ -66,6 +75,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-connections", type=int, default=2000, help="open connections at most (default 2000)"
     )
+    p.add_argument(
+        "--reload-interval-s",
+        type=float,
+        default=10.0,
+        help="check --model's manifest version this often and swap a new version in "
+        "(0: only on SIGHUP; default 10)",
+    )
     p.set_defaults(func=_serve)
 
 
@@ -114,10 +130,12 @@ def _serve(args: argparse.Namespace) -> int:
         f"serving model {manifest.name} version {manifest.version} at {server.url}{CLASSIFY_PATH}",
         flush=True,
     )
+    reloader = _model_reload(args, manifest, server.registry)
     try:
-        _wait_for_signal(stopping)
+        _wait_for_signal(stopping, reloader, batcher)
     finally:
         server.stop()
+        reloader.close()
         batcher.close()
     print("stopped", flush=True)
     return 0
@@ -141,6 +159,11 @@ def _check_args(args: argparse.Namespace) -> None:
         ("--threads", 1 <= args.threads <= 256, "between 1 and 256"),
         ("--http-threads", 1 <= args.http_threads <= 256, "between 1 and 256"),
         ("--max-connections", 1 <= args.max_connections <= 100_000, "between 1 and 100000"),
+        (
+            "--reload-interval-s",
+            math.isfinite(args.reload_interval_s) and 0 <= args.reload_interval_s <= 86_400,
+            "seconds between 0 (only on SIGHUP) and 86400",
+        ),
     ]
     for flag, ok, expected in checks:
         if not ok:
@@ -151,16 +174,64 @@ def _check_args(args: argparse.Namespace) -> None:
         raise SensorstreamError("--token-env and --token-file: pass one of them, not both")
 
 
-def _wait_for_signal(stopping: threading.Event) -> None:
-    """Block until SIGTERM or SIGINT sets `stopping`."""
+def _model_reload(
+    args: argparse.Namespace, served: ModelManifest, registry: CollectorRegistry
+) -> ModelReloader:
+    """Hot reload for serve, like the worker's: the same windows and labels, or refused."""
+    from prometheus_client import Counter
+
+    from stream.core.model_reload import ModelReloader
+    from timesnet.predictor import load_predictor
+
+    reloads = Counter(
+        "sensorstream_model_reloads",
+        "Model reloads by result: ok (swapped in) or refused (the old model kept serving)",
+        ["result"],
+        registry=registry,
+    )
+    for result in ("ok", "refused"):
+        reloads.labels(result)
+
+    def check(manifest: ModelManifest) -> None:
+        shape = (manifest.window_length, manifest.channels, tuple(manifest.labels))
+        if shape != (served.window_length, served.channels, tuple(served.labels)):
+            raise SensorstreamError(
+                f"window length {manifest.window_length}, {manifest.channels} channels and "
+                f"labels {list(manifest.labels)} must equal the served model's; restart serve "
+                "to change them"
+            )
+        reloads.labels("ok").inc()
+
+    reloader = ModelReloader(
+        Path(os.path.abspath(args.model)),
+        args.reload_interval_s,
+        served.version,
+        load=lambda path: load_predictor(path, args.device, args.threads),
+        check=check,
+        on_refused=lambda reason: reloads.labels("refused").inc(),
+    )
+    reloader.start()
+    return reloader
+
+
+def _wait_for_signal(
+    stopping: threading.Event, reloader: ModelReloader, batcher: RequestBatcher
+) -> None:
+    """Block until SIGTERM or SIGINT sets `stopping`; SIGHUP looks for a new model version."""
 
     def handler(signum: int, frame: object) -> None:
         stopping.set()
 
+    def reload(signum: int, frame: object) -> None:
+        reloader.request_check()
+
     previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload)
     try:
-        while not stopping.wait(0.5):
-            pass
+        while not stopping.wait(0.2):
+            new = reloader.take()
+            if new is not None:
+                batcher.swap(new)
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)

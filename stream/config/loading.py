@@ -165,14 +165,17 @@ def _resolve_model_path(
     base_dir: Path,
     file_label: str,
 ) -> None:
-    """Make model.path absolute: file values against the file's folder, overrides against cwd."""
-    model = raw.setdefault("model", {})
-    value = model.get("path", DEFAULT_MODEL_PATH)
-    if not isinstance(value, str | Path):
-        return  # left for validation to reject with the key's name
-    from_file = sources.get(("model", "path"), file_label) == file_label
-    root = base_dir if from_file else Path.cwd()
-    model["path"] = (root / Path(value).expanduser()).resolve()
+    """Make model.path and shadow.path absolute: file values against the file's folder,
+    overrides against cwd. Symlinks are kept, not followed: repointing one is how a new
+    model version is swapped in (hot reload)."""
+    for section, default in (("model", DEFAULT_MODEL_PATH), ("shadow", None)):
+        values = raw.setdefault(section, {})
+        value = values.get("path", default)
+        if value is None or not isinstance(value, str | Path):
+            continue  # unset, or left for validation to reject with the key's name
+        from_file = sources.get((section, "path"), file_label) == file_label
+        root = base_dir if from_file else Path.cwd()
+        values["path"] = Path(os.path.abspath(root / Path(value).expanduser()))
 
 
 def _describe(exc: ValidationError, sources: Mapping[tuple[str, str], str], label: str) -> str:

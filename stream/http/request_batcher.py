@@ -59,6 +59,7 @@ class RequestBatcher:
         self._queue: deque[_Pending] = deque()
         self._condition = threading.Condition()
         self._closed = False
+        self._next_predictor: BatchPredictor | None = None  # a reload, taken between batches
         self._batches = 0
         self._thread = threading.Thread(target=self._loop, name="request-batcher", daemon=True)
         self._thread.start()
@@ -93,6 +94,13 @@ class RequestBatcher:
         assert pending.probabilities is not None
         return pending.probabilities
 
+    def swap(self, predictor: BatchPredictor) -> None:
+        """Answer with `predictor` from the next batch on; the old one is closed then."""
+        with self._condition:
+            replaced, self._next_predictor = self._next_predictor, predictor
+        if replaced is not None:  # never served: a newer one came first
+            replaced.close()
+
     def close(self) -> None:
         """Answer what is queued, then stop the batching thread."""
         with self._condition:
@@ -105,7 +113,19 @@ class RequestBatcher:
             batch = self._next_batch()
             if batch is None:
                 return
+            self._take_swap()
             self._run(batch)
+
+    def _take_swap(self) -> None:
+        """Between batches: the batching thread is the predictor's only caller, so the old
+        model has nothing in flight and is closed at once."""
+        with self._condition:
+            new, self._next_predictor = self._next_predictor, None
+        if new is None:
+            return
+        old, self.predictor = self.predictor, new
+        log.info("model reloaded version=%s -> %s", old.manifest.version, new.manifest.version)
+        old.close()
 
     def _next_batch(self) -> list[_Pending] | None:
         """Wait for a full batch or the oldest request's deadline; None once closed and empty."""

@@ -10,10 +10,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import numpy.typing as npt
@@ -24,7 +26,7 @@ from stream.cli import main
 from stream.http.classify import CLASSIFY_PATH, EndpointLimits, attach_classify_endpoint
 from stream.http.request_batcher import RequestBatcher
 from stream.http.server import HttpServer, Response
-from timesnet.predictor import Predictor
+from timesnet.predictor import Predictor, load_predictor
 from timesnet.readers import read_dataset
 from timesnet.uwave import UWAVE_TEST_FILE
 
@@ -565,3 +567,67 @@ def test_serve_command_refuses_a_missing_model_directory(
 ) -> None:
     assert main(["serve", "--model", str(tmp_path / "none"), "--port", "0"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_serve_swaps_in_a_new_model_version_on_sighup_and_answers_with_it(
+    windows: np.ndarray, predictor: Predictor, tmp_path: Path
+) -> None:
+    tcn = load_predictor(REPO / "models" / "uwave-tcn")
+    link = tmp_path / "model"
+    link.symlink_to(REPO / "models" / "uwave-tcn")
+    command = [
+        str(Path(sys.executable).parent / "sensorstream"),
+        "serve",
+        "--model",
+        str(link),
+        "--port",
+        "0",
+        "--reload-interval-s",
+        "0",
+    ]
+    process = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    body = {"csv": b64(csv_text(windows[5:6], ["0"]))}
+    try:
+        url = re.search(r"(http://\S+)", process.stdout.readline()).group(1)
+        expected = float(tcn.predict_batch(windows[5:6]).max())
+        assert post(url, body)[1]["result"]["score"] == pytest.approx(expected, abs=1e-5)
+        staged = tmp_path / "next"
+        staged.symlink_to(MODEL_DIR)
+        staged.replace(link)
+        process.send_signal(signal.SIGHUP)
+        expected = float(predictor.predict_batch(windows[5:6]).max())
+        deadline = time.monotonic() + 60
+        while post(url, body)[1]["result"]["score"] != pytest.approx(expected, abs=1e-5):
+            assert time.monotonic() < deadline, "serve kept answering with the old model"
+            time.sleep(0.2)
+        metrics = urllib.request.urlopen(url.replace(CLASSIFY_PATH, "/metrics")).read().decode()
+        assert 'sensorstream_model_reloads_total{result="ok"} 1.0' in metrics
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+        tcn.close()
+    assert process.returncode == 0
+
+
+def test_the_request_batcher_answers_with_a_swapped_model_from_the_next_batch() -> None:
+    class Constant:
+        def __init__(self, value: float) -> None:
+            self.value, self.closed = value, False
+            self.manifest = SimpleNamespace(version=str(value))
+
+        def predict_batch(self, x: np.ndarray) -> np.ndarray:
+            return np.full((len(x), 2), self.value, dtype=np.float32)
+
+        def close(self) -> None:
+            self.closed = True
+
+    old, new = Constant(0.25), Constant(0.75)
+    batcher = RequestBatcher(old, max_batch=4, max_wait_ms=1)  # type: ignore[arg-type]
+    window = np.zeros((1, 3, 2), dtype=np.float32)
+    assert batcher.classify(window)[0, 0] == 0.25
+    batcher.swap(new)  # type: ignore[arg-type]
+    assert batcher.classify(window)[0, 0] == 0.75
+    assert old.closed and not new.closed
+    batcher.close()
