@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from timesnet.batch_predictor import BatchPredictor
+from timesnet.manifest import ModelManifest
+
+if TYPE_CHECKING:
+    from stream.core.metrics import WorkerMetrics
+    from stream.core.model_reload import ModelReloader
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +83,26 @@ def _close(predictor: BatchPredictor) -> None:
         predictor.close()
     except Exception as exc:  # a model that fails to close must not stop the worker
         log.warning("closing model=%s failed: %s", predictor.manifest.version, exc)
+
+
+def swap_primary(models: ServedModel, reloader: ModelReloader, metrics: WorkerMetrics) -> bool:
+    """Serve the model `reloader` loaded, if one waits; True if the served model changed."""
+    new = reloader.take()
+    if new is None:
+        return False
+    old = models.swap(new)
+    metrics.model_reloads.labels("ok").inc()
+    log.info(
+        "model reloaded name=%s version=%s -> %s (batches in flight finish on %s)",
+        new.manifest.name,
+        old.manifest.version,
+        new.manifest.version,
+        old.manifest.version,
+    )
+    return True
+
+
+def export_model_info(metrics: WorkerMetrics, manifest: ModelManifest, device: str) -> None:
+    """sensorstream_model_info shows the served model only (one series, value 1)."""
+    metrics.model_info.clear()
+    metrics.model_info.labels(manifest.name, manifest.version, manifest.architecture, device).set(1)

@@ -19,6 +19,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +29,10 @@ from stream.core.inference import first_line
 from stream.core.served_model import ServedModel
 from timesnet.batch_predictor import BatchPredictor
 from timesnet.manifest import ModelManifest
+
+if TYPE_CHECKING:
+    from stream.core.metrics import WorkerMetrics
+    from stream.core.model_reload import ModelReloader
 
 log = logging.getLogger(__name__)
 
@@ -135,3 +140,13 @@ class ShadowRunner:
             self._outbox.put(
                 ShadowBatch(item.rows, item.primary_labels, probabilities, item.predictor)
             )
+
+
+def swap_shadow(shadow: ShadowRunner, reloader: ModelReloader, metrics: WorkerMetrics) -> None:
+    """The shadow reloads like the primary: offered batches from now on go to the new one."""
+    new = reloader.take()
+    if new is None:
+        return
+    old = shadow.swap(new)
+    metrics.model_reloads.labels("ok").inc()
+    log.info("shadow model reloaded version=%s -> %s", old.manifest.version, new.manifest.version)

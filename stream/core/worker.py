@@ -37,8 +37,8 @@ from stream.core.metrics import WorkerMetrics
 from stream.core.model_reload import ModelReloader
 from stream.core.offsets import OffsetTracker
 from stream.core.recovery import ResumeFilter, latest_anchor_per_device
-from stream.core.served_model import ServedModel
-from stream.core.shadow import ShadowRunner
+from stream.core.served_model import ServedModel, export_model_info, swap_primary
+from stream.core.shadow import ShadowRunner, swap_shadow
 from stream.core.side_requests import SideQueue
 from stream.core.stats import WorkerStats
 from stream.core.status_board import StatusBoard
@@ -228,39 +228,17 @@ class Worker:
 
     # -- the served model -------------------------------------------------------
     def _maybe_swap_model(self) -> None:
-        """Between two batches: serve a model the reloader loaded, if one is waiting."""
-        shadow = self.shadow_reloader.take() if self.shadow_reloader is not None else None
-        if shadow is not None and self.shadow is not None:
-            old_shadow = self.shadow.swap(shadow)
-            self.metrics.model_reloads.labels("ok").inc()
-            log.info(
-                "shadow model reloaded version=%s -> %s",
-                old_shadow.manifest.version,
-                shadow.manifest.version,
-            )
-        new = self.reloader.take() if self.reloader is not None else None
-        if new is None:
-            return
-        old = self.models.swap(new)
-        self._export_model_info()
-        self.metrics.model_reloads.labels("ok").inc()
-        self.board.model_changed(new.manifest.version)
-        self.drift = drift_monitor(self.config.drift, new.manifest, self.metrics)
-        log.info(
-            "model reloaded name=%s version=%s -> %s (batches in flight finish on %s)",
-            new.manifest.name,
-            old.manifest.version,
-            new.manifest.version,
-            old.manifest.version,
-        )
+        """Between two batches: serve what the reloaders loaded, if anything is waiting."""
+        if self.shadow is not None and self.shadow_reloader is not None:
+            swap_shadow(self.shadow, self.shadow_reloader, self.metrics)
+        if self.reloader is not None and swap_primary(self.models, self.reloader, self.metrics):
+            self._export_model_info()
+            self.board.model_changed(self.manifest.version)
+            self.drift = drift_monitor(self.config.drift, self.manifest, self.metrics)
 
     def _export_model_info(self) -> None:
         """sensorstream_model_info shows the served model only."""
-        manifest = self.manifest
-        self.metrics.model_info.clear()
-        self.metrics.model_info.labels(
-            manifest.name, manifest.version, manifest.architecture, self.config.model.device
-        ).set(1)
+        export_model_info(self.metrics, self.manifest, self.config.model.device)
 
     # -- the data path ----------------------------------------------------------
     def step(self) -> None:
