@@ -25,7 +25,6 @@ from prometheus_client import CollectorRegistry
 from stream.config.schema import Config
 from stream.core.allocator import tune_allocator
 from stream.core.backpressure import Backpressure
-from stream.core.batching import DynamicBatcher
 from stream.core.broker_outage import BrokerOutage, OutageRecovery
 from stream.core.checkpoint import Checkpoint, GroupCheckpoint
 from stream.core.columns import WindowRows
@@ -33,28 +32,22 @@ from stream.core.drift import drift_monitor
 from stream.core.event_output import EventOutput
 from stream.core.housekeeping import Housekeeping
 from stream.core.inference import Classified, InferenceThread
+from stream.core.intake import Intake
 from stream.core.metrics import WorkerMetrics
 from stream.core.model_reload import ModelReloader
 from stream.core.offsets import OffsetTracker
-from stream.core.recovery import ResumeFilter, latest_anchor_per_device
+from stream.core.recovery import latest_anchor_per_device
 from stream.core.served_model import ServedModel, export_model_info, swap_primary
 from stream.core.shadow import ShadowRunner, swap_shadow
 from stream.core.side_requests import SideQueue
 from stream.core.stats import WorkerStats
 from stream.core.status_board import StatusBoard
-from stream.core.window_bridge import make_window_store, policy_dead_letters, to_rows
-from stream.decode.polled import PolledRecords, PollIndex
-from stream.decode.router import RecordDecoder
-from stream.decode.types import SampleBatch
 from stream.kafka.client_errors import is_outage
 from stream.kafka.clients import LatchingProducer, ProducerFailed, transactional_producer
-from stream.kafka.record_columns import RecordColumns
 from timesnet.batch_predictor import BatchPredictor
 from timesnet.manifest import ModelManifest
 
 log = logging.getLogger(__name__)
-
-CATCH_UP_POLL_TIMEOUT_MS = 5
 
 
 class Worker:
@@ -82,12 +75,11 @@ class Worker:
         self.stats = WorkerStats()
         # what the status page at / shows; class_id -1 (abstained) reads the abstain label
         self.board = StatusBoard([*self.manifest.labels, config.model.abstain_label])
-        self.decoder = RecordDecoder(self.manifest.channels, config.records)
-        self.store = make_window_store(config.windows, self.manifest.channels)
-        self.batcher = DynamicBatcher(config.batching.max_batch, config.batching.max_wait_ms)
         self.offsets = OffsetTracker()
-        hop, length = config.windows.hop, config.windows.length
-        self.resume = ResumeFilter(skip_after_anchor=max(hop - length, 0))
+        self.intake = Intake(config, self.manifest.channels, self.offsets, self.metrics, self.stats)
+        # what a change of ownership and a replay work on (stream/core/partitions.py)
+        self.store, self.resume = self.intake.store, self.intake.resume
+        self.batcher = self.intake.batcher
         self.output = EventOutput(
             config,
             self.manifest,
@@ -114,7 +106,6 @@ class Worker:
         self._produced: list[int] = []  # tokens of batches produced since the last commit
         self._last_commit_s = time.monotonic()
         self._last_poll_s = 0.0
-        self._catching_up = False  # the last poll returned a backlog's worth of records
         self.consumer: KafkaConsumer | None = None
         self.producer: LatchingProducer | None = None
         self._inference: InferenceThread | None = None
@@ -249,11 +240,17 @@ class Worker:
             self.outage_recovery.ride_out()
             return
         self._maybe_swap_model()
-        records, index = self._poll()
-        samples, dead_letters = self.decoder.decode(records)
+        waiting = bool(len(self.side_requests))
+        timeout_ms = self.intake.poll_timeout_ms(waiting, bool(self.inference.in_flight))
+        records, index = self.intake.poll(self._consumer, self.checkpoint, timeout_ms)
+        self.note_poll()
+        samples, dead_letters = self.intake.decoder.decode(records)
         self.output.dead_letters(dead_letters, self._producer)
-        self._append_samples(samples, records, index)
-        self._queue_ready_windows(index)
+        if len(samples):
+            self.drift.observe_samples(samples.values)
+        late = self.intake.append(samples, records, index, now_ms=_now_ms())
+        self.output.dead_letters(late, self._producer)
+        self.intake.queue_ready_windows(index)
         self._submit_batches()
         self._produce_events(self.inference.collect(timeout_s=self._collect_wait_s()))
         self._produce_shadow()
@@ -263,23 +260,6 @@ class Worker:
         self.backpressure.apply(self._consumer, self._pending_windows())
         self.housekeeping.maybe_run(self._consumer, _now_ms())
         self.drift.maybe_update()
-
-    def _poll(self) -> tuple[PolledRecords, PollIndex]:
-        fetched: dict[TopicPartition, list[RecordColumns]] = self._consumer.poll(
-            timeout_ms=self._poll_timeout_ms(), max_records=self.config.kafka.max_poll_records
-        )
-        self.note_poll()
-        self.checkpoint.after_poll()
-        pieces: list[tuple[int, RecordColumns]] = []
-        for tp, columns in fetched.items():
-            columns = self.checkpoint.clip(tp, columns)
-            source = self.offsets.source_id(tp)
-            pieces.extend((source, piece) for piece in columns if len(piece))
-            self.metrics.records_consumed.labels(tp.topic).inc(sum(map(len, columns)))
-        records = PolledRecords(pieces)
-        self.stats.records += len(records)
-        self._catching_up = len(records) >= self.config.kafka.max_poll_records // 4
-        return records, records.poll_index()
 
     def note_poll(self) -> None:
         """The poll loop is alive (what /readyz checks)."""
@@ -296,43 +276,6 @@ class Worker:
         if self.producer is None:
             raise RuntimeError("the worker has no producer (not open, or between producers)")
         return self.producer
-
-    def _append_samples(
-        self, samples: SampleBatch, records: PolledRecords, index: PollIndex
-    ) -> None:
-        self.metrics.samples_consumed.inc(len(samples))
-        self.stats.samples += len(samples)
-        if len(samples):
-            self.drift.observe_samples(samples.values)
-            runs = self.resume.without_emitted(samples)
-            if len(runs):
-                at = runs.record_positions  # [R] poll index of each run's record
-                rejected = self.store.append_runs(
-                    runs.record_devices,
-                    runs.record_counts,
-                    runs.timestamps_ms,
-                    runs.values,
-                    index.sources[at],
-                    index.offsets[at],
-                    now_ms=_now_ms(),
-                )
-                if len(rejected) and self.config.windows.late_policy == "dead_letter":
-                    late = policy_dead_letters(
-                        records, samples.record_index, runs.record_index, rejected
-                    )
-                    self.output.dead_letters(late, self._producer)
-        for source, next_offset in index.next_offsets().items():
-            self.offsets.consumed(source, next_offset)
-
-    def _queue_ready_windows(self, index: PollIndex) -> None:
-        rows = to_rows(self.store.ready_windows(), index, self.config.windows)
-        if not len(rows):
-            return
-        emitted = self.offsets.already_emitted(rows.sources, rows.ready_offsets)
-        if emitted.any():
-            self.metrics.windows_skipped.inc(int(emitted.sum()))
-            rows = rows.take(~emitted)
-        self.batcher.add(rows)
 
     def _submit_batches(self, force: bool = False) -> None:
         while self.inference.can_submit():
@@ -408,23 +351,6 @@ class Worker:
     # -- flow control -----------------------------------------------------------
     def _pending_windows(self) -> int:
         return self.batcher.pending + self.inference.in_flight * self.config.batching.max_batch
-
-    def _poll_timeout_ms(self) -> int:
-        if len(self.side_requests):
-            return 0
-        if self.inference.in_flight:
-            return 2
-        if self._catching_up:
-            # kafka-python 3.0 sometimes finds neither buffered records nor a fetch in
-            # flight right after a response landed, and then sleeps the whole timeout:
-            # 100 ms stalls every ~7,000 records, 35 % of binary-chunk ingest time
-            # (bench). While a backlog is read, a short timeout bounds that sleep; a
-            # live stream's polls return on arrival anyway.
-            return CATCH_UP_POLL_TIMEOUT_MS
-        deadline = self.batcher.deadline_s()
-        if deadline is not None:
-            return int(max(0.0, min(deadline - time.monotonic(), 0.1)) * 1000)
-        return 100
 
     def _collect_wait_s(self) -> float:
         # Block briefly for results only when the predictor is the bottleneck.
