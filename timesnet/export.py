@@ -77,12 +77,17 @@ def export_model(
     training_config: dict,
     training: dict,
     training_stats: TrainingStats | None = None,
+    extra_hyperparameters: dict | None = None,
 ) -> ModelManifest:
     """Save `network` (eval mode) under `out_dir` with its manifest; returns the manifest.
 
     The exported graph takes normalized windows x [B, L, C] float32 and returns
     probabilities [B, K]; the predictor applies `normalization` before calling it.
+    `extra_hyperparameters` are further manifest sections (e.g. `distillation`).
     """
+    extra = dict(extra_hyperparameters or {})
+    if {"network", "training"} & set(extra):
+        raise ModelError("extra hyperparameters may not replace `network` or `training`")
     config = network.config
     directory = save_graph(network, labels, out_dir)
     save_weights(
@@ -98,7 +103,11 @@ def export_model(
         window_length=config.window_length,
         normalization=dict(normalization),
         periods=getattr(config, "periods", None),  # TimesNet only
-        hyperparameters={"network": config.to_dict(), "training": dict(training_config)},
+        hyperparameters={
+            "network": config.to_dict(),
+            "training": dict(training_config),
+            **extra,
+        },
         training=dict(training),
         test_metrics=None,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),

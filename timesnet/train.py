@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -63,6 +64,29 @@ class TrainingConfig:
         return asdict(self)
 
 
+class BatchLoss(Protocol):
+    """The loss of one training mini-batch, from the network's logits and what it was shown."""
+
+    def __call__(
+        self,
+        logits: paddle.Tensor,
+        windows: npt.NDArray[np.float32],
+        targets: npt.NDArray[np.float32],
+    ) -> paddle.Tensor:
+        """logits [B, K] of normalized, augmented, mixed windows [B, L, C]; targets [B, K]."""
+        ...
+
+
+def label_loss(
+    logits: paddle.Tensor, windows: npt.NDArray[np.float32], targets: npt.NDArray[np.float32]
+) -> paddle.Tensor:
+    """The default BatchLoss: cross entropy against the smoothed, mixed labels [B, K]."""
+    return soft_cross_entropy(logits, paddle.to_tensor(targets))
+
+
+LossFactory = Callable[[Normalization], BatchLoss]  # the run's normalization -> its batch loss
+
+
 @dataclass(frozen=True)
 class EpochRecord:
     """What one epoch did: mean training loss, validation figures (None without validation)."""
@@ -93,11 +117,13 @@ def train_network(
     validation: tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]] | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     stop_epoch: int | None = None,
+    loss: BatchLoss = label_loss,
 ) -> TrainingResult:
     """Train on x_train [N, L, C] / y_train [N]; early-stop on `validation` when given.
 
     `stop_epoch` ends training early while keeping the learning-rate schedule of the
-    full `training.epochs`, so a refit follows the selection run's trajectory.
+    full `training.epochs`, so a refit follows the selection run's trajectory. `loss`
+    scores each mini-batch (a distillation loss asks a teacher about its windows).
     """
     paddle.seed(training.seed)
     rng = np.random.default_rng(training.seed)
@@ -114,14 +140,15 @@ def train_network(
     best_epoch, best_state = stop_epoch or training.epochs, None
     for epoch in range(1, (stop_epoch or training.epochs) + 1):
         started = time.perf_counter()
-        loss = _train_epoch(network, optimizer, x_train, y_train, training, rng)
+        mean_loss = _train_epoch(network, optimizer, x_train, y_train, training, rng, loss)
         if schedule is not None:
             schedule.step()
         val_accuracy: float | None = None
         val_loss: float | None = None
         if validation is not None:
             val_accuracy, val_loss = evaluate_network(network, *validation)
-        record = EpochRecord(epoch, loss, val_accuracy, val_loss, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        record = EpochRecord(epoch, mean_loss, val_accuracy, val_loss, seconds)
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
@@ -163,6 +190,7 @@ def _train_epoch(
     y: npt.NDArray[np.int64],
     training: TrainingConfig,
     rng: np.random.Generator,
+    batch_loss: BatchLoss,
 ) -> float:
     """One pass over shuffled, augmented mini-batches; returns the mean loss."""
     network.train()
@@ -175,7 +203,7 @@ def _train_epoch(
         targets = smoothed_targets(y[index], num_classes, training.label_smoothing)
         batch, targets = mixup(batch, targets, rng, training.augment.mixup_alpha)
         logits = network(paddle.to_tensor(batch))
-        loss = soft_cross_entropy(logits, paddle.to_tensor(targets))
+        loss = batch_loss(logits, batch, targets)
         loss.backward()
         optimizer.step()
         optimizer.clear_grad()
@@ -244,6 +272,8 @@ def fit_model_dir(
     command: str,
     on_epoch: EpochCallback | None = None,
     architecture: str = "timesnet",
+    loss_factory: LossFactory | None = None,
+    extra_hyperparameters: dict | None = None,
 ) -> ModelManifest:
     """Select the epoch count on a stratified validation split, optionally refit on all, export.
 
@@ -251,7 +281,9 @@ def fit_model_dir(
     "tcn": TCNConfig) not read from the data (d_model, ..., dropout). With `refit`, the
     shipped network is retrained on every case of `dataset` for the best validation epoch
     count (same seed), and its normalization and periods are refitted on all of them; the
-    validation figures in the manifest are those of the selection run.
+    validation figures in the manifest are those of the selection run. `loss_factory`
+    replaces the label loss of both runs (built on each run's normalization), and
+    `extra_hyperparameters` are sections added to the manifest's hyperparameters.
     """
     training_labels(dataset)  # refuse an unlabelled file before any work
     started = time.perf_counter()
@@ -267,6 +299,7 @@ def fit_model_dir(
             training,
             lambda record: report(record, training.epochs, "select"),
             architecture=architecture,
+            loss_factory=loss_factory,
         )
         final = selection
     if refit or selection is None:
@@ -280,6 +313,7 @@ def fit_model_dir(
             lambda record: report(record, epochs, "refit"),
             stop_epoch=epochs,
             architecture=architecture,
+            loss_factory=loss_factory,
         )
     info = _training_info(dataset, selection, final, training, val_fraction, refit, command)
     info["seconds"] = round(time.perf_counter() - started, 1)
@@ -297,6 +331,7 @@ def fit_model_dir(
         },
         training=info,
         training_stats=dataset_stats(dataset),
+        extra_hyperparameters=extra_hyperparameters,
     )
 
 
@@ -309,6 +344,7 @@ def _fit_part(
     on_epoch: Callable[[EpochRecord], None],
     stop_epoch: int | None = None,
     architecture: str = "timesnet",
+    loss_factory: LossFactory | None = None,
 ) -> tuple[TrainingResult, Normalization]:
     """Fit normalization (TimesNet: also periods) on `train_part`, then train with early stop."""
     normalization = Normalization.fit(train_part.x)
@@ -323,7 +359,8 @@ def _fit_part(
     if validation_part is not None:
         validation = (normalization.apply(validation_part.x), training_labels(validation_part))
     y = training_labels(train_part)
-    result = train_network(config, training, x, y, validation, on_epoch, stop_epoch)
+    loss = label_loss if loss_factory is None else loss_factory(normalization)
+    result = train_network(config, training, x, y, validation, on_epoch, stop_epoch, loss)
     return result, normalization
 
 
