@@ -17,6 +17,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "kafka",
     "model",
+    "distill",
     "model_stats",
     "run",
     "demo",

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from timesnet.batch_predictor import BatchPredictor
-    from timesnet.train import EpochRecord
+    from timesnet.train import EpochRecord, TrainingConfig
 
 # A dilation past any window length only pads; this keeps the TCN's padding arithmetic small.
 MAX_DILATION = 1_000_000
@@ -75,16 +75,7 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
         default=True,
         help="retrain on all training data for the best epoch count (default on)",
     )
-    p.add_argument("--batch-size", type=integer(1, 65_536), default=16)
-    p.add_argument("--learning-rate", type=number(0, 10, above_low=True), default=1e-3)
-    p.add_argument("--weight-decay", type=number(0, 10), default=0.05)
-    p.add_argument("--label-smoothing", type=number(0, 1, below_high=True), default=0.1)
-    p.add_argument(
-        "--cosine",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="cosine learning-rate decay over --epochs (default on)",
-    )
+    add_optimizer_flags(p)
     p.add_argument("--d-model", type=integer(1, 4096), default=32)
     p.add_argument("--d-ff", type=integer(1, 4096), default=32)
     p.add_argument("--e-layers", type=integer(1, 64), default=2)
@@ -125,6 +116,26 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
         default="gap",
         help="classify from the last step or the global average (default gap)",
     )
+    add_augment_flags(p)
+    p.set_defaults(func=_train, _parser=p)
+
+
+def add_optimizer_flags(p: argparse.ArgumentParser) -> None:
+    """Batch size, learning rate and its schedule, weight decay, label smoothing."""
+    p.add_argument("--batch-size", type=integer(1, 65_536), default=16)
+    p.add_argument("--learning-rate", type=number(0, 10, above_low=True), default=1e-3)
+    p.add_argument("--weight-decay", type=number(0, 10), default=0.05)
+    p.add_argument("--label-smoothing", type=number(0, 1, below_high=True), default=0.1)
+    p.add_argument(
+        "--cosine",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="cosine learning-rate decay over --epochs (default on)",
+    )
+
+
+def add_augment_flags(p: argparse.ArgumentParser) -> None:
+    """--augment and --mixup-alpha."""
     p.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
@@ -132,7 +143,6 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
         help="scaling, jitter, time shift, magnitude warp (default on)",
     )
     p.add_argument("--mixup-alpha", type=number(0, 100), default=0.2, help="0 turns mixup off")
-    p.set_defaults(func=_train, _parser=p)
 
 
 def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
@@ -176,7 +186,7 @@ def _add_device_flags(p: argparse.ArgumentParser) -> None:
 
 
 @contextmanager
-def _model_errors():
+def model_errors():
     """Turn the timesnet package's ModelError into the CLI's one-line SensorstreamError."""
     from timesnet.errors import ModelError
 
@@ -205,18 +215,16 @@ def command_line(args: argparse.Namespace) -> str:
     return shlex.join(parts)
 
 
-def _train(args: argparse.Namespace) -> int:
-    """Handler of `sensorstream train`."""
+def training_config(args: argparse.Namespace) -> TrainingConfig:
+    """The TrainingConfig the optimizer, augmentation, epoch and seed flags describe."""
     from timesnet.augment import AugmentConfig
-    from timesnet.crossfit import fit_ensemble_model_dir
-    from timesnet.readers import read_dataset
-    from timesnet.train import TrainingConfig, fit_model_dir
+    from timesnet.train import TrainingConfig
 
     augment = AugmentConfig(mixup_alpha=args.mixup_alpha)
     if not args.augment:
         augment = AugmentConfig(0.0, 0.0, 0, 0.0, 0, args.mixup_alpha)
-    with _model_errors():
-        training = TrainingConfig(
+    with model_errors():
+        return TrainingConfig(
             epochs=args.epochs,
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
@@ -227,6 +235,16 @@ def _train(args: argparse.Namespace) -> int:
             augment=augment,
             cosine_schedule=args.cosine,
         )
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Handler of `sensorstream train`."""
+    from timesnet.crossfit import fit_ensemble_model_dir
+    from timesnet.readers import read_dataset
+    from timesnet.train import fit_model_dir
+
+    training = training_config(args)
+    with model_errors():
         network_options = _network_options(args)
         fit = fit_ensemble_model_dir
         if not (args.cross_fit and args.arch == "timesnet"):
@@ -240,7 +258,7 @@ def _train(args: argparse.Namespace) -> int:
             training=training,
             val_fraction=args.val_fraction,
             command=command_line(args),
-            on_epoch=_print_epoch,
+            on_epoch=print_epoch,
         )
     print(f"wrote {args.out}: model {manifest.name} version {manifest.version}")
     return 0
@@ -278,7 +296,7 @@ def _network_options(args: argparse.Namespace) -> dict:
     }
 
 
-def _print_epoch(record: EpochRecord, total: int, phase: str) -> None:
+def print_epoch(record: EpochRecord, total: int, phase: str) -> None:
     """One progress line per epoch on stdout."""
     val = ""
     if record.val_accuracy is not None:
@@ -297,7 +315,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from timesnet.readers import read_dataset
     from timesnet.report import evaluate_predictions, save_confusion_png
 
-    with _model_errors():
+    with model_errors():
         predictor = load_predictor(args.model, args.device, args.threads)
         manifest = predictor.manifest
         data = read_dataset(args.data, manifest.window_length, manifest.labels)
@@ -351,7 +369,7 @@ def _predict(args: argparse.Namespace) -> int:
     from timesnet.predictor import load_predictor
     from timesnet.readers import read_dataset
 
-    with _model_errors():
+    with model_errors():
         predictor = load_predictor(args.model, args.device, args.threads)
         manifest = predictor.manifest
         data = read_dataset(args.data, manifest.window_length)

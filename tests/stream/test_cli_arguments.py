@@ -6,6 +6,8 @@ import pytest
 
 from stream.cli import main
 
+DISTILL = ["--teacher", "t", "--data", "d", "--out", "o"]
+
 
 @pytest.mark.parametrize(
     ("argv", "message"),
@@ -24,6 +26,10 @@ from stream.cli import main
         (["train", "--data", "d", "--out", "o", "--learning-rate", "inf"], "(0, 10], got 'inf'"),
         (["train", "--data", "d", "--out", "o", "--dropout", "1.5"], "argument --dropout"),
         (["train", "--data", "d", "--out", "o", "--d-model", "99999999"], "argument --d-model"),
+        (["distill", *DISTILL, "--temperature", "0"], "argument --temperature: expected"),
+        (["distill", *DISTILL, "--hard-weight", "1.5"], "--hard-weight: expected a number in [0"),
+        (["distill", *DISTILL, "--num-kernels", "0"], "argument --num-kernels: expected"),
+        (["distill", *DISTILL, "--val-fraction", "1"], "[0, 1), got '1'"),
         (["predict", "--model", "m", "--data", "d", "--batch-size", "0"], "--batch-size"),
         (["evaluate", "--model", "m", "--data", "d", "--threads", "100000"], "--threads"),
     ],

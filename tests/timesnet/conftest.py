@@ -35,6 +35,25 @@ TINY_TRAIN_FLAGS = [
     "--seed",
     "3",
 ]
+# A tiny student of the shipped ensemble; one kernel and the hard-label term are non-defaults.
+TINY_DISTILL_FLAGS = [
+    "--epochs",
+    "2",
+    "--d-model",
+    "8",
+    "--d-ff",
+    "8",
+    "--e-layers",
+    "1",
+    "--num-kernels",
+    "1",
+    "--top-k",
+    "2",
+    "--hard-weight",
+    "0.25",
+    "--seed",
+    "3",
+]
 # The TCN's own settings; stem, last-step head and causal padding are the non-default paths.
 TINY_TCN_FLAGS = [
     "--arch",
@@ -130,4 +149,26 @@ def tiny_tcn_dir(subset_ts_file: Path, tmp_path_factory: pytest.TempPathFactory)
     out_dir = tmp_path_factory.mktemp("tiny-tcn") / "model"
     argv = ["train", "--data", str(subset_ts_file), "--out", str(out_dir)]
     assert main(argv + TINY_TCN_FLAGS) == 0
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def distill_tiny(subset_ts_file: Path) -> Callable[[Path, list[str]], int]:
+    """A function that runs `sensorstream distill` from the shipped ensemble, tiny flags."""
+    from stream.cli import main
+
+    def run(out_dir: Path, extra: list[str] | None = None) -> int:
+        argv = ["distill", "--teacher", str(SHIPPED_MODEL_DIR), "--data", str(subset_ts_file)]
+        return main(argv + ["--out", str(out_dir)] + TINY_DISTILL_FLAGS + list(extra or []))
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_distilled_dir(
+    tmp_path_factory: pytest.TempPathFactory, distill_tiny: Callable[[Path, list[str]], int]
+) -> Path:
+    """A tiny TimesNet distilled from the shipped ensemble once per session."""
+    out_dir = tmp_path_factory.mktemp("tiny-distilled") / "model"
+    assert distill_tiny(out_dir, []) == 0
     return out_dir

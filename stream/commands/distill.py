@@ -1,0 +1,126 @@
+"""`sensorstream distill`: train one TimesNet to copy a teacher model (e.g. the ensemble).
+
+The student is selected and exported like `sensorstream train --no-cross-fit`: a
+stratified validation split of the training file picks the epoch count, then (--refit)
+it is retrained on every case; the teacher scores each augmented training batch.
+Defaults ship models/uwave from models/uwave-ensemble.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from stream.commands.arguments import integer, number
+from stream.commands.model import (
+    add_augment_flags,
+    add_optimizer_flags,
+    command_line,
+    model_errors,
+    print_epoch,
+    training_config,
+)
+from stream.errors import SensorstreamError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the distill subcommand."""
+    p = subparsers.add_parser(
+        "distill", help="train one TimesNet on a teacher model's probabilities, export it"
+    )
+    p.add_argument("--teacher", required=True, help="teacher model directory")
+    p.add_argument("--data", required=True, help="training file (.ts or PaddleX .csv)")
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--name", default=None, help="model name (default: the --out directory name)")
+    p.add_argument(
+        "--epochs", type=integer(1, 100_000), default=60, help="maximum epochs (default 60)"
+    )
+    p.add_argument(
+        "--seed", type=integer(0, 2**32 - 1), default=0, help="seed for weights, split, shuffles"
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=number(0, 1, below_high=True),
+        default=0.25,
+        help="stratified share of the training file held out to pick the epoch (default 0.25)",
+    )
+    p.add_argument(
+        "--patience",
+        type=integer(1, 100_000),
+        default=25,
+        help="epochs without improvement to stop",
+    )
+    p.add_argument(
+        "--refit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="retrain on all training data for the best epoch count (default on)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=number(0, 100, above_low=True),
+        default=2.0,
+        help="softens teacher and student alike before the KL term (default 2)",
+    )
+    p.add_argument(
+        "--hard-weight",
+        type=number(0, 1),
+        default=0.0,
+        help="weight of the label loss; the rest goes to the teacher (default 0)",
+    )
+    add_optimizer_flags(p)
+    p.add_argument("--d-model", type=integer(1, 4096), default=32)
+    p.add_argument("--d-ff", type=integer(1, 4096), default=32)
+    p.add_argument("--e-layers", type=integer(1, 64), default=2)
+    p.add_argument("--top-k", type=integer(1, 64), default=3, help="number of fixed FFT periods")
+    p.add_argument(
+        "--num-kernels", type=integer(1, 64), default=2, help="Inception kernels 1,3,..,2k-1"
+    )
+    p.add_argument("--dropout", type=number(0, 1, below_high=True), default=0.3)
+    add_augment_flags(p)
+    p.add_argument(
+        "--threads", type=integer(1, 1024), default=2, help="teacher's CPU math threads (default 2)"
+    )
+    p.set_defaults(func=_distill, _parser=p)
+
+
+def _distill(args: argparse.Namespace) -> int:
+    """Handler of `sensorstream distill`."""
+    from timesnet.distill import DistillConfig, fit_distilled_model_dir
+    from timesnet.predictor import load_predictor
+    from timesnet.readers import read_dataset
+
+    if not Path(args.teacher).is_dir():
+        raise SensorstreamError(f"--teacher {args.teacher}: no such model directory")
+    if not Path(args.data).is_file():
+        raise SensorstreamError(f"--data {args.data}: no such file")
+    training = training_config(args)
+    with model_errors():
+        distill = DistillConfig(args.temperature, args.hard_weight)
+        teacher = load_predictor(args.teacher, "cpu", args.threads)
+        try:
+            manifest = fit_distilled_model_dir(
+                teacher,
+                args.teacher,
+                read_dataset(args.data, teacher.manifest.window_length, teacher.manifest.labels),
+                args.out,
+                name=args.name or Path(args.out).name,
+                network_options={
+                    "d_model": args.d_model,
+                    "d_ff": args.d_ff,
+                    "e_layers": args.e_layers,
+                    "num_kernels": args.num_kernels,
+                    "dropout": args.dropout,
+                },
+                top_k=args.top_k,
+                training=training,
+                distill=distill,
+                val_fraction=args.val_fraction,
+                refit=args.refit,
+                command=command_line(args),
+                on_epoch=print_epoch,
+            )
+        finally:
+            teacher.close()
+    print(f"wrote {args.out}: model {manifest.name} version {manifest.version}")
+    return 0
