@@ -1,10 +1,11 @@
 """The predictor contract, held by every model the project ships or trains (STYLE 16).
 
-Models: the shipped TimesNet ensemble (models/uwave) and TCN (models/uwave-tcn), and a
+Models: the shipped TimesNet ensemble (models/uwave) and TCN (models/uwave-tcn), a
 tiny cross-fit ensemble, a tiny single TimesNet and a tiny TCN, each trained once per
-session by the real `train` command. For each: shapes, probabilities, determinism,
-batch invariance over the 320 UWave test windows, the exported graph against the
-dynamic graph, an export round trip, close(), and the errors a caller can trigger.
+session by the real `train` command, and a tiny student of the shipped ensemble made
+by the real `distill` command. For each: shapes, probabilities, determinism, batch
+invariance over the 320 UWave test windows, the exported graph against the dynamic
+graph, an export round trip, close(), and the errors a caller can trigger.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ MODELS: dict[str, tuple[Path | str, type]] = {
     "tiny-ensemble": ("tiny_model_dir", EnsembleNet),
     "tiny-timesnet": ("tiny_timesnet_dir", TimesNet),
     "tiny-tcn": ("tiny_tcn_dir", TCN),
+    "tiny-distilled": ("tiny_distilled_dir", TimesNet),
 }
 
 
