@@ -1,17 +1,21 @@
-"""`python -m bench.model_compare [--quick] [--json OUT]`: TimesNet vs TCN, side by side.
+"""`python -m bench.model_compare [--quick] [--json OUT]`: the shipped models, side by side.
 
-For each model directory (default models/uwave and models/uwave-tcn): accuracy on the
-UWave test set through the serving predictor, then windows/s of the predictor alone
-at each batch size. Throughput rounds alternate between the models (round 1: every
-model, every batch size; round 2: again ...) and each figure is the best round, so a
-burst of load from another process on this shared machine hits both models alike
-instead of deciding the ratio. Prints a Markdown table; `--json` writes every figure.
+For each model directory (default models/uwave and models/uwave-tcn, plus any
+`--also NAME=DIR`, e.g. a distilled student): accuracy on the UWave test set through
+the serving predictor, FLOPs per window (TimesNet and its ensembles), then windows/s
+of the predictor alone at each batch size; each `--also` TimesNet's speed and FLOPs
+are also given as ratios to models/uwave. Throughput rounds alternate between the
+models (round 1: every model, every batch size; round 2: again ...) and each figure is
+the best round, so a burst of load from another process on this shared machine hits
+every model alike instead of deciding the ratio. Prints a Markdown table; `--json`
+writes every figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -43,7 +47,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="predictor CPU threads")
     parser.add_argument("--timesnet", type=Path, default=MODELS["timesnet"], help="model dir")
     parser.add_argument("--tcn", type=Path, default=MODELS["tcn"], help="model dir")
+    parser.add_argument(
+        "--also",
+        type=_named_dir,
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="another model to measure and compare with --timesnet (repeatable)",
+    )
     return parser.parse_args(argv)
+
+
+def _named_dir(text: str) -> tuple[str, Path]:
+    """NAME=DIR of --also."""
+    name, _, path = text.partition("=")
+    if not name or not path or name in MODELS:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=DIR with NAME other than {', '.join(MODELS)}, got {text!r}"
+        )
+    return name, Path(path)
+
+
+def timesnet_flops(hyperparameters: dict[str, Any], periods: tuple[int, ...]) -> int | None:
+    """2 x multiply-adds per window of a TimesNet (x members of an ensemble); None otherwise.
+
+    Counts the token convolution, every Inception convolution on each period's folded
+    grid and the linear head; the FFT-free embedding sums, GELU, LayerNorm and softmax
+    are under 1 % and left out.
+    """
+    net = hyperparameters.get("network", {})
+    if "num_kernels" not in net:
+        return None
+    length, d_model, d_ff = net["window_length"], net["d_model"], net["d_ff"]
+    kernel_area = sum((2 * i + 1) ** 2 for i in range(net["num_kernels"]))
+    cells = sum(math.ceil(length / period) * period for period in periods)  # padded grids
+    blocks = net["e_layers"] * cells * 2 * d_model * d_ff * kernel_area
+    token = length * net["channels"] * d_model * 3
+    head = length * d_model * net["num_classes"]
+    members = hyperparameters.get("ensemble", {}).get("members", 1)
+    return 2 * members * (token + blocks + head)
 
 
 def accuracy(predictor: Any, x: npt.NDArray[np.float32], y: npt.NDArray[np.int64]) -> float:
@@ -112,6 +154,7 @@ def compare(model_dirs: dict[str, Path], quick: bool, threads: int) -> dict[str,
             "path": str(model_dirs[name]),
             "architecture": predictor.manifest.architecture,
             "version": predictor.manifest.version,
+            "gflops_per_window": _gflops(predictor.manifest),
             "test_accuracy": accuracy(predictor, test.x, test.y),
             "test_cases": len(test),
             "windows_per_s": {str(b): round(r, 1) for b, r in rates[name].items()},
@@ -120,6 +163,12 @@ def compare(model_dirs: dict[str, Path], quick: bool, threads: int) -> dict[str,
             "best_windows_per_s": round(rates[name][best_batch], 1),
         }
     models = results["models"]
+    if "timesnet" in models:
+        results["over_timesnet"] = {
+            name: _ratios(row, models["timesnet"])
+            for name, row in models.items()
+            if name not in MODELS and row["gflops_per_window"] is not None
+        }
     if {"timesnet", "tcn"} <= set(models):
         results["tcn_over_timesnet"] = {
             "best_batch": round(
@@ -133,19 +182,41 @@ def compare(model_dirs: dict[str, Path], quick: bool, threads: int) -> dict[str,
     return results
 
 
+def _gflops(manifest: Any) -> float | None:
+    """GFLOPs per window of a TimesNet model directory's network, None for other networks."""
+    flops = timesnet_flops(manifest.hyperparameters, tuple(manifest.periods or ()))
+    return None if flops is None else round(flops / 1e9, 4)
+
+
+def _ratios(model: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float]:
+    """Speed of `model` over `baseline` (best batch, batch 1) and its share of their FLOPs."""
+    return {
+        "best_batch": round(model["best_windows_per_s"] / baseline["best_windows_per_s"], 2),
+        "batch1": round(model["batch1_windows_per_s"] / baseline["batch1_windows_per_s"], 2),
+        "flops_share": round(model["gflops_per_window"] / baseline["gflops_per_window"], 4),
+    }
+
+
 def table(results: dict[str, Any]) -> str:
     """Markdown table: one row per model, plus the speed ratio when both were measured."""
     lines = [
-        "| model | architecture | test accuracy | windows/s batch 1 | best batch "
+        "| model | architecture | GFLOPs/window | test accuracy | windows/s batch 1 | best batch "
         "| windows/s best batch |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in results["models"].values():
+        gflops = "-" if row["gflops_per_window"] is None else f"{row['gflops_per_window']:.3f}"
         lines.append(
-            f"| {Path(row['path']).name} | {row['architecture']} "
+            f"| {Path(row['path']).name} | {row['architecture']} | {gflops} "
             f"| {row['test_accuracy']:.4f} ({row['test_cases']} cases) "
             f"| {row['batch1_windows_per_s']:,.0f} | {row['best_batch']} "
             f"| {row['best_windows_per_s']:,.0f} |"
+        )
+    for name, other in results.get("over_timesnet", {}).items():
+        lines.append("")
+        lines.append(
+            f"{name} / timesnet windows/s: {other['best_batch']}x at their best batch "
+            f"sizes, {other['batch1']}x at batch 1; {other['flops_share']} of its FLOPs."
         )
     ratio = results.get("tcn_over_timesnet")
     if ratio:
@@ -167,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     # Paddle's oneDNN kernels print diagnostics to fd 1 at each new batch shape; keep
     # stdout for the table.
     with _native_stdout_to_stderr():
-        results = compare({"timesnet": args.timesnet, "tcn": args.tcn}, args.quick, args.threads)
+        model_dirs = {"timesnet": args.timesnet, "tcn": args.tcn, **dict(args.also)}
+        results = compare(model_dirs, args.quick, args.threads)
     print(table(results))
     if args.json:
         args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
