@@ -3,7 +3,8 @@
 The student is selected and exported like `sensorstream train --no-cross-fit`: a
 stratified validation split of the training file picks the epoch count, then (--refit)
 it is retrained on every case; the teacher scores each augmented training batch.
-Defaults ship models/uwave from models/uwave-ensemble.
+Defaults are the recipe chosen on validation for distilling the shipped ensemble
+(BENCHMARKS.md, "Distilled default model").
 """
 
 from __future__ import annotations
