@@ -116,6 +116,12 @@ class TimesBlock(nn.Layer):
             nn.GELU(),
             InceptionBlock(config.d_ff, config.d_model, config.num_kernels),
         )
+        # derived from the config, so not persistable: state dicts and network.npz stay as they were
+        self.register_buffer(
+            "basis",
+            paddle.to_tensor(dft_basis(config.window_length, config.frequencies)),
+            persistable=False,
+        )
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         """x [B, L, D] -> [B, L, D]."""
@@ -138,9 +144,27 @@ class TimesBlock(nn.Layer):
         return paddle.transpose(mixed, [0, 2, 1]) + x
 
     def _amplitudes(self, x: paddle.Tensor) -> paddle.Tensor:
-        """Per-window mean amplitude at each fixed bin: x [B, L, D] -> [B, k]."""
-        amplitude = paddle.abs(paddle.fft.rfft(x, axis=1)).mean(axis=-1)  # [B, F]
-        return paddle.concat([amplitude[:, f : f + 1] for f in self.frequencies], axis=1)
+        """Per-window mean amplitude |rfft(x)| at each fixed bin: x [B, L, D] -> [B, k].
+
+        The k bins are projected directly (``basis`` [2k, L] @ x), which is exact and runs
+        in any runtime (ONNX Runtime's DFT kernel is O(L^2) for L = 315, OpenVINO cannot
+        read it); the mean is over the LAST axis, D, as the FFT form's was: ONNX Runtime
+        picks a middle-axis reduction's summation order by the batch size.
+        """
+        k = len(self.frequencies)
+        projected = paddle.matmul(self.basis, x)  # [B, 2k, D]: real parts, then imaginary
+        real, imaginary = projected[:, :k, :], projected[:, k:, :]
+        return paddle.sqrt(real * real + imaginary * imaginary).mean(axis=-1)  # [B, k]
+
+
+def dft_basis(length: int, bins: tuple[int, ...]) -> npt.NDArray[np.float32]:
+    """[2k, L]: rows cos(2 pi f t / L), then -sin(2 pi f t / L), for each bin f.
+
+    basis @ x [L] gives the real parts, then the imaginary parts, of rfft(x) at the bins.
+    """
+    t = np.arange(length, dtype=np.float64)[None, :]
+    angle = 2.0 * math.pi * np.asarray(bins, dtype=np.float64)[:, None] * t / length  # [k, L]
+    return np.concatenate([np.cos(angle), -np.sin(angle)], axis=0).astype(np.float32)
 
 
 def sinusoidal_positions(length: int, d_model: int) -> npt.NDArray[np.float32]:
@@ -159,12 +183,13 @@ class TimesNet(nn.Layer):
     def __init__(self, config: TimesNetConfig) -> None:
         super().__init__()
         self.config = config
+        # circular padding by one sample, done in forward: ONNX's Pad mode "wrap" is not
+        # read by OpenVINO, a concat is read by every runtime (same weights, same result)
         self.token = nn.Conv1D(
             config.channels,
             config.d_model,
             kernel_size=3,
-            padding=1,
-            padding_mode="circular",
+            padding=0,
             bias_attr=False,
             weight_attr=nn.initializer.KaimingNormal(),
         )
@@ -180,13 +205,20 @@ class TimesNet(nn.Layer):
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         """x [B, L, C] -> logits [B, K]."""
-        tokens = paddle.transpose(self.token(paddle.transpose(x, [0, 2, 1])), [0, 2, 1])
-        hidden = self.dropout(tokens + self.positions)  # [B, L, D]
+        hidden = self.dropout(self._tokens(x) + self.positions)  # [B, L, D]
         for block in self.blocks:
             hidden = self.norm(block(hidden))
         hidden = self.dropout(F.gelu(hidden))
         flat = paddle.reshape(hidden, [-1, self.config.window_length * self.config.d_model])
         return self.head(flat)
+
+    def _tokens(self, x: paddle.Tensor) -> paddle.Tensor:
+        """x [B, L, C] -> [B, L, D]: the kernel-3 token Conv1D over the window, wrapped around."""
+        channels_first = paddle.transpose(x, [0, 2, 1])  # [B, C, L]
+        wrapped = paddle.concat(
+            [channels_first[:, :, -1:], channels_first, channels_first[:, :, :1]], axis=2
+        )  # [B, C, L + 2]: the last sample before the first, the first after the last
+        return paddle.transpose(self.token(wrapped), [0, 2, 1])
 
 
 class ProbabilityHead(nn.Layer):
@@ -210,5 +242,6 @@ __all__ = [
     "TimesBlock",
     "TimesNet",
     "TimesNetConfig",
+    "dft_basis",
     "dominant_frequencies",
 ]
