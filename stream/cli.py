@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "model",
     "distill",
     "model_stats",
+    "model_onnx",
     "run",
     "demo",
     "replay",

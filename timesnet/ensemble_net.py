@@ -28,6 +28,7 @@ from timesnet.manifest import (
     write_manifest,
 )
 from timesnet.network import TimesNet, TimesNetConfig
+from timesnet.onnx_export import export_onnx, remove_onnx
 from timesnet.training_stats import TrainingStats
 
 logger = logging.getLogger(__name__)
@@ -72,8 +73,12 @@ def export_ensemble(
     training: dict,
     training_stats: TrainingStats | None = None,
 ) -> ModelManifest:
-    """jit.save the ensemble as one graph (normalized x [B, L, C] -> probabilities [B, K])."""
+    """jit.save the ensemble as one graph (normalized x [B, L, C] -> probabilities [B, K]).
+
+    model.onnx, its ONNX form, reads its weights from that graph's model.pdiparams too.
+    """
     config = ensemble.config
+    remove_onnx(out_dir)  # one left from an earlier model here would not match this one
     directory = save_graph(ensemble, labels, out_dir)
     # K members' weights twice (graph + dynamic copy) would break the 5 MB budget of a
     # shipped model, so the dynamic copy is a name table into the graph's parameters.
@@ -100,7 +105,8 @@ def export_ensemble(
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         training_stats=training_stats,
     )
-    write_manifest(directory, manifest)
+    write_manifest(directory, manifest)  # a complete Paddle model, should the ONNX export fail
+    manifest = export_onnx(ensemble, directory, manifest)
     logger.info(
         "exported ensemble dir=%s members=%d version=%s",
         directory,

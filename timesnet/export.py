@@ -1,5 +1,8 @@
 """Export a trained network (TimesNet or TCN) to a model directory (graph + weights + manifest).
 
+The directory gets the Paddle graph, the dynamic weights and, from them, model.onnx
+(timesnet/onnx_export.py), so every runtime can serve what training wrote.
+
 The dynamic-graph weights go to a numpy archive read back with ``allow_pickle=False``:
 ``paddle.save``/``paddle.load`` pickle, so a planted weight file would run code on load.
 """
@@ -27,6 +30,7 @@ from timesnet.manifest import (
     write_manifest,
 )
 from timesnet.network import ProbabilityHead, TimesNet, TimesNetConfig
+from timesnet.onnx_export import export_onnx, remove_onnx
 from timesnet.tcn import TCN, TCNConfig
 from timesnet.training_stats import TrainingStats
 
@@ -81,14 +85,16 @@ def export_model(
 ) -> ModelManifest:
     """Save `network` (eval mode) under `out_dir` with its manifest; returns the manifest.
 
-    The exported graph takes normalized windows x [B, L, C] float32 and returns
-    probabilities [B, K]; the predictor applies `normalization` before calling it.
-    `extra_hyperparameters` are further manifest sections (e.g. `distillation`).
+    The exported graph, and its ONNX form (model.onnx), take normalized windows
+    x [B, L, C] float32 and return probabilities [B, K]; the predictor applies
+    `normalization` before calling them. `extra_hyperparameters` are further
+    manifest sections (e.g. `distillation`).
     """
     extra = dict(extra_hyperparameters or {})
     if {"network", "training"} & set(extra):
         raise ModelError("extra hyperparameters may not replace `network` or `training`")
     config = network.config
+    remove_onnx(out_dir)  # one left from an earlier model here would not match this one
     directory = save_graph(network, labels, out_dir)
     save_weights(
         {name: value.numpy() for name, value in network.state_dict().items()},
@@ -113,7 +119,8 @@ def export_model(
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         training_stats=training_stats,
     )
-    write_manifest(directory, manifest)
+    write_manifest(directory, manifest)  # a complete Paddle model, should the ONNX export fail
+    manifest = export_onnx(network, directory, manifest)
     logger.info("exported model dir=%s version=%s", directory, manifest.version)
     return manifest
 

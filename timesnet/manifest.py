@@ -7,7 +7,10 @@ member parameter, the identical one in ``model.pdiparams``, so the weights are
 stored once) and ``manifest.json``. The version is a content
 hash of the three weight/graph files, so updating ``test_metrics`` or
 ``training_stats`` (timesnet/training_stats.py) in the manifest does not change
-the version, while any change to the model does.
+the version, while any change to the model does. ``model.onnx`` (optional) is the
+same model for ONNX Runtime and OpenVINO, written from the others
+(timesnet/onnx_export.py): the manifest lists and checks it, the version does not
+hash it, so adding it to a model keeps the model's version.
 
 Nothing here or on the serving path unpickles: the graph is JSON, the parameters
 Paddle's tensor format, the dynamic weights a numpy archive read with
@@ -35,7 +38,11 @@ PARAMS_FILE = "model.pdiparams"
 NETWORK_FILE = "network.npz"
 LEGACY_NETWORK_FILE = "network.pdparams"  # a pickle: read only by timesnet.migrate, on request
 MODEL_PREFIX = "model"  # paddle.jit.save path prefix inside the model directory
+ONNX_FILE = "model.onnx"
 MODEL_FILES = (GRAPH_FILE, PARAMS_FILE, NETWORK_FILE)
+# the same model in another format, written from MODEL_FILES: checked when listed, not hashed
+# into the version (timesnet/onnx_export.py)
+DERIVED_FILES = (ONNX_FILE,)
 ARCHITECTURE_NAMES = ("timesnet", "tcn")  # timesnet.export.ARCHITECTURES builds each
 MAX_CHANNELS = 1024
 MAX_WINDOW_LENGTH = 100_000
@@ -60,7 +67,8 @@ class ModelManifest:
     training: dict  # data_sha256, command, seed, epochs, best_epoch, validation metrics
     test_metrics: dict | None
     created_at: str  # ISO-8601 UTC
-    files: dict[str, str] = field(default_factory=dict)  # MODEL_FILES name -> sha256 hex
+    # MODEL_FILES (and DERIVED_FILES present) name -> sha256 hex
+    files: dict[str, str] = field(default_factory=dict)
     # what the training data looked like (drift checks); None for models trained before
     training_stats: TrainingStats | None = None
 
@@ -120,8 +128,10 @@ def model_version(model_dir: str | Path) -> str:
 
 
 def file_checksums(model_dir: str | Path) -> dict[str, str]:
-    """sha256 hex of each of MODEL_FILES in `model_dir` (what the manifest's `files` lists)."""
-    return {name: _sha256(Path(model_dir) / name) for name in MODEL_FILES}
+    """sha256 hex of MODEL_FILES and of the DERIVED_FILES present (what `files` lists)."""
+    directory = Path(model_dir)
+    derived = [name for name in DERIVED_FILES if (directory / name).is_file()]
+    return {name: _sha256(directory / name) for name in (*MODEL_FILES, *derived)}
 
 
 def _sha256(path: Path) -> str:
@@ -141,8 +151,11 @@ def write_manifest(model_dir: str | Path, manifest: ModelManifest) -> Path:
     return path
 
 
-def load_manifest(model_dir: str | Path) -> ModelManifest:
-    """Read and check manifest.json and the model files of `model_dir`; ModelError if unfit."""
+def load_manifest(model_dir: str | Path, check_derived: bool = True) -> ModelManifest:
+    """Read and check manifest.json and the model files of `model_dir`; ModelError if unfit.
+
+    `check_derived=False` skips the derived files (model.onnx), for the code that rewrites them.
+    """
     directory = Path(model_dir)
     if not directory.is_dir():
         raise ModelError(
@@ -175,13 +188,21 @@ def load_manifest(model_dir: str | Path) -> ModelManifest:
             f"{directory} lacks {', '.join(missing)}; copy the whole model "
             "directory or re-export it with `sensorstream train`"
         )
-    _check_files(manifest, directory)
+    _check_files(manifest, directory, check_derived)
     return manifest
 
 
-def _check_files(manifest: ModelManifest, directory: Path) -> None:
-    """Every model file's sha256 against the manifest's, then the version derived from them."""
+def _check_files(manifest: ModelManifest, directory: Path, check_derived: bool) -> None:
+    """Every listed file's sha256 against the manifest's, then the version of the model files."""
     for name, expected in manifest.files.items():
+        if name in DERIVED_FILES and not check_derived:
+            continue
+        if not (directory / name).is_file():  # a derived file: the model files were checked
+            raise ModelError(
+                f"{directory} lacks {name}, which its manifest lists; copy the whole "
+                "model directory, or write it again with `sensorstream export-onnx "
+                f"--model {directory}`"
+            )
         actual = _sha256(directory / name)
         if actual != expected:
             raise ModelError(
@@ -312,11 +333,12 @@ def _hyperparameters(data: dict, classes: int, channels: int, window_length: int
 def _files(value: Any) -> dict[str, str]:
     if (
         not isinstance(value, dict)
-        or set(value) != set(MODEL_FILES)
+        or not set(MODEL_FILES) <= set(value) <= {*MODEL_FILES, *DERIVED_FILES}
         or not all(isinstance(v, str) and _SHA256.fullmatch(v) for v in value.values())
     ):
         raise ManifestFieldError(
-            f"files must map each of {', '.join(MODEL_FILES)} to its sha256 (64 hex digits)"
+            f"files must map each of {', '.join(MODEL_FILES)} (and optionally "
+            f"{', '.join(DERIVED_FILES)}) to its sha256 (64 hex digits)"
         )
     return dict(value)
 

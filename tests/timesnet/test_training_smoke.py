@@ -14,7 +14,7 @@ import pytest
 
 from stream.cli import main
 from timesnet.augment import AugmentConfig, _shift, augment_batch, mixup
-from timesnet.manifest import MODEL_FILES, load_manifest, model_version
+from timesnet.manifest import MODEL_FILES, ONNX_FILE, load_manifest, model_version
 from timesnet.predictor import load_predictor
 from timesnet.train import smoothed_targets
 
@@ -118,7 +118,7 @@ def test_evaluate_record_keeps_the_version_and_stores_test_metrics(
 ) -> None:
     copy = tmp_path / "model"
     copy.mkdir()
-    for name in (*MODEL_FILES, "manifest.json"):
+    for name in (*MODEL_FILES, ONNX_FILE, "manifest.json"):  # evaluate serves model.onnx
         (copy / name).write_bytes((tiny_model_dir / name).read_bytes())
     before = load_manifest(copy).version
     assert (

@@ -14,7 +14,7 @@ from hypothesis.extra import numpy as hnp
 
 from stream.cli import main
 from timesnet.errors import ModelError
-from timesnet.manifest import MANIFEST_FILE, MODEL_FILES, file_checksums, load_manifest
+from timesnet.manifest import MANIFEST_FILE, MODEL_FILES, ONNX_FILE, file_checksums, load_manifest
 from timesnet.readers import read_dataset
 from timesnet.training_stats import TrainingStats, bin_counts, dataset_stats, fit_training_stats
 from timesnet.uwave import UWAVE_TEST_FILE, UWAVE_TRAIN_FILE
@@ -181,7 +181,7 @@ def test_add_stats_stores_them_and_keeps_the_version_and_the_files(
     after = load_manifest(shipped_copy)
     assert after.training_stats == shipped.training_stats
     assert after.version == shipped.version
-    assert file_checksums(shipped_copy) == before and set(before) == set(MODEL_FILES)
+    assert file_checksums(shipped_copy) == before and set(before) == {*MODEL_FILES, ONNX_FILE}
     assert after.to_dict() == shipped.to_dict()  # nothing else in the manifest moved
 
 
