@@ -25,6 +25,7 @@ from timesnet.readers import read_dataset
 if TYPE_CHECKING:
     from timesnet.batch_predictor import BatchPredictor
     from timesnet.manifest import ModelManifest
+    from timesnet.predictor import Runtime
 
 ARRAY_SOURCE = "<array>"
 
@@ -227,9 +228,17 @@ class Model:
 
 
 def load_model(
-    model_dir: str | Path, device: str = "cpu", threads: int = 2, batch_size: int = 64
+    model_dir: str | Path,
+    device: str = "cpu",
+    threads: int = 2,
+    batch_size: int = 64,
+    runtime: Runtime = "onnxruntime",
 ) -> Model:
-    """Load a model directory (e.g. "models/uwave") on "cpu", "gpu" or "gpu:N"."""
+    """Load a model directory (e.g. "models/uwave") on "cpu", "gpu" or "gpu:N".
+
+    `runtime`: "onnxruntime" (default), "openvino" or "paddle" (timesnet/predictor.py).
+    """
     from timesnet.predictor import load_predictor
 
-    return Model(load_predictor(model_dir, device=device, threads=threads), batch_size)
+    predictor = load_predictor(model_dir, device=device, threads=threads, runtime=runtime)
+    return Model(predictor, batch_size)

@@ -13,3 +13,11 @@ class ModelError(Exception):
 
 class DataFormatError(ModelError):
     """A data file (.ts or PaddleX CSV) that cannot be read; the message names file and line."""
+
+
+class RuntimeNotInstalledError(ModelError):
+    """The inference runtime asked for is not installed; the message names the pip package."""
+
+
+class DeviceError(ModelError):
+    """The device asked for is not usable by this runtime (no GPU build, no such GPU)."""

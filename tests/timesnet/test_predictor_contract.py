@@ -1,11 +1,13 @@
-"""The predictor contract, held by every model the project ships or trains (STYLE 16).
+"""The predictor contract, held by every model the project ships or trains, in every runtime.
 
 Models: the shipped TimesNet ensemble (models/uwave) and TCN (models/uwave-tcn), a
 tiny cross-fit ensemble, a tiny single TimesNet and a tiny TCN, each trained once per
 session by the real `train` command, and a tiny student of the shipped ensemble made
-by the real `distill` command. For each: shapes, probabilities, determinism, batch
-invariance over the 320 UWave test windows, the exported graph against the dynamic
-graph, an export round trip, close(), and the errors a caller can trigger.
+by the real `distill` command. Runtimes: ONNX Runtime, OpenVINO, Paddle Inference. For
+each pair: shapes, probabilities, determinism, batch invariance over the 320 UWave test
+windows, the exported graph against the dynamic graph, agreement with Paddle Inference
+and the same accuracy, an export round trip, close(), and the errors a caller can
+trigger (STYLE 16).
 """
 
 from __future__ import annotations
@@ -18,21 +20,33 @@ import numpy as np
 import paddle
 import pytest
 
-from tests.timesnet.conftest import SHIPPED_MODEL_DIR, SHIPPED_TCN_DIR
+from tests.timesnet.conftest import REPO, SHIPPED_MODEL_DIR, SHIPPED_TCN_DIR
 from timesnet.batch_predictor import BatchPredictor
 from timesnet.dataset import Dataset
 from timesnet.ensemble_net import EnsembleNet, export_ensemble
 from timesnet.errors import ModelError
 from timesnet.export import export_model
-from timesnet.manifest import MANIFEST_FILE, PARAMS_FILE, ModelManifest, load_manifest
+from timesnet.manifest import (
+    MANIFEST_FILE,
+    ONNX_FILE,
+    PARAMS_FILE,
+    ModelManifest,
+    load_manifest,
+    model_version,
+)
 from timesnet.network import TimesNet
 from timesnet.network_loader import load_network
 from timesnet.normalization import Normalization
-from timesnet.predictor import Predictor, load_predictor
+from timesnet.predictor import DEFAULT_RUNTIME, RUNTIMES, Predictor, load_predictor
 from timesnet.tcn import TCN
 from timesnet.train import predict_logits
 
 TOLERANCE = 1e-5
+NO_GPU = {  # what each runtime says of "gpu:0" on a machine (or a build) without one
+    "paddle": "this Paddle build has no CUDA",
+    "onnxruntime": "this onnxruntime build has no CUDA",
+    "openvino": "OpenVINO sees no such GPU",
+}
 # parameter id -> (a model directory, or the session fixture that trains one; its network)
 MODELS: dict[str, tuple[Path | str, type]] = {
     "shipped-ensemble": (SHIPPED_MODEL_DIR, EnsembleNet),
@@ -51,13 +65,19 @@ def model_dir(request: pytest.FixtureRequest) -> Path:
     return source if isinstance(source, Path) else request.getfixturevalue(source)
 
 
+@pytest.fixture(scope="module", params=RUNTIMES)
+def runtime(request: pytest.FixtureRequest) -> str:
+    """Each inference runtime."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def predictor(model_dir: Path, request: pytest.FixtureRequest) -> Iterator[Predictor]:
-    """The predictor of `model_dir` (the session's shipped predictor is reused, not closed)."""
-    if model_dir == SHIPPED_MODEL_DIR:
+def predictor(model_dir: Path, runtime: str, request: pytest.FixtureRequest) -> Iterator[Predictor]:
+    """The predictor of `model_dir` in `runtime` (the session's shipped one is reused)."""
+    if model_dir == SHIPPED_MODEL_DIR and runtime == DEFAULT_RUNTIME:
         yield request.getfixturevalue("shipped_predictor")
         return
-    predictor = load_predictor(model_dir)
+    predictor = load_predictor(model_dir, runtime=runtime)
     yield predictor
     predictor.close()
 
@@ -69,9 +89,31 @@ def network(model_dir: Path) -> paddle.nn.Layer:
 
 
 @pytest.fixture(scope="module")
+def paddle_answers(model_dir: Path, uwave_test_set: Dataset) -> np.ndarray:
+    """Paddle Inference's probabilities [320, K] of the UWave test windows, batches of 64."""
+    reference = load_predictor(model_dir, runtime="paddle")
+    try:
+        return _in_batches(reference, uwave_test_set.x, 64)
+    finally:
+        reference.close()
+
+
+def _in_batches(predictor: Predictor, x: np.ndarray, batch_size: int) -> np.ndarray:
+    return np.concatenate(
+        [predictor.predict_batch(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    )
+
+
+@pytest.fixture(scope="module")
 def one_at_a_time(predictor: Predictor, uwave_test_set: Dataset) -> np.ndarray:
     """Probabilities [320, K] of the UWave test windows, each predicted alone (batches of 1)."""
     return np.concatenate([predictor.predict_batch(window[None]) for window in uwave_test_set.x])
+
+
+def test_every_shipped_model_is_under_contract() -> None:
+    """A model added under models/ joins MODELS, so it is held to the contract in each runtime."""
+    shipped = {path for path in (REPO / "models").iterdir() if (path / MANIFEST_FILE).is_file()}
+    assert shipped == {source for source, _ in MODELS.values() if isinstance(source, Path)}
 
 
 def test_each_model_is_the_network_its_parameter_names(
@@ -106,24 +148,43 @@ def test_batches_give_the_same_answer_as_one_window_at_a_time(
     predictor: Predictor, uwave_test_set: Dataset, one_at_a_time: np.ndarray, batch_size: int
 ) -> None:
     """predict(batch)[i] == predict(batch[i:i+1]) within 1e-5; `one_at_a_time` is batch 1."""
-    x = uwave_test_set.x
-    batched = np.concatenate(
-        [predictor.predict_batch(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-    )
+    batched = _in_batches(predictor, uwave_test_set.x, batch_size)
     np.testing.assert_array_equal(batched.argmax(axis=1), one_at_a_time.argmax(axis=1))
     assert np.abs(batched - one_at_a_time).max() <= TOLERANCE
 
 
-def test_exported_graph_matches_dynamic_graph_on_raw_windows(
-    predictor: Predictor, network: paddle.nn.Layer, uwave_test_set: Dataset
+def test_every_runtime_agrees_with_paddle_inference_and_scores_the_same(
+    predictor: Predictor, uwave_test_set: Dataset, paddle_answers: np.ndarray
 ) -> None:
+    answers = _in_batches(predictor, uwave_test_set.x, 64)
+    assert np.abs(answers - paddle_answers).max() <= TOLERANCE
+    y = uwave_test_set.y
+    accuracy = float((answers.argmax(axis=1) == y).mean())
+    assert accuracy == float((paddle_answers.argmax(axis=1) == y).mean())
+
+
+@pytest.fixture(scope="module")
+def raw_windows(uwave_test_set: Dataset) -> np.ndarray:
+    """The 320 UWave test windows and 33 of noise, unlike any gesture [353, 315, 3]."""
     noise = np.random.default_rng(1).normal(size=(33, 315, 3)).astype(np.float32)
-    x = np.concatenate([uwave_test_set.x, noise])  # and windows unlike any gesture
-    normalization = Normalization.from_dict(predictor.manifest.normalization)
-    logits = predict_logits(network, normalization.apply(x))
+    return np.concatenate([uwave_test_set.x, noise])
+
+
+@pytest.fixture(scope="module")
+def dynamic_answers(
+    model_dir: Path, network: paddle.nn.Layer, raw_windows: np.ndarray
+) -> np.ndarray:
+    """The dynamic graph's probabilities of `raw_windows` (normalized as the manifest says)."""
+    normalization = Normalization.from_dict(load_manifest(model_dir).normalization)
+    logits = predict_logits(network, normalization.apply(raw_windows))
     expected = np.exp(logits - logits.max(axis=1, keepdims=True))
-    expected /= expected.sum(axis=1, keepdims=True)
-    assert np.abs(predictor.predict_batch(x) - expected).max() <= TOLERANCE
+    return expected / expected.sum(axis=1, keepdims=True)
+
+
+def test_exported_graph_matches_dynamic_graph_on_raw_windows(
+    predictor: Predictor, raw_windows: np.ndarray, dynamic_answers: np.ndarray
+) -> None:
+    assert np.abs(predictor.predict_batch(raw_windows) - dynamic_answers).max() <= TOLERANCE
 
 
 def _export_again(network: paddle.nn.Layer, manifest: ModelManifest, out: Path) -> ModelManifest:
@@ -141,22 +202,38 @@ def _export_again(network: paddle.nn.Layer, manifest: ModelManifest, out: Path) 
     )
 
 
-def test_export_round_trip_gives_the_same_network_and_probabilities(
-    predictor: Predictor, network: paddle.nn.Layer, uwave_test_set: Dataset, tmp_path: Path
+@pytest.fixture(scope="module")
+def exported_again(
+    model_dir: Path, network: paddle.nn.Layer, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The model's network exported again (Paddle graph, weights, model.onnx, manifest)."""
+    out = tmp_path_factory.mktemp("again") / "model"
+    _export_again(network, load_manifest(model_dir), out)
+    return out
+
+
+def test_export_round_trip_gives_the_same_network(
+    model_dir: Path, network: paddle.nn.Layer, exported_again: Path
 ) -> None:
-    exported = _export_again(network, predictor.manifest, tmp_path / "again")
-    loaded = load_manifest(tmp_path / "again")
-    assert loaded.version == exported.version
+    manifest = load_manifest(model_dir)
+    loaded = load_manifest(exported_again)
+    assert loaded.version == model_version(exported_again)
+    assert ONNX_FILE in loaded.files  # every runtime can serve what an export writes
     for field in ("architecture", "labels", "channels", "window_length", "normalization"):
-        assert getattr(loaded, field) == getattr(predictor.manifest, field), field
-    assert loaded.periods == predictor.manifest.periods
-    assert loaded.hyperparameters["network"] == predictor.manifest.hyperparameters["network"]
+        assert getattr(loaded, field) == getattr(manifest, field), field
+    assert loaded.periods == manifest.periods
+    assert loaded.hyperparameters["network"] == manifest.hyperparameters["network"]
     before = network.state_dict()
-    after = load_network(tmp_path / "again").state_dict()
+    after = load_network(exported_again).state_dict()
     assert set(after) == set(before)
     for name, value in before.items():
         np.testing.assert_array_equal(after[name].numpy(), value.numpy(), err_msg=name)
-    reloaded = load_predictor(tmp_path / "again")
+
+
+def test_export_round_trip_gives_the_same_probabilities(
+    predictor: Predictor, runtime: str, exported_again: Path, uwave_test_set: Dataset
+) -> None:
+    reloaded = load_predictor(exported_again, runtime=runtime)
     try:
         x = uwave_test_set.x[:64]
         again = reloaded.predict_batch(x)
@@ -165,8 +242,8 @@ def test_export_round_trip_gives_the_same_network_and_probabilities(
     assert np.abs(again - predictor.predict_batch(x)).max() <= TOLERANCE
 
 
-def test_close_releases_the_predictor_and_later_calls_say_so(model_dir: Path) -> None:
-    predictor = load_predictor(model_dir)  # its own: the module's predictor stays open
+def test_close_releases_the_predictor_and_later_calls_say_so(model_dir: Path, runtime: str) -> None:
+    predictor = load_predictor(model_dir, runtime=runtime)  # its own: the module's stays open
     x = np.zeros((2, 315, 3), dtype=np.float32)
     assert predictor.predict_batch(x).shape == (2, len(predictor.manifest.labels))
     predictor.close()
@@ -203,14 +280,16 @@ def test_non_finite_samples_are_refused(predictor: Predictor) -> None:
         predictor.predict_batch(x)
 
 
-def test_missing_model_directory_is_named_in_the_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("runtime_name", RUNTIMES)
+def test_missing_model_directory_is_named_in_the_error(tmp_path: Path, runtime_name: str) -> None:
     with pytest.raises(ModelError, match=f"model directory {tmp_path / 'nope'} does not exist"):
-        load_predictor(tmp_path / "nope")
+        load_predictor(tmp_path / "nope", runtime=runtime_name)
 
 
-def test_directory_without_manifest_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("runtime_name", RUNTIMES)
+def test_directory_without_manifest_is_refused(tmp_path: Path, runtime_name: str) -> None:
     with pytest.raises(ModelError, match=f"{tmp_path / MANIFEST_FILE} is missing"):
-        load_predictor(tmp_path)
+        load_predictor(tmp_path, runtime=runtime_name)
 
 
 def test_changed_model_files_are_refused_by_their_hash(model_dir: Path, tmp_path: Path) -> None:
@@ -230,14 +309,8 @@ def test_missing_model_file_is_named(model_dir: Path, tmp_path: Path) -> None:
         load_predictor(copy)
 
 
-@pytest.mark.parametrize(
-    ("device", "fragment"),
-    [
-        ("tpu", "unknown device 'tpu'"),
-        ("gpu:x", "expected 'gpu' or 'gpu:N'"),
-        ("gpu:0", "this Paddle build has no CUDA"),
-    ],
-)
-def test_bad_device_names_say_what_is_accepted(model_dir: Path, device: str, fragment: str) -> None:
-    with pytest.raises(ModelError, match=fragment):
-        load_predictor(model_dir, device=device)
+@pytest.mark.parametrize("device", ["tpu", "gpu:x", "gpu:0"])
+def test_bad_device_names_say_what_is_accepted(model_dir: Path, runtime: str, device: str) -> None:
+    fragment = {"tpu": "unknown device 'tpu'", "gpu:x": "expected 'gpu' or 'gpu:N'"}
+    with pytest.raises(ModelError, match=fragment.get(device, NO_GPU[runtime])):
+        load_predictor(model_dir, device=device, runtime=runtime)
