@@ -35,13 +35,18 @@ log = logging.getLogger(__name__)
 
 def load_model(config: Config, path: Path | None = None) -> BatchPredictor:
     """The predictor named by `[model]` (or at `path`), or one line that says what to fix."""
-    from timesnet.errors import ModelError
+    from timesnet.errors import DeviceError, ModelError, RuntimeNotInstalledError
     from timesnet.predictor import load_predictor
 
+    model = config.model
     try:
         predictor = load_predictor(
-            path or config.model.path, device=config.model.device, threads=config.model.threads
+            path or model.path, device=model.device, threads=model.threads, runtime=model.runtime
         )
+    except RuntimeNotInstalledError as exc:
+        raise SensorstreamError(f"model.runtime: {exc}") from exc
+    except DeviceError as exc:
+        raise SensorstreamError(f"model.device: {exc}") from exc
     except ModelError as exc:
         raise SensorstreamError(f"model.path: {exc}") from exc
     return predictor

@@ -1,4 +1,6 @@
-"""argparse types that bound numeric flags: a bad value is one argparse error line, exit 2."""
+"""Flags shared by subcommands: argparse types that bound numeric flags (a bad value is one
+argparse error line, exit 2) and the inference runtime choice.
+"""
 
 from __future__ import annotations
 
@@ -47,3 +49,38 @@ def number(
 
 #: A TCP port a client can connect to or a broker can listen on.
 port = integer(1, 65535)
+
+
+# timesnet.predictor.RUNTIMES, spelled out so that `--help` need not import numpy
+RUNTIMES = ("onnxruntime", "openvino", "paddle")
+RUNTIME_HELP = "onnxruntime (default) or openvino: read model.onnx; paddle: Paddle Inference"
+
+
+def add_runtime_flag(p: argparse.ArgumentParser) -> None:
+    """--runtime: what runs the model, for commands that load a model directory themselves."""
+    p.add_argument("--runtime", choices=RUNTIMES, default="onnxruntime", help=RUNTIME_HELP)
+
+
+class _RuntimeOverride(argparse.Action):
+    """Appends `model.runtime="X"` to the --set overrides, so the config checks it like one."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        overrides = list(getattr(namespace, "overrides", None) or [])
+        namespace.overrides = [*overrides, f'model.runtime="{values}"']
+
+
+def add_runtime_override(p: argparse.ArgumentParser) -> None:
+    """--runtime for commands configured by config.toml: shorthand for --set model.runtime=X."""
+    p.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        action=_RuntimeOverride,
+        default=argparse.SUPPRESS,
+        help=f"{RUNTIME_HELP} (default: [model] runtime of the config)",
+    )

@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stream.commands.arguments import integer, number
+from stream.commands.arguments import add_runtime_flag, integer, number
 from stream.errors import SensorstreamError
 
 if TYPE_CHECKING:
@@ -178,11 +178,12 @@ def _register_predict(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_device_flags(p: argparse.ArgumentParser) -> None:
-    """--device and --threads, shared by the inference commands."""
+    """--device, --threads and --runtime, shared by the inference commands."""
     p.add_argument("--device", default="cpu", help="cpu | gpu | gpu:N (default cpu)")
     p.add_argument(
         "--threads", type=integer(1, 1024), default=2, help="CPU math threads (default 2)"
     )
+    add_runtime_flag(p)
 
 
 @contextmanager
@@ -316,7 +317,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from timesnet.report import evaluate_predictions, save_confusion_png
 
     with model_errors():
-        predictor = load_predictor(args.model, args.device, args.threads)
+        predictor = load_predictor(args.model, args.device, args.threads, args.runtime)
         manifest = predictor.manifest
         data = read_dataset(args.data, manifest.window_length, manifest.labels)
         if data.y is None:
@@ -330,6 +331,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         **report.to_dict(),
         "windows_per_s": round(len(data) / seconds, 1),
         "batch_size": args.batch_size,
+        "runtime": args.runtime,
         "data": Path(args.data).name,
         "data_sha256": data.source_sha256,
         "command": command_line(args),
@@ -341,7 +343,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     Path(f"{stem}.json").write_text(json.dumps(metrics, indent=2) + "\n")
     save_confusion_png(report, f"{stem}.png")
     print(report.to_text())
-    print(f"windows/s {metrics['windows_per_s']} (batch {args.batch_size}, {args.device})")
+    print(
+        f"windows/s {metrics['windows_per_s']} "
+        f"(batch {args.batch_size}, {args.runtime} on {args.device})"
+    )
     print(f"report {stem}.txt, {stem}.json, confusion matrix {stem}.png")
     if args.record:
         write_manifest(args.model, manifest.with_test_metrics(metrics))
@@ -370,7 +375,7 @@ def _predict(args: argparse.Namespace) -> int:
     from timesnet.readers import read_dataset
 
     with model_errors():
-        predictor = load_predictor(args.model, args.device, args.threads)
+        predictor = load_predictor(args.model, args.device, args.threads, args.runtime)
         manifest = predictor.manifest
         data = read_dataset(args.data, manifest.window_length)
         probabilities, _ = _predict_all(predictor, data.x, args.batch_size)

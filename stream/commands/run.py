@@ -6,6 +6,8 @@ import argparse
 import logging
 import time
 
+from stream.commands.arguments import add_runtime_override
+
 log = logging.getLogger(__name__)
 
 FAILURE_SCRAPE_S = 10.0  # twice deploy/prometheus's scrape interval
@@ -24,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """--config and repeatable --set, shared by the commands that run a worker."""
+    """--config, repeatable --set and --runtime, shared by the commands that run a worker."""
     parser.add_argument("--config", default=None, help="config.toml (default: built-in defaults)")
     parser.add_argument(
         "--set",
@@ -34,6 +36,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECTION.KEY=VALUE",
         help="override one config value (repeatable); wins over SENSORSTREAM__SECTION__KEY",
     )
+    add_runtime_override(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stream.commands.arguments import add_runtime_flag
 from stream.errors import SensorstreamError
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8080, help="port (default 8080, 0 picks one)")
     p.add_argument("--device", default="cpu", help="cpu | gpu | gpu:N (default cpu)")
     p.add_argument("--threads", type=int, default=2, help="CPU math threads (default 2)")
+    add_runtime_flag(p)
     p.add_argument(
         "--max-batch", type=int, default=32, help="most windows per predictor call (default 32)"
     )
@@ -98,7 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
     _check_args(args)
     token = read_token(args.token_env, args.token_file)
     try:
-        predictor = load_predictor(args.model, args.device, args.threads)
+        predictor = load_predictor(args.model, args.device, args.threads, args.runtime)
     except ModelError as exc:
         raise SensorstreamError(str(exc)) from exc
     batcher = RequestBatcher(predictor, args.max_batch, args.max_wait_ms)
@@ -206,7 +208,7 @@ def _model_reload(
         Path(os.path.abspath(args.model)),
         args.reload_interval_s,
         served.version,
-        load=lambda path: load_predictor(path, args.device, args.threads),
+        load=lambda path: load_predictor(path, args.device, args.threads, args.runtime),
         check=check,
         on_refused=lambda reason: reloads.labels("refused").inc(),
     )

@@ -6,25 +6,23 @@ reading the file, the environment and --set is stream/config/loading.py.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from stream.config.kafka_security import client_security_settings
+from stream.config.packages import (
+    CODEC_PACKAGES,
+    GPU_RUNTIME_PACKAGES,
+    RUNTIME_PACKAGES,
+    require_package,
+)
 from windows.config import MAX_DEVICES, MAX_DURATION_MS, MAX_HOP, MAX_LENGTH, WindowConfig
 
 DEFAULT_MODEL_PATH = "models/uwave"
-
-# (module, pip package) kafka/codec.py imports for each codec; gzip is in the standard library.
-_CODEC_PACKAGES = {
-    "lz4": ("lz4", "lz4"),
-    "zstd": ("zstandard", "zstandard"),
-    "snappy": ("snappy", "python-snappy"),
-}
 
 # Kafka's protocol carries sizes and timeouts as int32.
 INT32_MAX = 2**31 - 1
@@ -85,10 +83,8 @@ class KafkaConfig(_Section):
         """TOML has no null, so "none" means no compression; other codecs need their package."""
         if value == "none":
             return None
-        if isinstance(value, str) and value in _CODEC_PACKAGES:
-            module, package = _CODEC_PACKAGES[value]
-            if importlib.util.find_spec(module) is None:
-                raise ValueError(f"{value!r} needs its codec package: pip install {package}")
+        if isinstance(value, str) and value in CODEC_PACKAGES:
+            require_package(value, CODEC_PACKAGES, "codec")
         return value
 
     @field_validator("bootstrap_servers")
@@ -204,12 +200,26 @@ class ModelConfig(_Section):
 
     path: Annotated[Path, Field(strict=False)] = Path(DEFAULT_MODEL_PATH)
     device: str = Field("cpu", pattern=r"^(cpu|gpu|gpu:\d+)$")
+    # what runs the model: ONNX Runtime (model.onnx; the fastest that keeps batch
+    # invariance and accuracy), OpenVINO (model.onnx) or Paddle Inference (model.json);
+    # its package is checked even when the key is left at the default
+    runtime: Literal["paddle", "onnxruntime", "openvino"] = Field(
+        "onnxruntime", validate_default=True
+    )
     threads: int = Field(2, gt=0, le=1024)
     # a window whose top probability is below min_score gets abstain_label (0.0: never)
     min_score: float = Field(0.0, ge=0.0, le=1.0, allow_inf_nan=False)
     abstain_label: str = Field("unknown", min_length=1, max_length=MAX_LABEL_LENGTH)
     # the manifest version at `path` is checked this often (0: only on SIGHUP)
     reload_interval_s: float = Field(10.0, ge=0.0, le=MAX_WAIT_S, allow_inf_nan=False)
+
+    @field_validator("runtime")
+    @classmethod
+    def _runtime_installed(cls, value: str, info: ValidationInfo) -> str:
+        """A runtime whose package is missing stops start-up here, with what to install."""
+        gpu = info.data.get("device", "cpu") != "cpu"  # device is checked before runtime
+        require_package(value, GPU_RUNTIME_PACKAGES if gpu else RUNTIME_PACKAGES, "runtime")
+        return value
 
 
 class ShadowConfig(_Section):
