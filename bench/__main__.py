@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from bench import harness, report, suite
+from stream.commands.arguments import RUNTIMES
 from stream.core.allocator import tune_allocator
 
 
@@ -31,16 +32,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=2, help="predictor CPU threads (model.threads)"
     )
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="onnxruntime",
+        help="inference runtime (model.runtime)",
+    )
     return parser.parse_args(argv)
 
 
-def measure(sizes: suite.Sizes, threads: int, results: dict[str, Any]) -> None:
+def measure(sizes: suite.Sizes, threads: int, runtime: str, results: dict[str, Any]) -> None:
     """Every figure, in one run against one broker, filled into `results` as measured."""
     from timesnet.predictor import load_predictor
 
     model = str(harness.model_dir())
     series = harness.uwave_series()
-    predictor = load_predictor(model, threads=threads)
+    predictor = load_predictor(model, threads=threads, runtime=runtime)
     results.update(
         {
             "machine": harness.machine(),
@@ -50,6 +57,7 @@ def measure(sizes: suite.Sizes, threads: int, results: dict[str, Any]) -> None:
                 "name": predictor.manifest.name,
                 "version": predictor.manifest.version,
                 "threads": threads,
+                "runtime": runtime,
             },
         }
     )
@@ -96,7 +104,7 @@ def measure(sizes: suite.Sizes, threads: int, results: dict[str, Any]) -> None:
         )
         results["exactly_once"] = _eos_ratios(results)
         results["replay"] = _replays(
-            bootstrap, model, results, topic, predictor.manifest.window_length
+            bootstrap, model, runtime, results, topic, predictor.manifest.window_length
         )
     results["memory"] = suite.memory(sizes.memory_devices)
 
@@ -123,15 +131,24 @@ def _eos_ratios(results: dict[str, Any]) -> dict[str, float]:
 
 
 def _replays(
-    bootstrap: str, model: str, results: dict[str, Any], backfill_topic: str, length: int
+    bootstrap: str,
+    model: str,
+    runtime: str,
+    results: dict[str, Any],
+    backfill_topic: str,
+    length: int,
 ) -> dict[str, Any]:
     consumer = results["ingest"]["chunk"]["consumer_samples_per_s"]
     best = results["predictor"]["best_windows_per_s"]
     found = {
         "ingest_topic": suite.replay(
-            bootstrap, model, results["ingest"]["chunk"]["topic"], results["ingest"]["chunk"]["hop"]
+            bootstrap,
+            model,
+            runtime,
+            results["ingest"]["chunk"]["topic"],
+            results["ingest"]["chunk"]["hop"],
         ),
-        "backfill_topic": suite.replay(bootstrap, model, backfill_topic, length),
+        "backfill_topic": suite.replay(bootstrap, model, runtime, backfill_topic, length),
     }
     for r in found.values():
         r["ratio_to_consumer"] = r["samples_per_s"] / consumer
@@ -152,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results: dict[str, Any] = {}
     try:
-        measure(suite.QUICK if args.quick else suite.FULL, args.threads, results)
+        measure(suite.QUICK if args.quick else suite.FULL, args.threads, args.runtime, results)
     except BaseException:
         # what was measured before the failure is still worth reading
         sys.stderr.write(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -1,7 +1,9 @@
-"""`python -m bench.model_compare [--quick] [--json OUT]`: the shipped models, side by side.
+"""`python -m bench.model_compare [--quick] [--json OUT] [--runtime R ...]`: models side by side.
 
 For each model directory (default models/uwave and models/uwave-tcn, plus any
-`--also NAME=DIR`, e.g. a distilled student): accuracy on the UWave test set through
+`--also NAME=DIR`, e.g. a distilled student) in each runtime asked for (default
+onnxruntime; repeat --runtime to compare runtimes, rows are then NAME@RUNTIME and
+the ratios to models/uwave are left out): accuracy on the UWave test set through
 the serving predictor, FLOPs per window (TimesNet and its ensembles), then windows/s
 of the predictor alone at each batch size; each `--also` TimesNet's speed and FLOPs
 are also given as ratios to models/uwave. Throughput rounds alternate between the
@@ -26,6 +28,7 @@ import numpy.typing as npt
 import orjson
 
 from bench import harness
+from stream.commands.arguments import RUNTIMES
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="fewer batch sizes and rounds")
     parser.add_argument("--json", type=Path, help="write every figure to this JSON file")
     parser.add_argument("--threads", type=int, default=2, help="predictor CPU threads")
+    parser.add_argument(
+        "--runtime",
+        dest="runtimes",
+        action="append",
+        choices=RUNTIMES,
+        help="inference runtime (repeatable: each model in each; default onnxruntime)",
+    )
     parser.add_argument("--timesnet", type=Path, default=MODELS["timesnet"], help="model dir")
     parser.add_argument("--tcn", type=Path, default=MODELS["tcn"], help="model dir")
     parser.add_argument(
@@ -130,13 +140,23 @@ def throughput(
     return best
 
 
-def compare(model_dirs: dict[str, Path], quick: bool, threads: int) -> dict[str, Any]:
-    """Every figure of the comparison, as one JSON-ready dict."""
+def compare(
+    model_dirs: dict[str, Path], quick: bool, threads: int, runtimes: tuple[str, ...]
+) -> dict[str, Any]:
+    """Every figure of the comparison, as one JSON-ready dict (rows "model" or "model@runtime")."""
     from timesnet.predictor import load_predictor
     from timesnet.readers import read_dataset
 
     test = read_dataset(harness.uwave_test_file(), 315)
-    predictors = {name: load_predictor(path, threads=threads) for name, path in model_dirs.items()}
+    rows = {
+        (name if len(runtimes) == 1 else f"{name}@{runtime}"): (path, runtime)
+        for name, path in model_dirs.items()
+        for runtime in runtimes
+    }
+    predictors = {
+        row: load_predictor(path, threads=threads, runtime=runtime)
+        for row, (path, runtime) in rows.items()
+    }
     batch_sizes = QUICK_BATCHES if quick else FULL_BATCHES
     rates = throughput(
         predictors, test.x, batch_sizes, rounds=2 if quick else 3, min_s=0.5 if quick else 2.0
@@ -145,13 +165,15 @@ def compare(model_dirs: dict[str, Path], quick: bool, threads: int) -> dict[str,
         "machine": harness.machine(),
         "versions": harness.versions(),
         "threads": threads,
+        "runtimes": list(runtimes),
         "quick": quick,
         "models": {},
     }
     for name, predictor in predictors.items():
         best_batch = max(rates[name], key=rates[name].get)
         results["models"][name] = {
-            "path": str(model_dirs[name]),
+            "path": str(rows[name][0]),
+            "runtime": rows[name][1],
             "architecture": predictor.manifest.architecture,
             "version": predictor.manifest.version,
             "gflops_per_window": _gflops(predictor.manifest),
@@ -200,14 +222,14 @@ def _ratios(model: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float]
 def table(results: dict[str, Any]) -> str:
     """Markdown table: one row per model, plus the speed ratio when both were measured."""
     lines = [
-        "| model | architecture | GFLOPs/window | test accuracy | windows/s batch 1 | best batch "
-        "| windows/s best batch |",
-        "|---|---|---|---|---|---|---|",
+        "| model | runtime | architecture | GFLOPs/window | test accuracy | windows/s batch 1 "
+        "| best batch | windows/s best batch |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in results["models"].values():
         gflops = "-" if row["gflops_per_window"] is None else f"{row['gflops_per_window']:.3f}"
         lines.append(
-            f"| {Path(row['path']).name} | {row['architecture']} | {gflops} "
+            f"| {Path(row['path']).name} | {row['runtime']} | {row['architecture']} | {gflops} "
             f"| {row['test_accuracy']:.4f} ({row['test_cases']} cases) "
             f"| {row['batch1_windows_per_s']:,.0f} | {row['best_batch']} "
             f"| {row['best_windows_per_s']:,.0f} |"
@@ -239,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     # stdout for the table.
     with _native_stdout_to_stderr():
         model_dirs = {"timesnet": args.timesnet, "tcn": args.tcn, **dict(args.also)}
-        results = compare(model_dirs, args.quick, args.threads)
+        runtimes = tuple(args.runtimes or ["onnxruntime"])
+        results = compare(model_dirs, args.quick, args.threads, runtimes)
     print(table(results))
     if args.json:
         args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))

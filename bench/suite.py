@@ -312,7 +312,7 @@ def backfill_best_of(
     return best
 
 
-def replay(bootstrap: str, model: str, topic: str, hop: int) -> dict[str, Any]:
+def replay(bootstrap: str, model: str, runtime: str, topic: str, hop: int) -> dict[str, Any]:
     """(9) `sensorstream replay --from earliest` over a pre-filled topic, in a child process."""
     command = [
         sys.executable,
@@ -329,6 +329,7 @@ def replay(bootstrap: str, model: str, topic: str, hop: int) -> dict[str, Any]:
     for item in (
         f'kafka.bootstrap_servers="{bootstrap}"',
         f'model.path="{model}"',
+        f'model.runtime="{runtime}"',
         f"windows.hop={hop}",
         "metrics.port=0",
     ):
