@@ -50,9 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.log_level.upper() != "DEBUG":
         logging.getLogger("kafka").setLevel(logging.WARNING)  # its INFO is per-connection chatter
-        # Paddle Inference holds the GIL while a batch runs, so kafka-python's network
-        # thread warns that its loop was blocked; heartbeats still go out well inside
-        # the session timeout, and the warning would repeat on every batch.
+        # Paddle Inference (runtime "paddle") holds the GIL while a batch runs, so
+        # kafka-python's network thread warns that its loop was blocked; heartbeats still
+        # go out well inside the session timeout, and the warning would repeat every batch.
         logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     logging.basicConfig(
         level=args.log_level.upper(),
