@@ -247,7 +247,16 @@ def machine() -> dict[str, object]:
 def versions() -> dict[str, str]:
     """Versions of the packages on the measured path."""
     found: dict[str, str] = {}
-    for name in ("paddlepaddle", "kafka-python", "numpy", "orjson", "crc32c", "pydantic"):
+    for name in (
+        "paddlepaddle",
+        "onnxruntime",
+        "openvino",
+        "kafka-python",
+        "numpy",
+        "orjson",
+        "crc32c",
+        "pydantic",
+    ):
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
