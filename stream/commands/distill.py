@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stream.commands.arguments import integer, number
+from stream.commands.arguments import add_runtime_flag, integer, number
 from stream.commands.model import (
     add_augment_flags,
     add_optimizer_flags,
@@ -70,6 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="weight of the label loss; the rest goes to the teacher (default 0)",
     )
     add_optimizer_flags(p)
+    add_runtime_flag(p)  # what runs the teacher; the manifest's command line records it
     p.add_argument("--d-model", type=integer(1, 4096), default=32)
     p.add_argument("--d-ff", type=integer(1, 4096), default=32)
     p.add_argument("--e-layers", type=integer(1, 64), default=2)
@@ -98,7 +99,7 @@ def _distill(args: argparse.Namespace) -> int:
     training = training_config(args)
     with model_errors():
         distill = DistillConfig(args.temperature, args.hard_weight)
-        teacher = load_predictor(args.teacher, "cpu", args.threads)
+        teacher = load_predictor(args.teacher, "cpu", args.threads, args.runtime)
         try:
             manifest = fit_distilled_model_dir(
                 teacher,

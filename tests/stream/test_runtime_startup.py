@@ -85,6 +85,7 @@ def test_a_gpu_runtime_not_installed_names_its_gpu_package(
         ["evaluate", "--model", "m", "--data", "d"],
         ["predict", "--model", "m", "--data", "d"],
         ["serve", "--model", "m"],
+        ["distill", "--teacher", "m", "--data", "d", "--out", "o"],
     ],
 )
 def test_every_command_that_loads_a_model_takes_the_runtime_flag(
