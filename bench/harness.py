@@ -249,7 +249,9 @@ def versions() -> dict[str, str]:
     found: dict[str, str] = {}
     for name in (
         "paddlepaddle",
+        "paddlepaddle-gpu",
         "onnxruntime",
+        "onnxruntime-gpu",
         "openvino",
         "kafka-python",
         "numpy",
