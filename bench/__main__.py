@@ -1,11 +1,14 @@
-"""`python -m bench [--quick] [--json OUT]`: ceilings and the pipeline, measured in one run.
+"""`python -m bench [--quick] [--device cpu|gpu] [--json OUT]`: ceilings and pipeline in one run.
 
 Starts a LocalKafka on a free port (or uses $SENSORSTREAM_BOOTSTRAP), fills topics
 with UWave-like records, and measures, in this order: the consumer ceiling and the
 worker's ingest on the same topics, the predictor alone per batch size, the worker
 when the predictor is the bottleneck, latency at 50 % load (at-least-once and
-exactly-once), backfill, replay, and memory per active device. Prints a Markdown
-table; `--json` writes every figure.
+exactly-once), backfill, replay, memory per active device, the roofline (FLOPs per
+window, the GEMM peak, each runtime's share of it: bench/roofline.py) and the worker
+against the plain loop a user would write (bench/user_loop.py). Prints a Markdown
+table; `--json` writes every figure. `--device gpu` runs the predictors on the GPU
+(stops with one "no CUDA" line where no runtime reaches one).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from bench import harness, report, suite
+from bench import harness, report, roofline, runtimes, suite, user_loop
 from stream.commands.arguments import RUNTIMES
 from stream.core.allocator import tune_allocator
 
@@ -38,16 +41,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="onnxruntime",
         help="inference runtime (model.runtime)",
     )
+    parser.add_argument("--device", default="cpu", help="cpu | gpu | gpu:N (model.device)")
     return parser.parse_args(argv)
 
 
-def measure(sizes: suite.Sizes, threads: int, runtime: str, results: dict[str, Any]) -> None:
+def measure(
+    sizes: suite.Sizes, threads: int, runtime: str, results: dict[str, Any], device: str = "cpu"
+) -> None:
     """Every figure, in one run against one broker, filled into `results` as measured."""
     from timesnet.predictor import load_predictor
 
     model = str(harness.model_dir())
     series = harness.uwave_series()
-    predictor = load_predictor(model, threads=threads, runtime=runtime)
+    predictor = load_predictor(model, device=device, threads=threads, runtime=runtime)
     results.update(
         {
             "machine": harness.machine(),
@@ -57,6 +63,7 @@ def measure(sizes: suite.Sizes, threads: int, runtime: str, results: dict[str, A
                 "name": predictor.manifest.name,
                 "version": predictor.manifest.version,
                 "threads": threads,
+                "device": device,
                 "runtime": runtime,
             },
         }
@@ -104,9 +111,19 @@ def measure(sizes: suite.Sizes, threads: int, runtime: str, results: dict[str, A
         )
         results["exactly_once"] = _eos_ratios(results)
         results["replay"] = _replays(
-            bootstrap, model, runtime, results, topic, predictor.manifest.window_length
+            bootstrap,
+            model,
+            results,
+            topic,
+            predictor.manifest.window_length,
+            (runtime, device, threads),
+        )
+        predictor.close()  # the next parts load their own, one per runtime
+        results["user_loop"] = user_loop.measure(
+            bootstrap, threads, sizes is suite.QUICK, device, runtime
         )
     results["memory"] = suite.memory(sizes.memory_devices)
+    results["roofline"] = roofline.measure(device, threads, sizes is suite.QUICK)
 
 
 def _full_batch_ms(predictor: Any, series: Any, sizes: suite.Sizes, batch: int) -> float:
@@ -133,22 +150,22 @@ def _eos_ratios(results: dict[str, Any]) -> dict[str, float]:
 def _replays(
     bootstrap: str,
     model: str,
-    runtime: str,
     results: dict[str, Any],
     backfill_topic: str,
     length: int,
+    where: tuple[str, str, int],
 ) -> dict[str, Any]:
+    """(9) both replays; `where` is (runtime, device, threads) of the replay's predictor."""
     consumer = results["ingest"]["chunk"]["consumer_samples_per_s"]
     best = results["predictor"]["best_windows_per_s"]
+    chunk = results["ingest"]["chunk"]
     found = {
         "ingest_topic": suite.replay(
-            bootstrap,
-            model,
-            runtime,
-            results["ingest"]["chunk"]["topic"],
-            results["ingest"]["chunk"]["hop"],
+            bootstrap, model, where[0], chunk["topic"], chunk["hop"], *where[1:]
         ),
-        "backfill_topic": suite.replay(bootstrap, model, runtime, backfill_topic, length),
+        "backfill_topic": suite.replay(
+            bootstrap, model, where[0], backfill_topic, length, *where[1:]
+        ),
     }
     for r in found.values():
         r["ratio_to_consumer"] = r["samples_per_s"] / consumer
@@ -158,7 +175,16 @@ def _replays(
 
 def main(argv: list[str] | None = None) -> int:
     """Measure, print the table, write the JSON."""
+    from timesnet.paddle_warnings import hide_ccache_warning
+    from timesnet.predictor import _native_stdout_to_stderr
+
     args = parse_args(argv)
+    hide_ccache_warning()
+    if args.device != "cpu":
+        line = runtimes.no_cuda_line()
+        if line is not None:
+            print(line)
+            return 2
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
@@ -169,7 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results: dict[str, Any] = {}
     try:
-        measure(suite.QUICK if args.quick else suite.FULL, args.threads, args.runtime, results)
+        with _native_stdout_to_stderr():  # Paddle's C++ prints to fd 1; stdout is for the table
+            measure(
+                suite.QUICK if args.quick else suite.FULL,
+                args.threads,
+                args.runtime,
+                results,
+                args.device,
+            )
     except BaseException:
         # what was measured before the failure is still worth reading
         sys.stderr.write(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -177,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     results["run"] = {
         "quick": args.quick,
         "wall_s": time.monotonic() - started,
-        "command": "python -m bench" + (" --quick" if args.quick else ""),
+        "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
     }
     print(report.table(results))
     print(f"\nwall time {results['run']['wall_s']:.0f} s", file=sys.stderr)

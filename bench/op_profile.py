@@ -245,10 +245,10 @@ def summary(profile: OpProfile, peak_gflops: float, bandwidth_gbs: float, top: i
             "name": row.name,
             "group": row.group,
             "share": row.seconds / total,
-            "flop_share": row.flops / total_flops,
+            "flop_share": row.flops / total_flops if row.flops else None,
             "ms_per_window": row.seconds / windows * 1000,
             "calls_per_run": row.calls / profile.runs,
-            "gflops_per_s": row.flops / row.seconds / 1e9 if row.seconds else 0.0,
+            "gflops_per_s": row.flops / row.seconds / 1e9 if row.seconds and row.flops else None,
             "bound": bound_of(row, peak_gflops, bandwidth_gbs),
         }
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.roofline_report import bench_rows
+
 PAYLOAD_TARGET = 1.5  # bytes per device within 1.5 x L x C x 4
 RATIO_TARGET = 0.8
 
@@ -45,6 +47,16 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
             live["latency_p99_ms"] <= limit_ms,
         )
     )
+    loop = results.get("user_loop") or {}
+    for hop, row in loop.get("hops", {}).items():
+        ratio = row["worker_over_paddlex_loop"]
+        found.append(
+            (
+                f"worker >= {loop['target']:.0f} x PaddleX-way loop, hop {hop}",
+                f"{_fmt(ratio)} x",
+                ratio >= loop["target"],
+            )
+        )
     for count, probe in results["memory"].items():
         ratio = probe["ratio_to_payload"]
         found.append(
@@ -160,8 +172,38 @@ def table(results: dict[str, Any]) -> str:
             f"{_fmt(r['samples_per_s'])} samples/s",
         )
     )
+    rows += _user_loop_rows(results.get("user_loop"))
+    if "roofline" in results:
+        rows += bench_rows(results["roofline"])
     lines = [f"| {a} | {b} | {c} |" for a, b, c in rows]
     lines.insert(1, "|---|---|---|")
     lines += ["", "| target | measured | holds |", "|---|---|---|"]
     lines += [f"| {t} | {m} | {'yes' if ok else 'NO'} |" for t, m, ok in targets(results)]
     return "\n".join(lines)
+
+
+def _user_loop_rows(loop: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """(11) the worker against the plain loop, per hop."""
+    if not loop:
+        return []
+    runtime = loop["worker_runtime"]
+    rows = []
+    for hop, row in loop["hops"].items():
+        rates = row["windows_per_s"]
+        same = row.get("worker_over_loop_same_runtime")
+        versus = (
+            f"{_fmt(row['worker_over_paddlex_loop'])} x plain loop on Paddle Inference, "
+            f"batch 1 ({_fmt(rates['loop/paddle'])})"
+        )
+        if same:
+            versus += (
+                f"; {_fmt(same)} x the same loop on {runtime} ({_fmt(rates[f'loop/{runtime}'])})"
+            )
+        rows.append(
+            (
+                f"11. worker vs plain loop, hop {hop} (windows/s, {loop['devices']} devices)",
+                _fmt(rates["worker"]),
+                versus,
+            )
+        )
+    return rows

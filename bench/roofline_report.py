@@ -117,8 +117,10 @@ def _profile_row(name: str, row: dict[str, Any]) -> str:
     )
 
 
-def _share(value: float) -> str:
-    return "-" if value <= 0 else f"{value:.2%}" if value < 0.01 else f"{value:.1%}"
+def _share(value: float | None) -> str:
+    if not value:
+        return "-"
+    return f"{value:.2%}" if value < 0.01 else f"{value:.1%}"
 
 
 def _rate(value: float) -> str:

@@ -312,7 +312,15 @@ def backfill_best_of(
     return best
 
 
-def replay(bootstrap: str, model: str, runtime: str, topic: str, hop: int) -> dict[str, Any]:
+def replay(
+    bootstrap: str,
+    model: str,
+    runtime: str,
+    topic: str,
+    hop: int,
+    device: str = "cpu",
+    threads: int = 2,
+) -> dict[str, Any]:
     """(9) `sensorstream replay --from earliest` over a pre-filled topic, in a child process."""
     command = [
         sys.executable,
@@ -331,6 +339,8 @@ def replay(bootstrap: str, model: str, runtime: str, topic: str, hop: int) -> di
         f'model.path="{model}"',
         f'model.runtime="{runtime}"',
         f"windows.hop={hop}",
+        f'model.device="{device}"',
+        f"model.threads={threads}",
         "metrics.port=0",
     ):
         command += ["--set", item]
