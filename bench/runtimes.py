@@ -1,5 +1,7 @@
 """Which predictor runtimes this machine can run, and loading a model on each.
 
+`python -m bench.runtimes` compares them side by side (bench/runtime_compare.py).
+
 `timesnet.predictor.load_predictor(model_dir, device, threads, runtime)` serves a
 model through Paddle Inference, ONNX Runtime or OpenVINO. A runtime is available
 when its package imports and the model directory holds its files; on a GPU, when the
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +97,9 @@ def no_cuda_line() -> str | None:
         return None
     detail = "; ".join(f"{name}: {reason}" for name, reason in reasons.items())
     return f"no CUDA: {detail}; {GPU_INSTALL}"
+
+
+if __name__ == "__main__":
+    from bench.runtime_compare import main
+
+    sys.exit(main())
