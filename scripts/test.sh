@@ -3,5 +3,5 @@
 # "no tests collected" (5) fails like any other failure. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --dev
 exec .venv/bin/python -m pytest -x --durations=15 "$@"

@@ -14,11 +14,13 @@ PRODUCT = ("stream", "windows", "timesnet")
 
 
 def _tool(name: str) -> str:
-    # the virtualenv's own copy first (scripts/setup.sh installs the dev extra there)
+    # the virtualenv's own copy first (scripts/setup.sh --dev installs the dev extra there)
     local = Path(sys.executable).with_name(name)
     found = str(local) if local.exists() else shutil.which(name)
     if found is None:
-        pytest.fail(f"{name} is not installed: run scripts/setup.sh (it installs the dev extra)")
+        pytest.fail(
+            f"{name} is not installed: run scripts/setup.sh --dev (it installs the dev extra)"
+        )
     return found
 
 

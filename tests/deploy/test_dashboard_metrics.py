@@ -128,7 +128,7 @@ def test_the_dashboard_covers_every_worker_metric_family() -> None:
 
 def test_dashboard_expressions_parse_as_promql(tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
-    assert promtool, "promtool not found: run scripts/setup.sh"
+    assert promtool, "promtool not found: run scripts/setup.sh --dev"
     rules = []
     for index, expression in enumerate(dashboard_expressions()):
         for variable, value in GRAFANA_VARIABLES.items():

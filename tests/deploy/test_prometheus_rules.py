@@ -13,9 +13,11 @@ PROMETHEUS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    """Path of promtool; scripts/setup.sh installs it (Debian's `prometheus` package)."""
+    """Path of promtool; scripts/setup.sh --dev installs it (Debian's `prometheus` package)."""
     found = shutil.which("promtool")
-    assert found, "promtool not found: run scripts/setup.sh (installs Debian's prometheus package)"
+    assert found, (
+        "promtool not found: run scripts/setup.sh --dev (installs Debian's prometheus package)"
+    )
     return found
 
 
