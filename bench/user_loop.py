@@ -126,7 +126,12 @@ def fill(bootstrap: str, samples_per_device: int) -> tuple[str, harness.Workload
 
 
 def compare_at_hop(
-    bootstrap: str, predictors: dict[str, Any], model: str, hop: int, samples_per_device: int
+    bootstrap: str,
+    predictors: dict[str, Any],
+    model: str,
+    hop: int,
+    samples_per_device: int,
+    attempts: int = ATTEMPTS,
 ) -> dict[str, Any]:
     """The worker and the loop on each runtime over one topic, alternated, best of each."""
     topic, workload = fill(bootstrap, samples_per_device)
@@ -135,7 +140,7 @@ def compare_at_hop(
     windows = expected_windows(samples_per_device, DEVICES, length, hop)
     config = worker_config(bootstrap, topic, model, f"windows.hop={hop}")
     best: dict[str, float] = {}
-    for attempt in range(ATTEMPTS):
+    for attempt in range(attempts):
         for name, predictor in predictors.items():
             if name == "worker":
                 group = f"{config.kafka.group_id}.{attempt}"
@@ -171,7 +176,7 @@ def measure(bootstrap: str, threads: int, quick: bool, device: str = "cpu") -> d
     if worker_runtime != "paddle":
         predictors[f"loop/{worker_runtime}"] = runtimes.load(model, worker_runtime, device, threads)
     length = predictors["worker"].manifest.window_length
-    cases = 6 if quick else 20  # per device: hop = length gives one window per case
+    cases = 2 if quick else 20  # per device: hop = length gives one window per case
     results: dict[str, Any] = {
         "model": model.name,
         "version": predictors["worker"].manifest.version,
@@ -182,10 +187,10 @@ def measure(bootstrap: str, threads: int, quick: bool, device: str = "cpu") -> d
         "hops": {},
     }
     try:
-        for hop, samples in ((length, cases * length), (32, length + (12 if quick else 40) * 32)):
+        for hop, samples in ((length, cases * length), (32, length + (3 if quick else 40) * 32)):
             samples = -(-samples // CHUNK) * CHUNK
             results["hops"][str(hop)] = compare_at_hop(
-                bootstrap, predictors, str(model), hop, samples
+                bootstrap, predictors, str(model), hop, samples, 1 if quick else ATTEMPTS
             )
     finally:
         for predictor in predictors.values():

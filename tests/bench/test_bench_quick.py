@@ -75,3 +75,4 @@ def test_quick_bench_runs_end_to_end_and_writes_every_figure_positive(
         assert hop["windows_per_s"]["worker"] > 0 and hop["windows_per_s"]["loop/paddle"] > 0
     assert results["roofline"]["models"]["uwave"]["flops_effective"] > 0
     assert "ReduceMeanCheckIfOneDNNSupport" not in done.stdout.decode()
+    assert not (REPO / "profiler_log").exists()  # the operator profile writes to a temp dir
