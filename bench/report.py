@@ -172,9 +172,9 @@ def table(results: dict[str, Any]) -> str:
             f"{_fmt(r['samples_per_s'])} samples/s",
         )
     )
-    rows += _user_loop_rows(results.get("user_loop"))
     if "roofline" in results:
         rows += bench_rows(results["roofline"])
+    rows += _user_loop_rows(results.get("user_loop"))
     lines = [f"| {a} | {b} | {c} |" for a, b, c in rows]
     lines.insert(1, "|---|---|---|")
     lines += ["", "| target | measured | holds |", "|---|---|---|"]

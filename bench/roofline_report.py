@@ -160,7 +160,7 @@ def bench_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             "10. float32 GEMM peak (GFLOP/s)",
             f"{results['peak_gflops']:,.0f} at {results['threads']} threads",
             f"best: {best_peak['label']} {best_peak['gflops']:,.0f} "
-            f"({best_peak['threads']} threads)",
+            f"({best_peak['threads']} thread{'s' if best_peak['threads'] != 1 else ''})",
         )
     )
     for key, row in results["achieved"].items():

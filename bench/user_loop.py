@@ -161,7 +161,7 @@ def compare_at_hop(
         "worker_over_paddlex_loop": best["worker"] / best["loop/paddle"],
     }
     default = f"loop/{runtimes.default_runtime()}"
-    if default in best:
+    if default in best and default != "loop/paddle":
         found["worker_over_loop_same_runtime"] = best["worker"] / best[default]
         found["runtime_gain_batch1"] = best[default] / best["loop/paddle"]
     return found
