@@ -167,10 +167,12 @@ def compare_at_hop(
     return found
 
 
-def measure(bootstrap: str, threads: int, quick: bool, device: str = "cpu") -> dict[str, Any]:
-    """Both hops; the worker with the default runtime, the loop on Paddle and on that runtime."""
+def measure(
+    bootstrap: str, threads: int, quick: bool, device: str = "cpu", runtime: str | None = None
+) -> dict[str, Any]:
+    """Both hops; the worker on `runtime` (default: the product's), the loop on Paddle and on it."""
     model = harness.model_dir()
-    worker_runtime = runtimes.default_runtime()
+    worker_runtime = runtime or runtimes.default_runtime()
     predictors = {"worker": runtimes.load(model, worker_runtime, device, threads)}
     predictors["loop/paddle"] = runtimes.load(model, "paddle", device, threads)
     if worker_runtime != "paddle":
