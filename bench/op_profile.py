@@ -101,6 +101,15 @@ def fill_hand_flops(profile: OpProfile, counts: ModelFlops, effective: bool = Tr
     }
     windows = profile.batch * profile.runs
     profile.hand_flops = {group: flops * windows for group, flops in hand.items()}
+    # ONNX Runtime's trace counts every kernel tap, padding included; its convolutions skip
+    # the taps on padding rows, so their traced FLOPs are scaled to the effective count
+    # (otherwise the folded periods' convolutions would show above the GEMM peak)
+    traced = sum(row.flops for row in profile.rows if row.group == "conv")
+    if effective and traced and profile.hand_flops["conv"]:
+        scale = profile.hand_flops["conv"] / traced
+        for row in profile.rows:
+            if row.group == "conv":
+                row.flops *= scale
 
 
 def profile_onnxruntime(
