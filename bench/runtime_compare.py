@@ -10,7 +10,8 @@ variants take turns round after round, best round kept) and the ratio to Paddle.
 
 When the ensemble the default model was distilled from is there (models/uwave-ensemble,
 or --ensemble DIR), it runs in the same rounds on the default runtime: the default
-model should reach >= 4x its windows/s at the best batch.
+model should reach >= 4x its windows/s at the best batch. --model DIR puts a candidate
+in the default model's place.
 """
 
 from __future__ import annotations
@@ -92,9 +93,11 @@ def quality(
     return found, p
 
 
-def measure(device: str, threads: int, quick: bool, ensemble: Path | None) -> dict[str, Any]:
-    """Every figure of the comparison, JSON-ready."""
-    model = harness.model_dir()
+def measure(
+    device: str, threads: int, quick: bool, ensemble: Path | None, model: Path | None = None
+) -> dict[str, Any]:
+    """Every figure of the comparison, JSON-ready; `model` defaults to the shipped one."""
+    model = model or harness.model_dir()
     test = uwave_split("TEST")
     variants = runtime_variants.fp32_variants(model, device, threads)
     results: dict[str, Any] = {
@@ -236,6 +239,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="predictor CPU threads")
     parser.add_argument("--quick", action="store_true", help="fewer batch sizes and rounds")
     parser.add_argument(
+        "--model", type=Path, help="the model to compare (default: the shipped models/uwave)"
+    )
+    parser.add_argument(
         "--ensemble",
         type=Path,
         default=default_ensemble(),
@@ -261,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.monotonic()
     with _native_stdout_to_stderr():  # Paddle's C++ prints to fd 1; stdout is the table
-        results = measure(args.device, args.threads, args.quick, args.ensemble)
+        results = measure(args.device, args.threads, args.quick, args.ensemble, args.model)
     results["machine"] = harness.machine()
     results["versions"] = harness.versions()
     results["run"] = {
