@@ -220,7 +220,8 @@ def table(results: dict[str, Any]) -> str:
     if ensemble:
         lines += [
             "",
-            f"default model / ensemble at the best batch ({ensemble['runtime']}): "
+            f"{Path(results['model']).name} / {Path(ensemble['path']).name} at the best batch "
+            f"({ensemble['runtime']}): "
             f"{ensemble['ratio']:.2f}x (target >= {ensemble['target']:.0f}x: "
             f"{'holds' if ensemble['holds'] else 'does NOT hold'})",
         ]

@@ -58,6 +58,7 @@ def results_with(rates: dict[str, dict[int, float]]) -> dict[str, Any]:
         name: {"precision": "fp32", "accuracy": 0.9, "invariance": {"7": 0.0}} for name in rates
     }
     return {
+        "model": "models/uwave",
         "reference": "paddle",
         "default_runtime": "onnxruntime",
         "variants": rows,
@@ -80,6 +81,7 @@ def test_speed_ratios_the_ensemble_target_and_the_table() -> None:
     assert results["ensemble"]["ratio"] == 5.0 and results["ensemble"]["holds"]
     text = runtime_compare.table(results)
     assert "| onnxruntime | fp32 |" in text and "5.00x" in text
+    assert "uwave / uwave-ensemble at the best batch" in text
     assert "target >= 4x: holds" in text and "not run: openvino-int8" in text
     lines = [line for line in text.splitlines() if line.startswith("|")]
     columns = {line.replace("\\|", "").count("|") for line in lines}  # "\|" is a literal |
