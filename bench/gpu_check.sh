@@ -46,12 +46,13 @@ if [ ! -x "$PY" ]; then
 fi
 # paddlepaddle and onnxruntime (CPU) would shadow the GPU builds' modules: the project
 # goes in without its dependencies, and every dependency but those two after it.
-deps=$("$PY" - <<'EOF'
+mapfile -t deps < <("$PY" - <<'EOF'
 import re, tomllib
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
 skip = {"paddlepaddle", "onnxruntime"}
-print(" ".join(d for d in project["dependencies"]
-               if re.split(r"[<>=!;\[ ]", d, maxsplit=1)[0].strip() not in skip))
+for dep in project["dependencies"]:
+    if re.split(r"[<>=!;\[ ]", dep, maxsplit=1)[0].strip() not in skip:
+        print(dep)
 EOF
 )
 pip_install() {
@@ -62,8 +63,7 @@ pip_install() {
   fi
 }
 echo "== install ($(date -u +%H:%M:%S))"
-# shellcheck disable=SC2086  # $deps is a list of requirement strings
-pip_install $deps ml_dtypes || { echo "install of the dependencies failed"; exit 1; }
+pip_install "${deps[@]}" ml_dtypes || { echo "install of the dependencies failed"; exit 1; }
 if [ -n "$WHEELS" ]; then
   pip_install paddlepaddle-gpu onnxruntime-gpu || { echo "GPU wheels missing in $WHEELS"; exit 1; }
 else
