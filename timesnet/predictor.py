@@ -24,7 +24,7 @@ import numpy.typing as npt
 from timesnet.engine import InferenceEngine, gpu_index
 from timesnet.errors import ModelError
 from timesnet.manifest import ModelManifest, load_manifest
-from timesnet.native_stdout import native_stdout_to_stderr
+from timesnet.native_stdout import native_stdout_discarded, native_stdout_to_stderr
 from timesnet.normalization import Normalization
 
 logger = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def load_predictor(
     )
     # The first runs pick kernels and allocate; pay for that at load, not on live data.
     warmup = np.zeros((1, manifest.window_length, manifest.channels), dtype=np.float32)
-    with native_stdout_to_stderr():
+    with native_stdout_discarded():  # Paddle's first run prints debug lines on fd 1
         predictor.predict_batch(warmup)
         predictor.predict_batch(np.repeat(warmup, 8, axis=0))
     logger.info(

@@ -90,3 +90,22 @@ def test_an_unknown_runtime_names_the_choices() -> None:
         ModelError, match="unknown runtime 'tensorrt'; use one of paddle, onnxruntime"
     ):
         load_predictor(SHIPPED_TCN_DIR, runtime="tensorrt")  # type: ignore[arg-type]
+
+
+def test_paddle_prints_nothing_on_stdout_or_stderr_while_it_serves() -> None:
+    # Paddle 3.3's oneDNN kernel choice writes "ReduceMeanCheckIfOneDNNSupport" to fd 1
+    # at a predictor's first run; load_predictor's warm-up makes that run with fd 1 shut
+    code = (
+        "import numpy as np; from timesnet.predictor import load_predictor; "
+        "p = load_predictor('models/uwave', runtime='paddle', threads=1); "
+        "p.predict_batch(np.zeros((5, 315, 3), np.float32)); p.close()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ReduceMeanCheckIfOneDNNSupport" not in result.stdout + result.stderr
