@@ -65,8 +65,8 @@ def reduced_variants(
     found: list[Variant] = []
     skipped: dict[str, str] = {}
     onnx = model_dir / runtimes.ONNX_FILE
-    if not onnx.is_file() or not runtimes.has_runtime_argument():
-        reason = "needs model.onnx and load_predictor(runtime=...) (the runtime engines)"
+    if not onnx.is_file():
+        reason = f"no {runtimes.ONNX_FILE} in {model_dir} (sensorstream export-onnx writes it)"
         return [], dict.fromkeys(("openvino-bf16", "onnxruntime-int8", "openvino-int8"), reason)
     if not runtimes.importable("openvino"):
         skipped["openvino-bf16"] = skipped["openvino-int8"] = "openvino is not installed"

@@ -11,7 +11,6 @@ runtime also reaches CUDA. Benchmarks measure every available one side by side.
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,18 +21,11 @@ ONNX_FILE = "model.onnx"
 GPU_INSTALL = "install paddlepaddle-gpu from Paddle's index or onnxruntime-gpu (README, GPU hosts)"
 
 
-def has_runtime_argument() -> bool:
-    """Whether load_predictor takes `runtime` (older trees serve Paddle Inference only)."""
-    from timesnet.predictor import load_predictor
-
-    return "runtime" in inspect.signature(load_predictor).parameters
-
-
 def default_runtime() -> str:
     """The runtime `[model] runtime` defaults to."""
     from stream.config.schema import ModelConfig
 
-    return str(getattr(ModelConfig(), "runtime", "paddle"))
+    return str(ModelConfig().runtime)
 
 
 def importable(runtime: str) -> bool:
@@ -47,8 +39,6 @@ def available(model_dir: str | Path, device: str = "cpu") -> list[str]:
     for runtime in RUNTIMES:
         if not importable(runtime):
             continue
-        if runtime != "paddle" and not has_runtime_argument():
-            continue
         if runtime != "paddle" and not (Path(model_dir) / ONNX_FILE).is_file():
             continue
         if device != "cpu" and gpu_problem(runtime) is not None:
@@ -59,14 +49,12 @@ def available(model_dir: str | Path, device: str = "cpu") -> list[str]:
 
 
 def load(model_dir: str | Path, runtime: str, device: str = "cpu", threads: int = 2) -> Any:
-    """load_predictor on one runtime (Paddle Inference on trees without the argument)."""
+    """load_predictor on one runtime."""
+    from timesnet.predictor import RUNTIMES as KNOWN
     from timesnet.predictor import load_predictor
 
-    if has_runtime_argument():
-        return load_predictor(model_dir, device=device, threads=threads, runtime=runtime)
-    if runtime != "paddle":
-        raise ValueError(f"runtime {runtime} needs a load_predictor with a runtime argument")
-    return load_predictor(model_dir, device=device, threads=threads)
+    chosen = next(name for name in KNOWN if name == runtime)  # the Literal the loader takes
+    return load_predictor(model_dir, device=device, threads=threads, runtime=chosen)
 
 
 def gpu_problem(runtime: str) -> str | None:
