@@ -32,6 +32,7 @@ import numpy.typing as npt
 from bench.flops import ModelFlops
 
 GROUPS = ("conv", "matmul", "fft", "other")
+VIEWS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"}  # ONNX ops that copy nothing
 _SUFFIX = re.compile(r"\[[^\]]*\]$")  # Paddle appends "[1.23 ms]" to operator names
 
 
@@ -225,6 +226,9 @@ def bound_of(row: OpRow, peak_gflops: float, bandwidth_gbs: float) -> str:
     if row.seconds <= 0:
         return "-"
     gflops = row.flops / row.seconds / 1e9
+    if row.name in VIEWS:
+        us_per_call = row.seconds / max(row.calls, 1) * 1e6
+        return f"overhead: a view, no data moved, {us_per_call:,.0f} us per call"
     if row.group in ("conv", "matmul") and row.flops:
         return f"compute: {gflops:,.1f} GFLOP/s = {gflops / peak_gflops:.0%} of peak"
     if row.bytes:
