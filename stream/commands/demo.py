@@ -117,11 +117,15 @@ def _run(
 
     from stream.jobs.demo import Scoreboard, produce_streams
     from stream.kafka.clients import client_settings
+    from stream.kafka.topics import wait_for_partitions
     from stream.service import build_worker, start_http
 
     kafka = config.kafka
     admin = KafkaAdminClient(**client_settings(kafka))
     admin.create_topics([NewTopic(kafka.input_topics[0], min(4, streams.devices), 1)])
+    # the worker sizes its changelog from the input's partition count: it must see them all
+    # (on a busy machine a topic can stay undescribed for a moment after its creation)
+    wait_for_partitions(admin, kafka.input_topics[0])
     admin.close()
     worker = build_worker(config)
     server = start_http(config, worker)
@@ -212,7 +216,7 @@ def _summary(board: Scoreboard, worker: Worker, samples: int, elapsed_s: float, 
     print(
         f"  latency       p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
         f"max {worst * 1000:.1f} ms (event produced - Kafka timestamp of the last record); "
-        f"p99 < {P99_TARGET_S:g} s: {'met' if p99 < P99_TARGET_S else 'NOT met'}"
+        f"p99 < {P99_TARGET_S:g} s: {'met' if board.complete and p99 < P99_TARGET_S else 'NOT met'}"
     )
     print(
         f"  batches       {stats.batches}, mean {stats.windows / max(stats.batches, 1):.1f} "

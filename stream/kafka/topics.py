@@ -63,7 +63,7 @@ def ensure_topics(
                 pass
             log.info("created topics %s", ",".join(t.name for t in missing))
         _check_dead_letter_limit(admin, kafka.dead_letter_topic)
-        have = _wait_for_partitions(admin, kafka.state_topic_name)
+        have = wait_for_partitions(admin, kafka.state_topic_name)
         if have < changelog_partitions:
             admin.create_partitions(
                 {kafka.state_topic_name: NewPartitions(total_count=changelog_partitions)}
@@ -100,7 +100,8 @@ def _partition_counts(admin: KafkaAdminClient, topics: list[str]) -> dict[str, i
     return counts
 
 
-def _wait_for_partitions(admin: KafkaAdminClient, topic: str, timeout_s: float = 10.0) -> int:
+def wait_for_partitions(admin: KafkaAdminClient, topic: str, timeout_s: float = 10.0) -> int:
+    """The partition count of a topic just created, once the broker describes it."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         counts = _partition_counts(admin, [topic])
