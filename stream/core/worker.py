@@ -49,6 +49,8 @@ from timesnet.manifest import ModelManifest
 
 log = logging.getLogger(__name__)
 
+COLLECT_WAIT_SATURATED_S = 0.05
+
 
 class Worker:
     """One consumer, one predictor thread, one producer; a checkpoint says where progress goes."""
@@ -353,8 +355,16 @@ class Worker:
         return self.batcher.pending + self.inference.in_flight * self.config.batching.max_batch
 
     def _collect_wait_s(self) -> float:
-        # Block briefly for results only when the predictor is the bottleneck.
-        return 0.005 if not self.inference.can_submit() else 0.0
+        # Block for results only when the predictor is the bottleneck. With the next
+        # batch already full as well, a poll can bring nothing that goes anywhere before
+        # a batch returns: wait for that (collect returns on its arrival) instead of
+        # turning the loop beside the runtime's math threads (ONNX Runtime releases the
+        # GIL, so a spinning loop takes its share of the cores from the predictor).
+        if self.inference.can_submit():
+            return 0.0
+        if self.batcher.pending >= self.config.batching.max_batch:
+            return COLLECT_WAIT_SATURATED_S
+        return 0.005
 
     # -- giving work back -------------------------------------------------------
     def forget_uncommitted(self, partitions: list[TopicPartition]) -> None:
