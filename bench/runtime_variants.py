@@ -10,7 +10,8 @@ are the ones the worker would use:
 - ``onnxruntime-int8``: `onnxruntime.quantization.quantize_static`, QDQ, per-channel
   int8 weights, uint8 activations, MinMax, Conv and MatMul, after `quant_pre_process`
   (its symbolic shape inference gives up on the exported Reshapes, so it is skipped).
-- ``openvino-int8``: `nncf.quantize` (preset PERFORMANCE); nncf comes with the dev extra, and without it the row is skipped with the reason.
+- ``openvino-int8``: `nncf.quantize` (preset PERFORMANCE); nncf comes with the dev extra,
+  and without it the row is skipped with the reason.
 
 Both int8 variants are calibrated on the normalized UWave TRAINING file only; the test
 file scores them.
