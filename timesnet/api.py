@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,7 @@ class ClassificationResult:
 
     def print(self) -> None:  # noqa: A003 - PaddleX result objects name it print
         """Write `summary()` to stdout, as PaddleX result objects do."""
-        print(self.summary())  # noqa: T201 - printing is this method's purpose
+        sys.stdout.write(self.summary() + "\n")
 
     def save_to_json(self, path: str | Path) -> Path:
         """Write `to_dict()` as JSON to `path` (a file, or a directory to name the file in)."""

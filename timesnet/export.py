@@ -132,7 +132,7 @@ def save_weights(arrays: dict[str, npt.NDArray], path: str | Path) -> None:
             raise ModelError(f"weight {name} has dtype object, which only a pickle can store")
     if "allow_pickle" in arrays:
         raise ModelError("a weight named allow_pickle would be taken for np.savez's own flag")
-    # every name is an array now (np.savez's flag is excluded above): what its stub cannot say
+    # every name is an array now (np.savez's flag is excluded above), as numpy's hints can't say
     named: dict[str, Any] = dict(arrays)
     with open(path, "wb") as handle:  # a handle: np.savez would append ".npz" to a bare name
         np.savez(handle, **named)

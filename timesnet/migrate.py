@@ -75,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             manifest = migrate(model_dir)
         except ModelError as exc:
-            print(f"timesnet.migrate: error: {exc}", file=sys.stderr)
+            sys.stderr.write(f"timesnet.migrate: error: {exc}\n")
             return 2
-        print(f"{model_dir}: {NETWORK_FILE} written, version {manifest.version}")
+        sys.stdout.write(f"{model_dir}: {NETWORK_FILE} written, version {manifest.version}\n")
     return 0
 
 

@@ -161,7 +161,7 @@ def train_network(
             logger.info("early stop epoch=%d best_epoch=%d", epoch, best_epoch)
             break
     if best_state is not None:
-        # Paddle's stub types state dicts as Tensors; set_value takes numpy arrays as well,
+        # Paddle's type hints type state dicts as Tensors; set_value takes numpy arrays as well,
         # and converting here would renumber the exported graph's tensor names (its version).
         network.set_state_dict(best_state)  # type: ignore[arg-type]
     network.eval()

@@ -15,6 +15,7 @@ from pathlib import Path
 from stream.commands.arguments import add_runtime_flag, integer, number
 from stream.commands.model import (
     add_augment_flags,
+    add_fit_flags,
     add_optimizer_flags,
     command_line,
     model_errors,
@@ -30,15 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "distill", help="train one TimesNet on a teacher model's probabilities, export it"
     )
     p.add_argument("--teacher", required=True, help="teacher model directory")
-    p.add_argument("--data", required=True, help="training file (.ts or PaddleX .csv)")
-    p.add_argument("--out", required=True, help="model directory to write")
-    p.add_argument("--name", default=None, help="model name (default: the --out directory name)")
-    p.add_argument(
-        "--epochs", type=integer(1, 100_000), default=60, help="maximum epochs (default 60)"
-    )
-    p.add_argument(
-        "--seed", type=integer(0, 2**32 - 1), default=0, help="seed for weights, split, shuffles"
-    )
+    add_fit_flags(p, epochs=60)
     p.add_argument(
         "--val-fraction",
         type=number(0, 1, below_high=True),

@@ -41,15 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _register_train(subparsers: argparse._SubParsersAction) -> None:
     """The `train` subcommand and its hyperparameter flags (defaults ship models/uwave)."""
     p = subparsers.add_parser("train", help="train TimesNet or a TCN on a labelled file, export it")
-    p.add_argument("--data", required=True, help="training file (.ts or PaddleX .csv)")
-    p.add_argument("--out", required=True, help="model directory to write")
-    p.add_argument("--name", default=None, help="model name (default: the --out directory name)")
-    p.add_argument(
-        "--epochs", type=integer(1, 100_000), default=30, help="maximum epochs (default 30)"
-    )
-    p.add_argument(
-        "--seed", type=integer(0, 2**32 - 1), default=0, help="seed for weights, split, shuffles"
-    )
+    add_fit_flags(p, epochs=30)
     p.add_argument(
         "--val-fraction",
         type=number(0, 1, above_low=True, below_high=True),
@@ -118,6 +110,22 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     )
     add_augment_flags(p)
     p.set_defaults(func=_train, _parser=p)
+
+
+def add_fit_flags(p: argparse.ArgumentParser, epochs: int) -> None:
+    """What every training command takes: data, output, name, epochs, seed."""
+    p.add_argument("--data", required=True, help="training file (.ts or PaddleX .csv)")
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--name", default=None, help="model name (default: the --out directory name)")
+    p.add_argument(
+        "--epochs",
+        type=integer(1, 100_000),
+        default=epochs,
+        help=f"maximum epochs (default {epochs})",
+    )
+    p.add_argument(
+        "--seed", type=integer(0, 2**32 - 1), default=0, help="seed for weights, split, shuffles"
+    )
 
 
 def add_optimizer_flags(p: argparse.ArgumentParser) -> None:
