@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import threading
 import time
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from stream.core.worker import Worker
     from stream.jobs.demo import DeviceStreams, Scoreboard
     from stream.kafka.local_broker import LocalKafka
+
+log = logging.getLogger(__name__)
 
 LIVE_LINE_INTERVAL_S = 2.0
 SETTLE_TIMEOUT_S = 120.0
@@ -63,7 +66,7 @@ def demo(args: argparse.Namespace) -> int:
 
     data = find_uwave(args.data)
     bootstrap, broker = _broker(args)
-    run_id = time.strftime("%Y%m%d-%H%M%S")
+    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
     overrides = [
         f'kafka.bootstrap_servers="{bootstrap}"',
         f'kafka.input_topics=["demo-{run_id}-samples"]',
@@ -129,7 +132,7 @@ def _run(
     admin.close()
     worker = build_worker(config)
     server = start_http(config, worker)
-    runner = threading.Thread(target=worker.run, name="worker", daemon=True)
+    runner = threading.Thread(target=_run_worker, args=(worker,), name="worker", daemon=True)
     runner.start()
     stop = threading.Event()
     producer = KafkaProducer(**client_settings(kafka), linger_ms=5)
@@ -145,7 +148,7 @@ def _run(
     started = time.monotonic()
     feeder.start()
     try:
-        _follow_events(kafka, board, worker, feeder, started)
+        _follow_events(kafka, board, worker, (feeder, runner), started)
     finally:
         stop.set()
         worker.request_stop()
@@ -156,9 +159,22 @@ def _run(
     return _summary(board, worker, sum(sent), time.monotonic() - started, server.url)
 
 
+def _run_worker(worker: Worker) -> None:
+    """The worker thread; a crash is logged with its traceback and ends the thread."""
+    try:
+        worker.run()
+    except Exception:
+        log.exception("demo: the worker stopped with an error")
+
+
 def _follow_events(
-    kafka: KafkaConfig, board: Scoreboard, worker: Worker, feeder: threading.Thread, started: float
+    kafka: KafkaConfig,
+    board: Scoreboard,
+    worker: Worker,
+    threads: tuple[threading.Thread, threading.Thread],
+    started: float,
 ) -> None:
+    """Score events until every window has one, the worker is gone, or the wait runs out."""
     import orjson
     from kafka.structs import TopicPartition
 
@@ -171,16 +187,31 @@ def _follow_events(
     ]
     consumer.assign(parts)
     consumer.seek_to_beginning(*parts)
+    feeder, runner = threads
     last_line = settle_deadline = 0.0
+
+    def read(timeout_ms: int) -> int:
+        polled = consumer.poll(timeout_ms=timeout_ms).values()
+        for batch in polled:
+            for record in batch:
+                board.add(orjson.loads(record.value))
+        return sum(len(batch) for batch in polled)
+
     try:
         while not board.complete:
-            for batch in consumer.poll(timeout_ms=200).values():
-                for record in batch:
-                    board.add(orjson.loads(record.value))
+            read(200)
             now = time.monotonic()
             if now - last_line >= LIVE_LINE_INTERVAL_S:
                 last_line = now
                 _live_line(board, worker, now - started)
+            if not runner.is_alive():
+                # no more events can come: waiting out the settle timeout would only hold
+                # the terminal (and the local broker) for two minutes
+                while read(500) and not board.complete:  # what it produced before it stopped
+                    pass
+                if not board.complete:
+                    print("demo: the worker stopped before every window had its event")
+                return
             if not feeder.is_alive():
                 settle_deadline = settle_deadline or now + SETTLE_TIMEOUT_S
                 if now > settle_deadline:
