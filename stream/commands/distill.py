@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--val-fraction",
         type=number(0, 1, below_high=True),
         default=0.25,
-        help="stratified share of the training file held out to pick the epoch (default 0.25)",
+        help="stratified share of the training file held out to pick the epoch (default 0.25; "
+        "0: train on every case for --epochs)",
     )
     p.add_argument(
         "--patience",
