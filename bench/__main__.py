@@ -175,8 +175,8 @@ def _replays(
 
 def main(argv: list[str] | None = None) -> int:
     """Measure, print the table, write the JSON."""
+    from timesnet.native_stdout import native_stdout_to_stderr
     from timesnet.paddle_warnings import hide_ccache_warning
-    from timesnet.predictor import _native_stdout_to_stderr
 
     args = parse_args(argv)
     hide_ccache_warning()
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results: dict[str, Any] = {}
     try:
-        with _native_stdout_to_stderr():  # Paddle's C++ prints to fd 1; stdout is for the table
+        with native_stdout_to_stderr():  # Paddle's C++ prints to fd 1; stdout is for the table
             measure(
                 suite.QUICK if args.quick else suite.FULL,
                 args.threads,
@@ -214,8 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(report.table(results))
     print(f"\nwall time {results['run']['wall_s']:.0f} s", file=sys.stderr)
-    if args.json:
-        args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    harness.write_json(args.json, results)
     return 0
 
 

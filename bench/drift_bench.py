@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 from prometheus_client import CollectorRegistry
 
 from bench import harness
@@ -220,8 +219,7 @@ def main(argv: list[str] | None = None) -> None:
                         f"drift calls {run['drift_s'] * 1e3:.1f} ms = {run['share']:.2%} "
                         f"({run['calls']}; observe_samples {run['per_poll_us']:.1f} us/poll)"
                     )
-    if args.json:
-        args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    harness.write_json(args.json, results)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ import contextlib
 import logging
 import os
 import platform
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -264,3 +266,19 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[name] = "absent"
     return found
+
+
+def record_run(results: dict, prog: str, argv: list[str] | None, started: float) -> None:
+    """Stamp a bench's results with the machine, the package versions and the command run."""
+    results["machine"] = machine()
+    results["versions"] = versions()
+    results["run"] = {
+        "command": " ".join([prog, *(sys.argv[1:] if argv is None else argv)]),
+        "wall_s": time.monotonic() - started,
+    }
+
+
+def write_json(path: Path | None, results: dict) -> None:
+    """Every figure of a bench run, indented, when --json named a file."""
+    if path is not None:
+        path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))

@@ -19,15 +19,14 @@ import argparse
 import logging
 import math
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 
 from bench import harness
+from bench.predictor_rates import sweep
 from stream.commands.arguments import RUNTIMES
 
 log = logging.getLogger(__name__)
@@ -104,42 +103,6 @@ def accuracy(predictor: Any, x: npt.NDArray[np.float32], y: npt.NDArray[np.int64
     return float((np.concatenate(parts).argmax(axis=1) == y).mean())
 
 
-def windows_per_s(predictor: Any, x: npt.NDArray[np.float32], batch: int, min_s: float) -> float:
-    """Windows/s of predict_batch on batches of `batch` windows cut from x, for >= min_s."""
-    batches = [
-        np.resize(x[i : i + batch], (batch, *x.shape[1:])) for i in range(0, len(x), batch)
-    ]  # wraps short tails so every call is full
-    predictor.predict_batch(batches[0])  # first call at a new shape allocates
-    done, started = 0, time.perf_counter()
-    while True:
-        for windows in batches:
-            predictor.predict_batch(windows)
-            done += batch
-            elapsed = time.perf_counter() - started
-            if elapsed >= min_s and done >= 2 * batch:
-                return done / elapsed
-
-
-def throughput(
-    predictors: dict[str, Any],
-    x: npt.NDArray[np.float32],
-    batch_sizes: tuple[int, ...],
-    rounds: int,
-    min_s: float,
-) -> dict[str, dict[int, float]]:
-    """Best-of-`rounds` windows/s per model and batch size, rounds alternating between models."""
-    best: dict[str, dict[int, float]] = {name: {} for name in predictors}
-    for round_index in range(rounds):
-        for name, predictor in predictors.items():
-            for batch in batch_sizes:
-                rate = windows_per_s(predictor, x, batch, min_s)
-                best[name][batch] = max(rate, best[name].get(batch, 0.0))
-                log.info(
-                    "round=%d model=%s batch=%d windows_per_s=%.1f", round_index, name, batch, rate
-                )
-    return best
-
-
 def compare(
     model_dirs: dict[str, Path], quick: bool, threads: int, runtimes: tuple[str, ...]
 ) -> dict[str, Any]:
@@ -158,8 +121,12 @@ def compare(
         for row, (path, runtime) in rows.items()
     }
     batch_sizes = QUICK_BATCHES if quick else FULL_BATCHES
-    rates = throughput(
-        predictors, test.x, batch_sizes, rounds=2 if quick else 3, min_s=0.5 if quick else 2.0
+    rates = sweep(
+        predictors,
+        {row: test.x for row in predictors},
+        batch_sizes,
+        rounds=2 if quick else 3,
+        min_s=0.5 if quick else 2.0,
     )
     results: dict[str, Any] = {
         "machine": harness.machine(),
@@ -255,17 +222,17 @@ def main(argv: list[str] | None = None) -> int:
     """Run the comparison, print the table, optionally write JSON; exit 0."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    from timesnet.predictor import _native_stdout_to_stderr
+    from timesnet.native_stdout import native_stdout_to_stderr
 
     # Paddle's oneDNN kernels print diagnostics to fd 1 at each new batch shape; keep
     # stdout for the table.
-    with _native_stdout_to_stderr():
+    with native_stdout_to_stderr():
         model_dirs = {"timesnet": args.timesnet, "tcn": args.tcn, **dict(args.also)}
         runtimes = tuple(args.runtimes or ["onnxruntime"])
         results = compare(model_dirs, args.quick, args.threads, runtimes)
     print(table(results))
+    harness.write_json(args.json, results)
     if args.json:
-        args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
         print(f"wrote {args.json}")
     return 0
 

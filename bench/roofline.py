@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 
 from bench import harness, runtimes
 from bench.flops import ModelFlops, count_model, tool_check
@@ -34,6 +33,7 @@ from bench.op_profile import (
     profile_paddle,
     summary,
 )
+from bench.predictor_rates import sweep
 
 log = logging.getLogger(__name__)
 
@@ -55,37 +55,6 @@ def windows(length: int) -> npt.NDArray[np.float32]:
     series = harness.uwave_series()
     usable = len(series) // length * length
     return np.ascontiguousarray(series[:usable].reshape(-1, length, series.shape[1]), np.float32)
-
-
-def windows_per_s(predictor: Any, x: npt.NDArray[np.float32], batch: int, min_s: float) -> float:
-    """predict_batch on full batches of `batch` windows cut from x, for at least min_s."""
-    batches = [np.resize(x[i : i + batch], (batch, *x.shape[1:])) for i in range(0, len(x), batch)]
-    predictor.predict_batch(batches[0])  # a new shape picks kernels and allocates
-    done, started = 0, time.perf_counter()
-    while True:
-        for chunk in batches:
-            predictor.predict_batch(chunk)
-            done += batch
-            elapsed = time.perf_counter() - started
-            if elapsed >= min_s and done >= 2 * batch:
-                return done / elapsed
-
-
-def sweep(
-    predictors: dict[str, Any],
-    x: dict[str, npt.NDArray[np.float32]],
-    batches: tuple[int, ...],
-    rounds: int,
-    min_s: float,
-) -> dict[str, dict[int, float]]:
-    """Best-of-rounds windows/s per predictor and batch, predictors taking turns each round."""
-    best: dict[str, dict[int, float]] = {key: {} for key in predictors}
-    for _ in range(rounds):
-        for key, predictor in predictors.items():
-            for batch in batches:
-                rate = windows_per_s(predictor, x[key], batch, min_s)
-                best[key][batch] = max(rate, best[key].get(batch, 0.0))
-    return best
 
 
 def measure(device: str, threads: int, quick: bool, profile: bool = True) -> dict[str, Any]:
@@ -235,8 +204,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Measure, print the tables, write the JSON; exit 2 with one line when no GPU is usable."""
     from bench.roofline_report import tables
+    from timesnet.native_stdout import native_stdout_to_stderr
     from timesnet.paddle_warnings import hide_ccache_warning
-    from timesnet.predictor import _native_stdout_to_stderr
 
     args = parse_args(argv)
     hide_ccache_warning()
@@ -247,17 +216,11 @@ def main(argv: list[str] | None = None) -> int:
             print(line)
             return 2
     started = time.monotonic()
-    with _native_stdout_to_stderr():  # Paddle's C++ prints to fd 1; stdout is for the tables
+    with native_stdout_to_stderr():  # Paddle's C++ prints to fd 1; stdout is for the tables
         results = measure(args.device, args.threads, args.quick)
-    results["machine"] = harness.machine()
-    results["versions"] = harness.versions()
-    results["run"] = {
-        "command": " ".join(["python -m bench.roofline", *(argv or sys.argv[1:])]),
-        "wall_s": time.monotonic() - started,
-    }
+    harness.record_run(results, "python -m bench.roofline", argv, started)
     print(tables(results))
-    if args.json:
-        args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    harness.write_json(args.json, results)
     return 0
 
 

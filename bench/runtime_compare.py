@@ -25,10 +25,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 
 from bench import harness, runtime_variants, runtimes
-from bench.roofline import sweep
+from bench.predictor_rates import sweep
 
 log = logging.getLogger(__name__)
 
@@ -254,8 +253,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Measure, print the table, write the JSON; exit 2 with one line when nothing can run."""
+    from timesnet.native_stdout import native_stdout_to_stderr
     from timesnet.paddle_warnings import hide_ccache_warning
-    from timesnet.predictor import _native_stdout_to_stderr
 
     args = parse_args(argv)
     hide_ccache_warning()
@@ -264,15 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
         return 2
     started = time.monotonic()
-    with _native_stdout_to_stderr():  # Paddle's C++ prints to fd 1; stdout is the table
+    with native_stdout_to_stderr():  # Paddle's C++ prints to fd 1; stdout is the table
         results = measure(args.device, args.threads, args.quick, args.ensemble, args.model)
-    results["machine"] = harness.machine()
-    results["versions"] = harness.versions()
-    results["run"] = {
-        "command": " ".join(["python -m bench.runtimes", *(argv or sys.argv[1:])]),
-        "wall_s": time.monotonic() - started,
-    }
+    harness.record_run(results, "python -m bench.runtimes", argv, started)
     print(table(results))
-    if args.json:
-        args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    harness.write_json(args.json, results)
     return 0

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from bench import harness, runtimes
 from bench.pipeline import expected_windows, run_worker, worker_config
@@ -224,8 +223,8 @@ def table(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Start (or use) a broker, compare, print the table, write the JSON."""
+    from timesnet.native_stdout import native_stdout_to_stderr
     from timesnet.paddle_warnings import hide_ccache_warning
-    from timesnet.predictor import _native_stdout_to_stderr
 
     parser = argparse.ArgumentParser(prog="python -m bench.user_loop", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller topics")
@@ -235,12 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     hide_ccache_warning()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    with harness.broker() as bootstrap, _native_stdout_to_stderr():
+    with harness.broker() as bootstrap, native_stdout_to_stderr():
         results = measure(bootstrap, args.threads, args.quick)
     results["machine"] = harness.machine()
     print(table(results))
-    if args.json:
-        args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    harness.write_json(args.json, results)
     return 0
 
 

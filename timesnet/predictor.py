@@ -24,7 +24,7 @@ import numpy.typing as npt
 from timesnet.engine import InferenceEngine, gpu_index
 from timesnet.errors import ModelError
 from timesnet.manifest import ModelManifest, load_manifest
-from timesnet.native_stdout import native_stdout_discarded, native_stdout_to_stderr
+from timesnet.native_stdout import native_stdout_discarded
 from timesnet.normalization import Normalization
 
 logger = logging.getLogger(__name__)
@@ -32,8 +32,6 @@ logger = logging.getLogger(__name__)
 Runtime = Literal["paddle", "onnxruntime", "openvino"]
 RUNTIMES: tuple[Runtime, ...] = ("paddle", "onnxruntime", "openvino")
 DEFAULT_RUNTIME: Runtime = "onnxruntime"
-# bench/model_compare.py imports the helper under this name
-_native_stdout_to_stderr = native_stdout_to_stderr
 
 
 class Predictor:
