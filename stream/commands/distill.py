@@ -17,6 +17,8 @@ from stream.commands.model import (
     add_augment_flags,
     add_fit_flags,
     add_optimizer_flags,
+    add_selection_flags,
+    add_timesnet_flags,
     command_line,
     model_errors,
     print_epoch,
@@ -39,18 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="stratified share of the training file held out to pick the epoch (default 0.25; "
         "0: train on every case for --epochs)",
     )
-    p.add_argument(
-        "--patience",
-        type=integer(1, 100_000),
-        default=25,
-        help="epochs without improvement to stop",
-    )
-    p.add_argument(
-        "--refit",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="retrain on all training data for the best epoch count (default on)",
-    )
+    add_selection_flags(p)
     p.add_argument(
         "--temperature",
         type=number(0, 100, above_low=True),
@@ -65,14 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_optimizer_flags(p)
     add_runtime_flag(p)  # what runs the teacher; the manifest's command line records it
-    p.add_argument("--d-model", type=integer(1, 4096), default=32)
-    p.add_argument("--d-ff", type=integer(1, 4096), default=32)
-    p.add_argument("--e-layers", type=integer(1, 64), default=2)
-    p.add_argument("--top-k", type=integer(1, 64), default=3, help="number of fixed FFT periods")
-    p.add_argument(
-        "--num-kernels", type=integer(1, 64), default=2, help="Inception kernels 1,3,..,2k-1"
-    )
-    p.add_argument("--dropout", type=number(0, 1, below_high=True), default=0.3)
+    add_timesnet_flags(p, num_kernels=2)
     add_augment_flags(p)
     p.add_argument(
         "--threads", type=integer(1, 1024), default=2, help="teacher's CPU math threads (default 2)"

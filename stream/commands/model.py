@@ -55,27 +55,9 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
         help="TimesNet: train 1/val-fraction members, each holding out another fold, "
         "for --epochs; ship their mean probabilities (default on)",
     )
-    p.add_argument(
-        "--patience",
-        type=integer(1, 100_000),
-        default=25,
-        help="epochs without improvement to stop",
-    )
-    p.add_argument(
-        "--refit",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="retrain on all training data for the best epoch count (default on)",
-    )
+    add_selection_flags(p)
     add_optimizer_flags(p)
-    p.add_argument("--d-model", type=integer(1, 4096), default=32)
-    p.add_argument("--d-ff", type=integer(1, 4096), default=32)
-    p.add_argument("--e-layers", type=integer(1, 64), default=2)
-    p.add_argument("--top-k", type=integer(1, 64), default=3, help="number of fixed FFT periods")
-    p.add_argument(
-        "--num-kernels", type=integer(1, 64), default=3, help="Inception kernels 1,3,..,2k-1"
-    )
-    p.add_argument("--dropout", type=number(0, 1, below_high=True), default=0.3)
+    add_timesnet_flags(p, num_kernels=3)
     p.add_argument(
         "--arch",
         choices=("timesnet", "tcn"),
@@ -110,6 +92,37 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     )
     add_augment_flags(p)
     p.set_defaults(func=_train, _parser=p)
+
+
+def add_selection_flags(p: argparse.ArgumentParser) -> None:
+    """--patience and --refit: how the validation run picks the epoch count (train, distill)."""
+    p.add_argument(
+        "--patience",
+        type=integer(1, 100_000),
+        default=25,
+        help="epochs without improvement to stop",
+    )
+    p.add_argument(
+        "--refit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="retrain on all training data for the best epoch count (default on)",
+    )
+
+
+def add_timesnet_flags(p: argparse.ArgumentParser, num_kernels: int) -> None:
+    """The TimesNet shape flags of train and distill (d_model ... dropout)."""
+    p.add_argument("--d-model", type=integer(1, 4096), default=32)
+    p.add_argument("--d-ff", type=integer(1, 4096), default=32)
+    p.add_argument("--e-layers", type=integer(1, 64), default=2)
+    p.add_argument("--top-k", type=integer(1, 64), default=3, help="number of fixed FFT periods")
+    p.add_argument(
+        "--num-kernels",
+        type=integer(1, 64),
+        default=num_kernels,
+        help="Inception kernels 1,3,..,2k-1",
+    )
+    p.add_argument("--dropout", type=number(0, 1, below_high=True), default=0.3)
 
 
 def add_fit_flags(p: argparse.ArgumentParser, epochs: int) -> None:
